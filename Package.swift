@@ -1,0 +1,77 @@
+// swift-tools-version:6.0
+// nimetrics: DTI and resting-state fMRI metrics for longitudinal clinical trials.
+import PackageDescription
+
+let package = Package(
+    name: "nimetrics",
+    products: [
+        // MARK: - Public API
+        .executable(name: "nimetrics", targets: ["nimetrics"]),
+        .library(name: "NIfTI", targets: ["NIfTI"]),
+        .library(name: "Diffusion", targets: ["Diffusion"]),
+        .library(name: "Functional", targets: ["Functional"]),
+        .library(name: "Trial", targets: ["Trial"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // MARK: - C libraries, wrapped once (implementation details)
+        // niftilib: a plain C target, because Debian's nifti headers include <znzlib.h>
+        // with angle brackets, which a system-library module map cannot resolve.
+        .target(
+            name: "CNIfTI",
+            linkerSettings: [
+                .linkedLibrary("nifti2"), .linkedLibrary("znz"),
+                .linkedLibrary("z"), .linkedLibrary("m"),
+            ]
+        ),
+        .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
+        .systemLibrary(name: "CFFTW", pkgConfig: "fftw3", providers: [.apt(["libfftw3-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+
+        // MARK: - File layer
+        /// Write-to-temporary-then-rename, so no output is ever half-written.
+        .target(name: "AtomicFiles"),
+        /// NIfTI-1/NIfTI-2 headers and voxel data, read and written through niftilib.
+        .target(name: "NIfTI", dependencies: ["CNIfTI", "CDeflate", "AtomicFiles"]),
+        /// TSV tables, JSON sidecars, BIDS-style text formats.
+        .target(name: "Tabular", dependencies: ["AtomicFiles"]),
+
+        // MARK: - Maths (no files, no visits)
+        /// Label atlases and deterministic regional statistics.
+        .target(name: "Parcellation"),
+        /// Gradient tables, the diffusion tensor model, its fits and metrics.
+        .target(name: "Diffusion"),
+        /// Resting-state signal cleaning, spectra, connectivity and graph summaries.
+        .target(name: "Functional", dependencies: ["CFFTW"]),
+
+        // MARK: - Synthetic data with known truth (tests and the demo trial)
+        .target(name: "Phantoms", dependencies: ["NIfTI", "Tabular", "Diffusion"]),
+
+        // MARK: - Per-visit pipelines: files -> models -> metrics -> files
+        .target(name: "Pipelines", dependencies: ["NIfTI", "Tabular", "Parcellation", "Diffusion", "Functional"]),
+
+        // MARK: - Cohort layer: visits, clinical data, group tables, SQLite
+        .target(name: "Trial", dependencies: ["Pipelines", "Tabular", "CSQLite"]),
+
+        // MARK: - Command-line tool (thin: parse, call the library, report)
+        .executableTarget(
+            name: "nimetrics",
+            dependencies: [
+                "NIfTI", "Pipelines", "Trial", "Phantoms",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // MARK: - Tests
+        .testTarget(name: "NIfTITests", dependencies: ["NIfTI"]),
+        .testTarget(name: "TabularTests", dependencies: ["Tabular"]),
+        .testTarget(name: "ParcellationTests", dependencies: ["Parcellation"]),
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"]),
+        .testTarget(name: "FunctionalTests", dependencies: ["Functional"]),
+        .testTarget(name: "PipelinesTests", dependencies: ["Pipelines", "Phantoms", "NIfTI"]),
+        .testTarget(name: "TrialTests", dependencies: ["Trial", "Phantoms"]),
+        .testTarget(name: "CLITests", dependencies: ["nimetrics", "NIfTI", "Phantoms"]),
+    ]
+)

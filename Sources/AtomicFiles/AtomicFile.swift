@@ -1,0 +1,94 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// Errors raised while writing an output atomically.
+public struct AtomicWriteError: Error, CustomStringConvertible, Sendable {
+    public let path: String
+    public let reason: String
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
+    public var description: String { "\(path): \(reason)" }
+}
+
+/// Writes files so that a reader (or a restarted run) only ever sees a complete file or none.
+///
+/// The content goes to a hidden temporary file in the target's own folder (so the final
+/// `rename(2)` stays on one file system and is atomic), is flushed with `fsync`, and is then
+/// renamed over the final name. If anything fails, the temporary file is removed.
+public enum AtomicFile {
+    /// Prefix of every temporary file this module creates; cleanup code and tests look for it.
+    public static let temporaryPrefix = ".nimetrics-tmp-"
+
+    /// A fresh temporary path beside `path`, keeping its extension (niftilib chooses the
+    /// format and compression from the file name, so `.nii.gz` must stay at the end).
+    public static func temporaryPath(for path: String) -> String {
+        let url = URL(fileURLWithPath: path)
+        let folder = url.deletingLastPathComponent().path
+        let name = url.lastPathComponent
+        let token = UInt64.random(in: 0...UInt64.max)
+        let hex = String(token, radix: 16)
+        return folder + "/" + temporaryPrefix + "\(getpid())-" + hex + "-" + name
+    }
+
+    /// Runs `body` with a temporary path, then moves the file it wrote to `path`.
+    ///
+    /// - Parameters:
+    ///   - path: the final destination.
+    ///   - body: writes the complete file at the path it is given.
+    /// - Throws: whatever `body` throws, or ``AtomicWriteError`` if the rename fails.
+    public static func write(to path: String, _ body: (String) throws -> Void) throws {
+        let temporary = temporaryPath(for: path)
+        do {
+            try body(temporary)
+            try syncFile(at: temporary)
+            guard rename(temporary, path) == 0 else {
+                throw AtomicWriteError(path: path, reason: "cannot move the finished file into place: \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+    }
+
+    /// Writes `data` to `path` atomically.
+    public static func write(_ data: Data, to path: String) throws {
+        try write(to: path) { temporary in
+            guard FileManager.default.createFile(atPath: temporary, contents: data) else {
+                throw AtomicWriteError(path: path, reason: "cannot create file: \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// Writes `text` as UTF-8 to `path` atomically.
+    public static func write(_ text: String, to path: String) throws {
+        try write(Data(text.utf8), to: path)
+    }
+
+    /// Makes sure a finished temporary file reached the disk before it is renamed.
+    private static func syncFile(at path: String) throws {
+        let descriptor = open(path, O_RDONLY)
+        guard descriptor >= 0 else {
+            throw AtomicWriteError(path: path, reason: "the written file vanished before it was moved into place")
+        }
+        defer { close(descriptor) }
+        _ = fsync(descriptor)
+    }
+
+    /// Removes temporary files left in `folder` by a process that was killed mid-write.
+    /// - Returns: the number of files removed.
+    @discardableResult
+    public static func removeStaleTemporaries(in folder: String) -> Int {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return 0 }
+        var removed = 0
+        for name in names where name.hasPrefix(temporaryPrefix) {
+            if unlink(folder + "/" + name) == 0 { removed += 1 }
+        }
+        return removed
+    }
+}

@@ -1,0 +1,1 @@
+// The Diffusion module; see Package.swift for what it holds.

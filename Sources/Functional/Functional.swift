@@ -1,0 +1,1 @@
+// The Functional module; see Package.swift for what it holds.

@@ -1,0 +1,1 @@
+// The NIfTI module; see Package.swift for what it holds.

@@ -1,0 +1,1 @@
+// The Parcellation module; see Package.swift for what it holds.

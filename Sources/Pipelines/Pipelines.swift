@@ -1,0 +1,1 @@
+// The Pipelines module; see Package.swift for what it holds.

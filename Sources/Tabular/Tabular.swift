@@ -1,0 +1,1 @@
+// The Tabular module; see Package.swift for what it holds.

@@ -1,0 +1,1 @@
+// The Trial module; see Package.swift for what it holds.
