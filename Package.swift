@@ -59,7 +59,7 @@ let package = Package(
         .executableTarget(
             name: "nimetrics",
             dependencies: [
-                "NIfTI", "Pipelines", "Trial", "Phantoms",
+                "NIfTI", "Tabular", "Pipelines", "Trial", "Phantoms",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

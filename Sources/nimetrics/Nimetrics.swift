@@ -1,9 +1,16 @@
 import ArgumentParser
 
+/// The `nimetrics` command: one subcommand per file in this folder.
 @main
 struct Nimetrics: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nimetrics",
-        abstract: "DTI and resting-state fMRI metrics for the visits of a clinical trial."
+        abstract: "DTI and resting-state fMRI metrics for the visits of a clinical trial.",
+        discussion: """
+            Reads NIfTI diffusion and BOLD images, computes tensor metrics and connectivity \
+            summaries per region, and links them to participants, visits and clinical scores.
+            """,
+        version: NimetricsVersion.string,
+        subcommands: [InfoCommand.self]
     )
 }

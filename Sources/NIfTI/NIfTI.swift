@@ -1,1 +1,0 @@
-// The NIfTI module; see Package.swift for what it holds.

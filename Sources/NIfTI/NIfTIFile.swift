@@ -1,0 +1,263 @@
+import Dispatch
+import Foundation
+
+/// The floating-point types voxels are converted to on reading.
+public protocol NIfTIScalar: BinaryFloatingPoint, Sendable {
+    init(_ value: Double)
+}
+extension Float: NIfTIScalar {}
+extension Double: NIfTIScalar {}
+
+/// A NIfTI image: its header and its voxels, converted to `Scalar` with scaling applied,
+/// in file order (x fastest, then y, z, then volumes).
+public struct NIfTIImage<Scalar: NIfTIScalar>: Sendable {
+    public var header: NIfTIHeader
+    public var voxels: [Scalar]
+
+    public init(header: NIfTIHeader, voxels: [Scalar]) {
+        self.header = header
+        self.voxels = voxels
+    }
+
+    /// Voxel `i` of volume `volume`.
+    public subscript(voxel i: Int, volume volume: Int) -> Scalar {
+        voxels[volume * header.voxelsPerVolume + i]
+    }
+}
+
+/// Reading and writing NIfTI-1 and NIfTI-2 files (.nii, .nii.gz, .hdr/.img pairs).
+public enum NIfTIFile {
+    /// The header of `path`, parsed by niftilib after nimetrics's own sanity checks.
+    /// - Throws: ``NIfTIError`` naming the file and the problem.
+    public static func readHeader(_ path: String) throws -> NIfTIHeader {
+        try readHeaderWithLibrary(path: headerPath(for: path))
+    }
+
+    /// Reads a whole image, converting every datatype to `Scalar` and applying
+    /// `scl_slope`/`scl_inter` as nibabel does.
+    ///
+    /// - Parameters:
+    ///   - path: a .nii, .nii.gz or .hdr (the .img beside it is found) file.
+    ///   - threads: threads used to convert voxels (the result does not depend on it).
+    /// - Throws: ``NIfTIError`` (missing, not NIfTI, truncated, corrupt, unsupported).
+    public static func read<Scalar: NIfTIScalar>(_ path: String, as _: Scalar.Type = Float.self, threads: Int = 1) throws -> NIfTIImage<Scalar> {
+        let header = try readHeader(path)
+        let bytes = try readAllData(header: header, reportPath: path)
+        let count = header.voxelCount
+        let voxels = [Scalar](unsafeUninitializedCapacity: count) { output, initialized in
+            convertVoxels(bytes.bytes, header: header, into: output, threads: threads)
+            initialized = count
+        }
+        return NIfTIImage(header: header, voxels: voxels)
+    }
+
+    /// Opens a 4D image for reading one 3D volume at a time, so a long run never has to be in
+    /// memory whole.
+    public static func volumes(_ path: String) throws -> NIfTIVolumeReader {
+        try NIfTIVolumeReader(path: path)
+    }
+
+    /// Writes voxels as a NIfTI-1 file (NIfTI-2 when a dimension exceeds 32767), carrying
+    /// the geometry (sform, qform, their codes, voxel sizes, units) of `geometry`.
+    ///
+    /// The file is written to a temporary name beside `path` and renamed into place, so an
+    /// interrupted run never leaves a half-written file under the final name. A path ending in
+    /// `.gz` is gzip-compressed (libdeflate, `compressionLevel`).
+    ///
+    /// - Parameters:
+    ///   - voxels: values in file order; `shape.reduce(1, *)` of them.
+    ///   - shape: the output dimensions (spatial first, then volumes).
+    ///   - datatype: `.float32`, `.int16`, `.uint8` (labels and masks) or any other type;
+    ///     values are rounded and clamped for integer types.
+    ///   - geometry: the header whose grid the output shares.
+    public static func write<Scalar: BinaryFloatingPoint>(
+        _ voxels: [Scalar], shape: [Int], datatype: NIfTIDataType = .float32,
+        geometry: NIfTIHeader, to path: String, description: String = "nimetrics",
+        compressionLevel: Int = 6
+    ) throws {
+        guard shape.reduce(1, *) == voxels.count, !shape.isEmpty, shape.count <= 7 else {
+            throw NIfTIError(path: path, kind: .invalidArgument,
+                             reason: "cannot write \(voxels.count) voxels as shape \(shape)")
+        }
+        var header = geometry
+        header.shape = shape
+        var pixdim = Array(geometry.pixdim.prefix(shape.count))
+        while pixdim.count < shape.count { pixdim.append(1) }
+        header.pixdim = pixdim
+        header.descriptionText = description
+        header.datatype = datatype
+        let prefix = try encodeHeader(header, datatype: datatype, path: path)
+        let dataBytes = voxels.count * datatype.size
+        let total = prefix.count + dataBytes
+        let buffer = ByteBuffer(count: total)
+        prefix.withUnsafeBytes { buffer.pointer.copyMemory(from: $0.baseAddress!, byteCount: prefix.count) }
+        storeVoxels(voxels, as: datatype, into: buffer.pointer + prefix.count)
+        let output: Data
+        if path.hasSuffix(".gz") {
+            output = try gzipCompress(buffer.bytes, level: compressionLevel, path: path)
+        } else {
+            output = Data(buffer.bytes)
+        }
+        do {
+            try AtomicFile.write(output, to: path)
+        } catch {
+            throw NIfTIError(path: path, kind: .writeFailed, reason: "cannot write: \(error)")
+        }
+    }
+
+    /// The header file of an image given by any of its names (`x.img` -> `x.hdr`).
+    static func headerPath(for path: String) -> String {
+        for (image, header) in [(".img", ".hdr"), (".img.gz", ".hdr.gz")] where path.hasSuffix(image) {
+            return String(path.dropLast(image.count)) + header
+        }
+        return path
+    }
+}
+
+import AtomicFiles
+
+/// Streams the volumes of a 3D or 4D image in order, one at a time, through zlib.
+public final class NIfTIVolumeReader {
+    public let header: NIfTIHeader
+    /// The index of the next volume `next(into:)` returns.
+    public private(set) var nextIndex = 0
+    private let stream: GzipStream
+    private let raw: ByteBuffer
+    private let path: String
+
+    init(path: String) throws {
+        header = try NIfTIFile.readHeader(path)
+        self.path = path
+        let volumeBytes = header.voxelsPerVolume * header.datatype.size
+        stream = try GzipStream(path: header.dataPath, offset: header.dataOffset, reportPath: path,
+                                expectedBytes: volumeBytes * header.volumeCount)
+        raw = ByteBuffer(count: volumeBytes)
+    }
+
+    /// Reads the next volume into `volume` (resized to one volume), or returns false after the last.
+    /// - Throws: ``NIfTIError`` when the data are truncated or the stream is corrupt.
+    public func next<Scalar: NIfTIScalar>(into volume: inout [Scalar]) throws -> Bool {
+        guard nextIndex < header.volumeCount else { return false }
+        try stream.read(into: raw.pointer, count: raw.count, alreadyRead: nextIndex * raw.count)
+        let count = header.voxelsPerVolume
+        if volume.count != count { volume = [Scalar](repeating: 0, count: count) }
+        volume.withUnsafeMutableBufferPointer { convertVoxels(raw.bytes, header: header, into: $0, threads: 1) }
+        nextIndex += 1
+        return true
+    }
+}
+
+// MARK: - Conversion
+
+/// Converts stored voxels to floating point, byte-swapping and scaling as needed, split
+/// across `threads` (each thread converts a disjoint range).
+func convertVoxels<Scalar: NIfTIScalar>(_ bytes: UnsafeRawBufferPointer, header: NIfTIHeader,
+                                        into output: UnsafeMutableBufferPointer<Scalar>, threads: Int) {
+    let count = output.count
+    let chunks = max(1, min(threads, count / 65_536))
+    // Each iteration converts a disjoint range of `destination`; the pointers are only read
+    // or written within that range, so sharing them across threads is safe.
+    nonisolated(unsafe) let source = bytes.baseAddress!
+    let scaling = header.scaling
+    let swapped = header.byteSwapped
+    let datatype = header.datatype
+    nonisolated(unsafe) let destination = output.baseAddress!
+    DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+        let start = chunk * count / chunks
+        let end = (chunk + 1) * count / chunks
+        switch datatype {
+        case .uint8: convertRange(source, UInt8.self, destination, start, end, swapped, scaling)
+        case .int8: convertRange(source, Int8.self, destination, start, end, swapped, scaling)
+        case .int16: convertRange(source, Int16.self, destination, start, end, swapped, scaling)
+        case .uint16: convertRange(source, UInt16.self, destination, start, end, swapped, scaling)
+        case .int32: convertRange(source, Int32.self, destination, start, end, swapped, scaling)
+        case .uint32: convertRange(source, UInt32.self, destination, start, end, swapped, scaling)
+        case .int64: convertRange(source, Int64.self, destination, start, end, swapped, scaling)
+        case .uint64: convertRange(source, UInt64.self, destination, start, end, swapped, scaling)
+        case .float32: convertRange(source, Float32Bits.self, destination, start, end, swapped, scaling)
+        case .float64: convertRange(source, Float64Bits.self, destination, start, end, swapped, scaling)
+        }
+    }
+}
+
+/// A stored voxel type: loads from unaligned bytes, swaps, and widens to Double.
+protocol StoredVoxel {
+    static func value(at pointer: UnsafeRawPointer, swapped: Bool) -> Double
+}
+
+extension StoredVoxel where Self: FixedWidthInteger {
+    @inline(__always)
+    static func value(at pointer: UnsafeRawPointer, swapped: Bool) -> Double {
+        let raw = pointer.loadUnaligned(as: Self.self)
+        return Double(swapped ? raw.byteSwapped : raw)
+    }
+}
+extension UInt8: StoredVoxel {}
+extension Int8: StoredVoxel {}
+extension Int16: StoredVoxel {}
+extension UInt16: StoredVoxel {}
+extension Int32: StoredVoxel {}
+extension UInt32: StoredVoxel {}
+extension Int64: StoredVoxel {}
+extension UInt64: StoredVoxel {}
+
+enum Float32Bits: StoredVoxel {
+    @inline(__always)
+    static func value(at pointer: UnsafeRawPointer, swapped: Bool) -> Double {
+        let bits = pointer.loadUnaligned(as: UInt32.self)
+        return Double(Float(bitPattern: swapped ? bits.byteSwapped : bits))
+    }
+}
+enum Float64Bits: StoredVoxel {
+    @inline(__always)
+    static func value(at pointer: UnsafeRawPointer, swapped: Bool) -> Double {
+        let bits = pointer.loadUnaligned(as: UInt64.self)
+        return Double(bitPattern: swapped ? bits.byteSwapped : bits)
+    }
+}
+
+@inline(__always)
+private func convertRange<Stored: StoredVoxel, Scalar: NIfTIScalar>(
+    _ source: UnsafeRawPointer, _: Stored.Type, _ destination: UnsafeMutablePointer<Scalar>,
+    _ start: Int, _ end: Int, _ swapped: Bool, _ scaling: (slope: Double, intercept: Double)?
+) {
+    let size = Stored.self == Float32Bits.self ? 4 : Stored.self == Float64Bits.self ? 8 : MemoryLayout<Stored>.size
+    if let (slope, intercept) = scaling {
+        for i in start..<end {
+            destination[i] = Scalar(Stored.value(at: source + i * size, swapped: swapped) * slope + intercept)
+        }
+    } else {
+        for i in start..<end {
+            destination[i] = Scalar(Stored.value(at: source + i * size, swapped: swapped))
+        }
+    }
+}
+
+/// Stores voxels in `datatype`, little-endian (native on every platform nimetrics runs on);
+/// integer types round to nearest and clamp to their range, NaN becomes 0.
+private func storeVoxels<Scalar: BinaryFloatingPoint>(_ voxels: [Scalar], as datatype: NIfTIDataType, into destination: UnsafeMutableRawPointer) {
+    func integers<T: FixedWidthInteger>(_: T.Type) {
+        let out = destination.bindMemory(to: T.self, capacity: voxels.count)
+        let low = Double(T.min), high = Double(T.max)
+        for (i, v) in voxels.enumerated() {
+            let d = Double(v)
+            out[i] = d.isNaN ? 0 : T(min(max(d.rounded(), low), high))
+        }
+    }
+    switch datatype {
+    case .float32:
+        let out = destination.bindMemory(to: Float.self, capacity: voxels.count)
+        for (i, v) in voxels.enumerated() { out[i] = Float(v) }
+    case .float64:
+        let out = destination.bindMemory(to: Double.self, capacity: voxels.count)
+        for (i, v) in voxels.enumerated() { out[i] = Double(v) }
+    case .uint8: integers(UInt8.self)
+    case .int8: integers(Int8.self)
+    case .int16: integers(Int16.self)
+    case .uint16: integers(UInt16.self)
+    case .int32: integers(Int32.self)
+    case .uint32: integers(UInt32.self)
+    case .int64: integers(Int64.self)
+    case .uint64: integers(UInt64.self)
+    }
+}

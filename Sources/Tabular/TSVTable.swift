@@ -1,0 +1,125 @@
+import AtomicFiles
+import Foundation
+
+/// A problem in a text table, naming the file and (where it applies) the line.
+public struct TableError: Error, CustomStringConvertible, Equatable, Sendable {
+    public let source: String
+    public let reason: String
+    public init(source: String, reason: String) {
+        self.source = source
+        self.reason = reason
+    }
+    public var description: String { "\(source): \(reason)" }
+}
+
+/// A tab-separated table with a header row, as BIDS and fMRIPrep write them.
+///
+/// Missing values are `n/a`; numeric reads turn them (and empty cells) into NaN.
+public struct TSVTable: Equatable, Sendable {
+    public var columns: [String]
+    public var rows: [[String]]
+    /// Where the table came from, for error messages.
+    public var source: String
+
+    public init(columns: [String], rows: [[String]] = [], source: String = "table") {
+        self.columns = columns
+        self.rows = rows
+        self.source = source
+    }
+
+    /// Parses TSV text. Every row must have as many cells as the header.
+    /// - Throws: ``TableError`` for an empty table, duplicate column names or ragged rows.
+    public init(text: String, source: String) throws {
+        self.source = source
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> Substring in
+            line.hasSuffix("\r") ? line.dropLast() : line
+        }
+        while let last = lines.last, last.trimmingCharacters(in: .whitespaces).isEmpty { lines.removeLast() }
+        guard let headerLine = lines.first, !headerLine.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw TableError(source: source, reason: "empty table: no header row")
+        }
+        columns = headerLine.split(separator: "\t", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespaces) }
+        var seen = Set<String>()
+        for name in columns where !seen.insert(name).inserted {
+            throw TableError(source: source, reason: "duplicate column '\(name)'")
+        }
+        rows = []
+        for (number, line) in lines.dropFirst().enumerated() {
+            let cells = line.split(separator: "\t", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespaces) }
+            guard cells.count == columns.count else {
+                throw TableError(source: source, reason: "line \(number + 2) has \(cells.count) fields, the header has \(columns.count)")
+            }
+            rows.append(cells)
+        }
+    }
+
+    /// Reads and parses a TSV file.
+    public static func read(_ path: String) throws -> TSVTable {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw TableError(source: path, reason: "no such file")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw TableError(source: path, reason: "cannot read the file")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw TableError(source: path, reason: "not UTF-8 text")
+        }
+        return try TSVTable(text: text, source: path)
+    }
+
+    /// The index of a column, if present.
+    public func index(of column: String) -> Int? { columns.firstIndex(of: column) }
+
+    /// The cells of a column.
+    /// - Throws: ``TableError`` if there is no such column.
+    public func column(_ name: String) throws -> [String] {
+        guard let index = index(of: name) else {
+            throw TableError(source: source, reason: "missing column '\(name)'")
+        }
+        return rows.map { $0[index] }
+    }
+
+    /// A numeric column: `n/a` and empty cells become NaN; anything else that is not a
+    /// number is an error naming the line.
+    public func numericColumn(_ name: String) throws -> [Double] {
+        let cells = try column(name)
+        return try cells.enumerated().map { line, cell in
+            if cell == "n/a" || cell.isEmpty { return .nan }
+            guard let value = Double(cell) else {
+                throw TableError(source: source, reason: "line \(line + 2), column '\(name)': '\(cell)' is not a number")
+            }
+            return value
+        }
+    }
+
+    /// Appends a row; it must have one cell per column.
+    public mutating func append(_ row: [String]) {
+        precondition(row.count == columns.count, "a row needs one cell per column")
+        rows.append(row)
+    }
+
+    /// The table as TSV text, ending with a newline.
+    public var text: String {
+        var out = columns.joined(separator: "\t") + "\n"
+        for row in rows { out += row.joined(separator: "\t") + "\n" }
+        return out
+    }
+
+    /// Writes the table atomically.
+    public func write(to path: String) throws {
+        try AtomicFile.write(text, to: path)
+    }
+}
+
+/// A cell for a number: shortest round-trip text, `n/a` for NaN, infinities and nil.
+public func tsvCell(_ value: Double?) -> String {
+    guard let value, value.isFinite else { return "n/a" }
+    return formatJSONNumber(value)
+}
+
+/// A cell for a Float: its own shortest text (so 0.1 as Float prints 0.1, not 0.10000000149).
+public func tsvCell(_ value: Float?) -> String {
+    guard let value, value.isFinite else { return "n/a" }
+    if value == value.rounded(), abs(value) < 1e7 { return String(Int64(value)) }
+    return "\(value)"
+}

@@ -1,1 +1,0 @@
-// The Tabular module; see Package.swift for what it holds.
