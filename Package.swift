@@ -70,6 +70,7 @@ let package = Package(
         .testTarget(name: "ParcellationTests", dependencies: ["Parcellation"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"]),
         .testTarget(name: "FunctionalTests", dependencies: ["Functional"]),
+        .testTarget(name: "PhantomsTests", dependencies: ["Phantoms", "NIfTI", "Tabular"]),
         .testTarget(name: "PipelinesTests", dependencies: ["Pipelines", "Phantoms", "NIfTI"]),
         .testTarget(name: "TrialTests", dependencies: ["Trial", "Phantoms"]),
         .testTarget(name: "CLITests", dependencies: ["nimetrics", "NIfTI", "Phantoms"]),
