@@ -30,11 +30,15 @@ let package = Package(
         .systemLibrary(name: "CFFTW", pkgConfig: "fftw3", providers: [.apt(["libfftw3-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
 
+        /// Slab-parallel loops over shared preallocated buffers (the one place raw pointers
+        /// cross threads).
+        .target(name: "SlabParallel"),
+
         // MARK: - File layer
         /// Write-to-temporary-then-rename, so no output is ever half-written.
         .target(name: "AtomicFiles"),
         /// NIfTI-1/NIfTI-2 headers and voxel data, read and written through niftilib.
-        .target(name: "NIfTI", dependencies: ["CNIfTI", "CDeflate", "AtomicFiles"]),
+        .target(name: "NIfTI", dependencies: ["CNIfTI", "CDeflate", "AtomicFiles", "SlabParallel"]),
         /// TSV tables, JSON sidecars, BIDS-style text formats.
         .target(name: "Tabular", dependencies: ["AtomicFiles"]),
 
@@ -50,7 +54,7 @@ let package = Package(
         .target(name: "Phantoms", dependencies: ["NIfTI", "Tabular", "Diffusion"]),
 
         // MARK: - Per-visit pipelines: files -> models -> metrics -> files
-        .target(name: "Pipelines", dependencies: ["NIfTI", "Tabular", "Parcellation", "Diffusion", "Functional"]),
+        .target(name: "Pipelines", dependencies: ["SlabParallel", "NIfTI", "Tabular", "Parcellation", "Diffusion", "Functional"]),
 
         // MARK: - Cohort layer: visits, clinical data, group tables, SQLite
         .target(name: "Trial", dependencies: ["Pipelines", "Tabular", "CSQLite"]),

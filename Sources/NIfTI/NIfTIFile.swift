@@ -1,5 +1,5 @@
-import Dispatch
 import Foundation
+import SlabParallel
 
 /// The floating-point types voxels are converted to on reading.
 public protocol NIfTIScalar: BinaryFloatingPoint, Sendable {
@@ -154,28 +154,28 @@ public final class NIfTIVolumeReader {
 func convertVoxels<Scalar: NIfTIScalar>(_ bytes: UnsafeRawBufferPointer, header: NIfTIHeader,
                                         into output: UnsafeMutableBufferPointer<Scalar>, threads: Int) {
     let count = output.count
-    let chunks = max(1, min(threads, count / 65_536))
-    // Each iteration converts a disjoint range of `destination`; the pointers are only read
-    // or written within that range, so sharing them across threads is safe.
-    nonisolated(unsafe) let source = bytes.baseAddress!
+    // Conversion is per voxel, so any split gives the same result; small images stay on
+    // the calling thread.
+    let slabs = max(1, min(threads, count / 65_536))
+    let source = SharedReadBuffer(bytes.bindMemory(to: UInt8.self))
+    let destination = SharedBuffer(output)
     let scaling = header.scaling
     let swapped = header.byteSwapped
     let datatype = header.datatype
-    nonisolated(unsafe) let destination = output.baseAddress!
-    DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-        let start = chunk * count / chunks
-        let end = (chunk + 1) * count / chunks
+    forEachSlab(count: count, threads: slabs) { range in
+        let from = UnsafeRawPointer(source.base), to = destination.base
+        let (start, end) = (range.lowerBound, range.upperBound)
         switch datatype {
-        case .uint8: convertRange(source, UInt8.self, destination, start, end, swapped, scaling)
-        case .int8: convertRange(source, Int8.self, destination, start, end, swapped, scaling)
-        case .int16: convertRange(source, Int16.self, destination, start, end, swapped, scaling)
-        case .uint16: convertRange(source, UInt16.self, destination, start, end, swapped, scaling)
-        case .int32: convertRange(source, Int32.self, destination, start, end, swapped, scaling)
-        case .uint32: convertRange(source, UInt32.self, destination, start, end, swapped, scaling)
-        case .int64: convertRange(source, Int64.self, destination, start, end, swapped, scaling)
-        case .uint64: convertRange(source, UInt64.self, destination, start, end, swapped, scaling)
-        case .float32: convertRange(source, Float32Bits.self, destination, start, end, swapped, scaling)
-        case .float64: convertRange(source, Float64Bits.self, destination, start, end, swapped, scaling)
+        case .uint8: convertRange(from, UInt8.self, to, start, end, swapped, scaling)
+        case .int8: convertRange(from, Int8.self, to, start, end, swapped, scaling)
+        case .int16: convertRange(from, Int16.self, to, start, end, swapped, scaling)
+        case .uint16: convertRange(from, UInt16.self, to, start, end, swapped, scaling)
+        case .int32: convertRange(from, Int32.self, to, start, end, swapped, scaling)
+        case .uint32: convertRange(from, UInt32.self, to, start, end, swapped, scaling)
+        case .int64: convertRange(from, Int64.self, to, start, end, swapped, scaling)
+        case .uint64: convertRange(from, UInt64.self, to, start, end, swapped, scaling)
+        case .float32: convertRange(from, Float32Bits.self, to, start, end, swapped, scaling)
+        case .float64: convertRange(from, Float64Bits.self, to, start, end, swapped, scaling)
         }
     }
 }

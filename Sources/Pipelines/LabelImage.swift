@@ -1,0 +1,122 @@
+import Foundation
+import NIfTI
+import Tabular
+
+/// One row of an atlas's label table.
+public struct LabelTableEntry: Equatable, Sendable {
+    public var index: Int
+    public var name: String
+    public var network: String?
+    public init(index: Int, name: String, network: String? = nil) {
+        self.index = index
+        self.name = name
+        self.network = network
+    }
+}
+
+/// Reading a label atlas (a NIfTI label image plus its BIDS-style TSV) onto a data grid.
+public enum LabelImage {
+    /// The TSV conventionally beside a label image: `atlas.nii.gz` -> `atlas.tsv`.
+    public static func defaultTablePath(for imagePath: String) -> String {
+        for suffix in [".nii.gz", ".nii", ".hdr", ".hdr.gz"] where imagePath.hasSuffix(suffix) {
+            return String(imagePath.dropLast(suffix.count)) + ".tsv"
+        }
+        return imagePath + ".tsv"
+    }
+
+    /// Reads a label table: a TSV with columns `index` and `name` and optionally `network`
+    /// (BIDS `dseg.tsv` style; other columns are ignored).
+    /// - Throws: ``PipelineError`` for missing columns, non-integer or negative indexes,
+    ///   duplicate indexes.
+    public static func readTable(_ path: String) throws -> [LabelTableEntry] {
+        let table = try TSVTable.read(path)
+        guard let indexColumn = table.index(of: "index") else {
+            throw PipelineError(path, "atlas table has no 'index' column (columns: \(table.columns.joined(separator: ", ")))")
+        }
+        let nameColumn = table.index(of: "name") ?? table.index(of: "label")
+        let networkColumn = table.index(of: "network")
+        var entries: [LabelTableEntry] = []
+        var seen = Set<Int>()
+        for (line, row) in table.rows.enumerated() {
+            guard let index = Int(row[indexColumn]), index > 0 else {
+                throw PipelineError(path, "line \(line + 2): index '\(row[indexColumn])' is not a positive integer")
+            }
+            guard seen.insert(index).inserted else {
+                throw PipelineError(path, "line \(line + 2): duplicate index \(index)")
+            }
+            let name = nameColumn.map { row[$0] }.flatMap { $0.isEmpty || $0 == "n/a" ? nil : $0 } ?? String(index)
+            let network = networkColumn.map { row[$0] }.flatMap { $0.isEmpty || $0 == "n/a" ? nil : $0 }
+            entries.append(LabelTableEntry(index: index, name: name, network: network))
+        }
+        return entries.sorted { $0.index < $1.index }
+    }
+
+    /// Reads label values onto `grid`.
+    ///
+    /// The label image must share the data's grid (shape and affine within 1e-3 mm), unless
+    /// `resample` is set, in which case each data voxel takes the label of the atlas voxel
+    /// nearest to its centre in world coordinates (0 outside the atlas).
+    /// - Returns: one label per voxel of `grid`'s first volume.
+    /// - Throws: ``PipelineError`` for non-integer or negative labels and grid mismatches,
+    ///   ``NIfTIError`` for unreadable files.
+    public static func readLabels(_ path: String, onto grid: NIfTIHeader, resample: Bool, gridName: String) throws -> [Int32] {
+        let image = try NIfTIFile.read(path, as: Double.self)
+        guard image.header.volumeCount == 1 else {
+            throw PipelineError(path, "an atlas must be a 3D label image, this one has \(image.header.volumeCount) volumes")
+        }
+        var labels = [Int32](repeating: 0, count: image.voxels.count)
+        for (i, value) in image.voxels.enumerated() {
+            guard value.isFinite, value == value.rounded(), value >= 0, value <= Double(Int32.max) else {
+                throw PipelineError(path, "label image holds \(value) at voxel \(i): labels must be non-negative integers")
+            }
+            labels[i] = Int32(value)
+        }
+        if image.header.hasSameGrid(as: grid) { return labels }
+        guard resample else {
+            let s = image.header.spatialShape, t = grid.spatialShape
+            throw PipelineError(path, "atlas grid \(s.x)x\(s.y)x\(s.z) (max affine difference \(String(format: "%.3g", image.header.affine.maximumDifference(to: grid.affine))) mm) differs from the \(gridName) grid \(t.x)x\(t.y)x\(t.z); resample the atlas, or ask for nearest-neighbour resampling")
+        }
+        return nearestNeighbour(labels, from: image.header, onto: grid)
+    }
+
+    /// Nearest-neighbour resampling of a label image onto another grid.
+    static func nearestNeighbour(_ labels: [Int32], from source: NIfTIHeader, onto target: NIfTIHeader) -> [Int32] {
+        let inverse = invertAffine(source.affine)
+        let s = source.spatialShape, t = target.spatialShape
+        let targetAffine = target.affine
+        var output = [Int32](repeating: 0, count: t.x * t.y * t.z)
+        for k in 0..<t.z {
+            for j in 0..<t.y {
+                for i in 0..<t.x {
+                    let (x, y, z) = targetAffine.apply(Double(i), Double(j), Double(k))
+                    let (si, sj, sk) = inverse.apply(x, y, z)
+                    let a = Int(si.rounded()), b = Int(sj.rounded()), c = Int(sk.rounded())
+                    guard a >= 0, a < s.x, b >= 0, b < s.y, c >= 0, c < s.z else { continue }
+                    output[i + t.x * (j + t.y * k)] = labels[a + s.x * (b + s.y * c)]
+                }
+            }
+        }
+        return output
+    }
+}
+
+/// Inverse of a voxel-to-world affine (its linear block must be invertible).
+func invertAffine(_ a: Affine) -> Affine {
+    let m = a.linear
+    let det = a.determinant
+    var inverse = [[Double]](repeating: [0, 0, 0], count: 3)
+    for r in 0..<3 {
+        for c in 0..<3 {
+            let r1 = (c + 1) % 3, r2 = (c + 2) % 3, c1 = (r + 1) % 3, c2 = (r + 2) % 3
+            inverse[r][c] = (m[r1][c1] * m[r2][c2] - m[r1][c2] * m[r2][c1]) / det
+        }
+    }
+    let t = a.translation
+    var rows: [[Double]] = []
+    for r in 0..<3 {
+        let offset = -(inverse[r][0] * t[0] + inverse[r][1] * t[1] + inverse[r][2] * t[2])
+        rows.append(inverse[r] + [offset])
+    }
+    rows.append([0, 0, 0, 1])
+    return Affine(rows: rows)
+}

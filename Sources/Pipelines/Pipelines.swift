@@ -1,1 +1,0 @@
-// The Pipelines module; see Package.swift for what it holds.

@@ -1,0 +1,77 @@
+import Dispatch
+
+// The one place where raw pointers cross threads in nimetrics: views of preallocated buffers
+// that several slabs of a `concurrentPerform` loop read, or write at disjoint indices.
+
+/// A writable view of a preallocated buffer that several slabs write at disjoint indices.
+///
+/// `@unchecked Sendable` is sound only under that discipline, which every caller keeps:
+/// slab `k` writes exactly the indices that belong to it, and the buffer outlives
+/// `concurrentPerform`, which returns only when all slabs are done.
+public struct SharedBuffer<Element>: @unchecked Sendable {
+    public let base: UnsafeMutablePointer<Element>
+    public let count: Int
+
+    public init(_ buffer: UnsafeMutableBufferPointer<Element>) {
+        // An empty Swift array may hand out a nil base; no slab touches such a buffer.
+        self.base = buffer.baseAddress ?? UnsafeMutablePointer<Element>(bitPattern: MemoryLayout<Element>.alignment)!
+        self.count = buffer.count
+    }
+
+    @inline(__always) public subscript(index: Int) -> Element {
+        get { base[index] }
+        nonmutating set { base[index] = newValue }
+    }
+}
+
+/// A read-only view of a buffer shared by all slabs.
+public struct SharedReadBuffer<Element>: @unchecked Sendable {
+    public let base: UnsafePointer<Element>
+    public let count: Int
+
+    public init(_ buffer: UnsafeBufferPointer<Element>) {
+        self.base = buffer.baseAddress ?? UnsafePointer<Element>(bitPattern: MemoryLayout<Element>.alignment)!
+        self.count = buffer.count
+    }
+
+    @inline(__always) public subscript(index: Int) -> Element { base[index] }
+}
+
+/// Splits `0..<count` into `threads` contiguous slabs (at most `count`) and runs `body` on
+/// each with `DispatchQueue.concurrentPerform`; with one slab it runs on the calling thread.
+///
+/// Slab boundaries depend on the thread count, so a body must compute each index's result
+/// independently of where the boundaries fall; reductions must not be combined per slab
+/// (use ``forEachFixedBlock(count:blockSize:threads:_:)`` for those).
+public func forEachSlab(count: Int, threads: Int, _ body: @Sendable (Range<Int>) -> Void) {
+    let slabs = max(1, min(threads, count))
+    if slabs == 1 {
+        body(0..<count)
+        return
+    }
+    DispatchQueue.concurrentPerform(iterations: slabs) { slab in
+        body((count * slab / slabs)..<(count * (slab + 1) / slabs))
+    }
+}
+
+/// Runs `body` on fixed-size blocks of `0..<count` (block `b` covers
+/// `b * blockSize ..< min(count, (b + 1) * blockSize)`), spread over `threads` workers.
+///
+/// The blocks do not depend on the thread count, so per-block partial sums combined in
+/// block order give the same bits for any number of threads.
+public func forEachFixedBlock(count: Int, blockSize: Int, threads: Int, _ body: @Sendable (_ block: Int, _ range: Range<Int>) -> Void) {
+    let blocks = (count + blockSize - 1) / blockSize
+    guard blocks > 0 else { return }
+    let workers = max(1, min(threads, blocks))
+    if workers == 1 {
+        for b in 0..<blocks { body(b, (b * blockSize)..<min(count, (b + 1) * blockSize)) }
+        return
+    }
+    DispatchQueue.concurrentPerform(iterations: workers) { worker in
+        var b = worker
+        while b < blocks {
+            body(b, (b * blockSize)..<min(count, (b + 1) * blockSize))
+            b += workers
+        }
+    }
+}
