@@ -78,6 +78,13 @@ public struct CleanedSignals: Sendable, Equatable {
 ///    a Butterworth filter; with an FFT filter on equally spaced samples there is no
 ///    interpolation to do).
 ///
+/// Without confounds (nil or an empty list, e.g. strategy `none`) step 4 is skipped: no
+/// constant is regressed either, so the mean is removed only by detrending or a high-pass.
+///
+/// For ALFF/fALFF, call this without cut-offs and without a censoring mask: the result is
+/// the detrended, confound-regressed, unfiltered series that
+/// `amplitudeOfLowFrequencyFluctuations` expects.
+///
 /// A region whose input is not finite or exactly constant is returned as a NaN column and
 /// listed in `qc.missingRegions`; the others are not affected by it.
 ///

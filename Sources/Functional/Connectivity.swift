@@ -56,18 +56,20 @@ private func centredColumns(_ x: TimeSeriesMatrix, regions: [Int], scaling: Colu
     return z
 }
 
-/// Gram matrix `Z^T Z` of column-major n x p data, rows split across threads.
+/// Gram matrix `Z^T Z` of column-major n x p data. Only the upper triangle is computed
+/// (rows interleaved across threads) and mirrored, so the result is exactly symmetric.
 private func gram(_ z: [Double], rows n: Int, columns p: Int, threads: Int) -> [Double] {
     var g = [Double](repeating: 0, count: p * p)
     withSharedOutput(&g) { out in
-        parallelChunks(count: p, threads: threads) { rows in
+        parallelInterleaved(count: p, threads: threads) { i in
             z.withUnsafeBufferPointer { zb in
-                for i in rows {
-                    for j in 0..<p {
-                        var s = 0.0
-                        for t in 0..<n { s += zb[i * n + t] * zb[j * n + t] }
-                        out[i * p + j] = s
-                    }
+                let zi = UnsafeBufferPointer(rebasing: zb[(i * n)..<((i + 1) * n)])
+                for j in i..<p {
+                    let zj = UnsafeBufferPointer(rebasing: zb[(j * n)..<((j + 1) * n)])
+                    var s = 0.0
+                    for t in 0..<n { s += zi[t] * zj[t] }
+                    out[i * p + j] = s
+                    out[j * p + i] = s
                 }
             }
         }

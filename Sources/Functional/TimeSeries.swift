@@ -164,6 +164,19 @@ func parallelChunks(count: Int, threads: Int, _ body: @Sendable (Range<Int>) -> 
     }
 }
 
+/// Runs `body` for every index of `0..<count`, worker `w` of at most `threads` taking the
+/// indices `w, w + workers, w + 2 workers, ...`. The interleaving balances triangular
+/// workloads (row i of a symmetric matrix costing p - i); as with `parallelChunks`, each
+/// index is processed by the same code whatever the thread count.
+func parallelInterleaved(count: Int, threads: Int, _ body: @Sendable (Int) -> Void) {
+    guard count > 0 else { return }
+    let workers = max(1, min(threads, count))
+    if workers == 1 { for i in 0..<count { body(i) }; return }
+    DispatchQueue.concurrentPerform(iterations: workers) { w in
+        for i in stride(from: w, to: count, by: workers) { body(i) }
+    }
+}
+
 /// A shareable view on a preallocated output buffer whose disjoint slices are written by
 /// different chunks of `parallelChunks`. Safety rests on callers writing disjoint
 /// index ranges only, and on the buffer outliving the parallel loop.
