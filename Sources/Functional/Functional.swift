@@ -1,1 +1,0 @@
-// The Functional module; see Package.swift for what it holds.

@@ -1,0 +1,197 @@
+// Data types shared by the functional maths: region time series, square
+// connectivity matrices, the module's typed errors and the deterministic
+// parallel loop every hot path uses.
+
+import Dispatch
+
+/// Region time series: `timePoints` samples (rows, T) for each of `regions` series (columns, R).
+///
+/// Storage is **column-major per region**: the samples of region `r` are the contiguous
+/// slice `values[r * timePoints ..< (r + 1) * timePoints]`. Every per-region operation
+/// (detrending, filtering, regression, spectra) therefore runs over one contiguous buffer.
+///
+/// A region whose series is missing is represented by NaN samples; the cleaning step
+/// also turns exactly constant inputs into NaN columns, and the connectivity functions
+/// report such regions as NaN rows and columns.
+public struct TimeSeriesMatrix: Sendable, Equatable {
+    /// Number of time points (volumes), T.
+    public let timePoints: Int
+    /// Number of regions (series), R.
+    public let regions: Int
+    /// Column-major samples: `values[r * timePoints + t]`.
+    public var values: [Double]
+
+    /// Wraps column-major samples (`values[r * timePoints + t]`).
+    /// - Throws: `FunctionalError.shapeMismatch` when `values.count != timePoints * regions`
+    ///   or a dimension is negative.
+    public init(timePoints: Int, regions: Int, values: [Double]) throws(FunctionalError) {
+        guard timePoints >= 0, regions >= 0, values.count == timePoints * regions else {
+            throw .shapeMismatch("time series: \(values.count) values for \(timePoints) time points x \(regions) regions")
+        }
+        self.timePoints = timePoints
+        self.regions = regions
+        self.values = values
+    }
+
+    /// Builds the matrix from one array per region (each of length T).
+    /// - Throws: `FunctionalError.shapeMismatch` when the columns differ in length.
+    public init(regionSeries: [[Double]]) throws(FunctionalError) {
+        let t = regionSeries.first?.count ?? 0
+        var values: [Double] = []
+        values.reserveCapacity(t * regionSeries.count)
+        for (r, column) in regionSeries.enumerated() {
+            guard column.count == t else {
+                throw .shapeMismatch("time series: region \(r) has \(column.count) time points, region 0 has \(t)")
+            }
+            values.append(contentsOf: column)
+        }
+        self.timePoints = t
+        self.regions = regionSeries.count
+        self.values = values
+    }
+
+    /// Builds the matrix from row-major samples (`rowMajor[t * regions + r]`), the layout of
+    /// a T x R table as read from a TSV file.
+    /// - Throws: `FunctionalError.shapeMismatch` when the count does not match.
+    public init(timePoints: Int, regions: Int, rowMajor: [Double]) throws(FunctionalError) {
+        guard timePoints >= 0, regions >= 0, rowMajor.count == timePoints * regions else {
+            throw .shapeMismatch("time series: \(rowMajor.count) values for \(timePoints) time points x \(regions) regions")
+        }
+        var values = [Double](repeating: 0, count: rowMajor.count)
+        for t in 0..<timePoints {
+            for r in 0..<regions { values[r * timePoints + t] = rowMajor[t * regions + r] }
+        }
+        self.timePoints = timePoints
+        self.regions = regions
+        self.values = values
+    }
+
+    /// Sample `t` of region `r`.
+    public subscript(t: Int, r: Int) -> Double {
+        get { values[r * timePoints + t] }
+        set { values[r * timePoints + t] = newValue }
+    }
+
+    /// The series of region `r` (a copy).
+    public func series(_ r: Int) -> [Double] {
+        Array(values[(r * timePoints)..<((r + 1) * timePoints)])
+    }
+}
+
+/// A symmetric R x R matrix (correlations, partial correlations, Fisher z), stored
+/// row-major: `values[i * size + j]`. NaN marks entries that are undefined (missing regions,
+/// the Fisher-z diagonal).
+public struct SquareMatrix: Sendable, Equatable {
+    /// Number of rows and columns.
+    public let size: Int
+    /// Row-major entries.
+    public var values: [Double]
+
+    /// A matrix filled with `value`.
+    public init(size: Int, repeating value: Double) {
+        self.size = size
+        self.values = [Double](repeating: value, count: size * size)
+    }
+
+    /// Wraps row-major entries.
+    /// - Throws: `FunctionalError.shapeMismatch` when `values.count != size * size`.
+    public init(size: Int, values: [Double]) throws(FunctionalError) {
+        guard size >= 0, values.count == size * size else {
+            throw .shapeMismatch("square matrix: \(values.count) values for size \(size)")
+        }
+        self.size = size
+        self.values = values
+    }
+
+    /// Entry (i, j).
+    public subscript(i: Int, j: Int) -> Double {
+        get { values[i * size + j] }
+        set { values[i * size + j] = newValue }
+    }
+}
+
+/// Errors of the functional maths. Each case says what was wrong and where.
+public enum FunctionalError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// Array sizes do not agree (the message says which).
+    case shapeMismatch(String)
+    /// A confound strategy name that is not one of none, 6P, 24P, 36P.
+    case unknownConfoundStrategy(String)
+    /// A confound column the strategy needs is not among the available columns.
+    case missingConfoundColumn(String)
+    /// A confound column holds NaN/infinite values outside the first row.
+    case nonFiniteConfound(column: String, row: Int)
+    /// A parameter is out of range (the message says which and why).
+    case invalidParameter(String)
+    /// Too few time points remain for the requested operation.
+    case tooFewTimePoints(needed: Int, available: Int)
+    /// The covariance of the valid regions is not positive definite (Cholesky failed at `pivot`).
+    case covarianceNotPositiveDefinite(pivot: Int)
+
+    public var description: String {
+        switch self {
+        case .shapeMismatch(let what): return "shape mismatch: \(what)"
+        case .unknownConfoundStrategy(let name):
+            return "unknown confound strategy '\(name)' (expected none, 6P, 24P or 36P)"
+        case .missingConfoundColumn(let name): return "confounds: missing column '\(name)'"
+        case .nonFiniteConfound(let column, let row): return "confounds: column '\(column)' is n/a at row \(row)"
+        case .invalidParameter(let what): return "invalid parameter: \(what)"
+        case .tooFewTimePoints(let needed, let available):
+            return "too few time points: \(available) available, \(needed) needed"
+        case .covarianceNotPositiveDefinite(let pivot):
+            return "covariance is not positive definite (Cholesky failed at pivot \(pivot))"
+        }
+    }
+}
+
+/// Checks a `threads:` argument.
+func validatedThreads(_ threads: Int) throws(FunctionalError) -> Int {
+    guard threads >= 1 else { throw .invalidParameter("threads must be at least 1, got \(threads)") }
+    return threads
+}
+
+/// Runs `body` over `0..<count` split into at most `threads` contiguous chunks with
+/// `DispatchQueue.concurrentPerform`. Each index is processed by exactly the same code
+/// whatever the chunking, so callers that write index-local results into preallocated
+/// outputs get results independent of the thread count.
+func parallelChunks(count: Int, threads: Int, _ body: @Sendable (Range<Int>) -> Void) {
+    guard count > 0 else { return }
+    let chunks = max(1, min(threads, count))
+    if chunks == 1 { body(0..<count); return }
+    DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        let lo = c * count / chunks
+        let hi = (c + 1) * count / chunks
+        if lo < hi { body(lo..<hi) }
+    }
+}
+
+/// Runs `body` for every index of `0..<count`, worker `w` of at most `threads` taking the
+/// indices `w, w + workers, w + 2 workers, ...`. The interleaving balances triangular
+/// workloads (row i of a symmetric matrix costing p - i); as with `parallelChunks`, each
+/// index is processed by the same code whatever the thread count.
+func parallelInterleaved(count: Int, threads: Int, _ body: @Sendable (Int) -> Void) {
+    guard count > 0 else { return }
+    let workers = max(1, min(threads, count))
+    if workers == 1 { for i in 0..<count { body(i) }; return }
+    DispatchQueue.concurrentPerform(iterations: workers) { w in
+        for i in stride(from: w, to: count, by: workers) { body(i) }
+    }
+}
+
+/// A shareable view on a preallocated output buffer whose disjoint slices are written by
+/// different chunks of `parallelChunks`. Safety rests on callers writing disjoint
+/// index ranges only, and on the buffer outliving the parallel loop.
+struct SharedOutput: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<Double>
+    subscript(i: Int) -> Double {
+        get { buffer[i] }
+        nonmutating set { buffer[i] = newValue }
+    }
+    func slice(_ start: Int, _ length: Int) -> UnsafeMutableBufferPointer<Double> {
+        UnsafeMutableBufferPointer(rebasing: buffer[start..<(start + length)])
+    }
+}
+
+/// Calls `body` with a shareable view of `array`'s storage.
+func withSharedOutput<R>(_ array: inout [Double], _ body: (SharedOutput) throws -> R) rethrows -> R {
+    try array.withUnsafeMutableBufferPointer { buf in try body(SharedOutput(buffer: buf)) }
+}
