@@ -54,7 +54,7 @@ let package = Package(
         .target(name: "Phantoms", dependencies: ["NIfTI", "Tabular", "Diffusion"]),
 
         // MARK: - Per-visit pipelines: files -> models -> metrics -> files
-        .target(name: "Pipelines", dependencies: ["SlabParallel", "NIfTI", "Tabular", "Parcellation", "Diffusion", "Functional"]),
+        .target(name: "Pipelines", dependencies: ["SlabParallel", "AtomicFiles", "NIfTI", "Tabular", "Parcellation", "Diffusion", "Functional"]),
 
         // MARK: - Cohort layer: visits, clinical data, group tables, SQLite
         .target(name: "Trial", dependencies: ["Pipelines", "Tabular", "CSQLite"]),
@@ -63,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "nimetrics",
             dependencies: [
-                "NIfTI", "Tabular", "Pipelines", "Trial", "Phantoms",
+                "NIfTI", "Tabular", "Functional", "Pipelines", "Trial", "Phantoms",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -56,10 +56,10 @@ public enum LabelImage {
     /// The label image must share the data's grid (shape and affine within 1e-3 mm), unless
     /// `resample` is set, in which case each data voxel takes the label of the atlas voxel
     /// nearest to its centre in world coordinates (0 outside the atlas).
-    /// - Returns: one label per voxel of `grid`'s first volume.
+    /// - Returns: one label per voxel of `grid`'s first volume, and whether it was resampled.
     /// - Throws: ``PipelineError`` for non-integer or negative labels and grid mismatches,
     ///   ``NIfTIError`` for unreadable files.
-    public static func readLabels(_ path: String, onto grid: NIfTIHeader, resample: Bool, gridName: String) throws -> [Int32] {
+    public static func readLabels(_ path: String, onto grid: NIfTIHeader, resample: Bool, gridName: String) throws -> (labels: [Int32], resampled: Bool) {
         let image = try NIfTIFile.read(path, as: Double.self)
         guard image.header.volumeCount == 1 else {
             throw PipelineError(path, "an atlas must be a 3D label image, this one has \(image.header.volumeCount) volumes")
@@ -71,12 +71,12 @@ public enum LabelImage {
             }
             labels[i] = Int32(value)
         }
-        if image.header.hasSameGrid(as: grid) { return labels }
+        if image.header.hasSameGrid(as: grid) { return (labels, false) }
         guard resample else {
             let s = image.header.spatialShape, t = grid.spatialShape
             throw PipelineError(path, "atlas grid \(s.x)x\(s.y)x\(s.z) (max affine difference \(String(format: "%.3g", image.header.affine.maximumDifference(to: grid.affine))) mm) differs from the \(gridName) grid \(t.x)x\(t.y)x\(t.z); resample the atlas, or ask for nearest-neighbour resampling")
         }
-        return nearestNeighbour(labels, from: image.header, onto: grid)
+        return (nearestNeighbour(labels, from: image.header, onto: grid), true)
     }
 
     /// Nearest-neighbour resampling of a label image onto another grid.

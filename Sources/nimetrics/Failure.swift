@@ -22,3 +22,8 @@ func runReportingFailure(_ body: () throws -> Void) throws {
         throw ExitCode(1)
     }
 }
+
+/// Prints a warning as one line on stderr.
+func printWarning(_ text: String) {
+    FileHandle.standardError.write(Data("nimetrics: warning: \(text)\n".utf8))
+}

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Pipelines
 
 /// The `nimetrics` command: one subcommand per file in this folder.
 @main
@@ -11,6 +12,6 @@ struct Nimetrics: ParsableCommand {
             summaries per region, and links them to participants, visits and clinical scores.
             """,
         version: NimetricsVersion.string,
-        subcommands: [InfoCommand.self]
+        subcommands: [InfoCommand.self, FMRICommand.self]
     )
 }

@@ -1,0 +1,347 @@
+import AtomicFiles
+import Foundation
+import Functional
+import NIfTI
+import Tabular
+
+/// Everything `nimetrics fmri` needs for one BOLD run, with the documented defaults.
+public struct FunctionalOptions: Sendable {
+    public var boldPath: String
+    public var atlasPath: String
+    /// The atlas's label table; nil: the `.tsv` beside the atlas, if present.
+    public var atlasTablePath: String?
+    /// Resample the atlas to the BOLD grid by nearest neighbour when the grids differ.
+    public var resampleAtlas = false
+    /// Brain mask on the BOLD grid; nil: voxels non-zero in the first volume.
+    public var maskPath: String?
+    /// fMRIPrep `desc-confounds_timeseries.tsv`.
+    public var confoundsPath: String?
+    public var strategy: ConfoundStrategy = .sixP
+    public var highPass: Double? = 0.01
+    public var lowPass: Double? = 0.08
+    /// Censor volumes whose framewise_displacement exceeds this (mm); nil: no censoring.
+    public var fdThreshold: Double?
+    public var dummyScans = 0
+    /// Seconds; nil: the BOLD sidecar's RepetitionTime, else the NIfTI header.
+    public var repetitionTime: Double?
+    public var partialCorrelation = false
+    public var amplitudeBand: (low: Double, high: Double) = (0.01, 0.08)
+    /// Regions with a smaller fraction of their voxels inside the brain mask are reported
+    /// as n/a (XCP-D's default coverage threshold).
+    public var minimumCoverage = 0.5
+    public var threads = 1
+    public var outputFolder: String
+    public var prefix: String
+
+    public init(boldPath: String, atlasPath: String, outputFolder: String, prefix: String? = nil) {
+        self.boldPath = boldPath
+        self.atlasPath = atlasPath
+        self.outputFolder = outputFolder
+        self.prefix = prefix ?? OutputNaming.prefix(fromInput: boldPath)
+    }
+}
+
+/// What one run gave: the matrices, the summaries, QC and the files written.
+public struct FunctionalResult: Sendable {
+    public var regionNames: [String]
+    public var pearson: SquareMatrix
+    public var metrics: [VisitMetric]
+    public var files: [String]
+    public var warnings: [String]
+    public var qc: CleaningQC
+    public var repetitionTime: Double
+}
+
+/// Regional time series -> denoising -> connectivity and amplitude, for one BOLD run.
+///
+/// Order of operations (every step documented in README.md):
+/// 1. region means, streamed volume by volume; regions under the coverage threshold n/a;
+/// 2. drop the first `dummyScans` volumes;
+/// 3. remove constant and linear trend from signals and confounds;
+/// 4. band-pass both with the same zero-phase FFT filter;
+/// 5. regress the filtered confounds out of the filtered signals;
+/// 6. censor volumes with framewise displacement above the threshold;
+/// 7. Pearson (and partial) correlation, Fisher z, summaries.
+/// ALFF/fALFF use steps 1-3 and 5 without filtering or censoring (Zou 2008).
+public enum FunctionalPipeline {
+    public static func run(_ options: FunctionalOptions) throws -> FunctionalResult {
+        var warnings: [String] = []
+        let bold = try NIfTIFile.readHeader(options.boldPath)
+        guard bold.volumeCount >= 3 else {
+            throw PipelineError(options.boldPath, "a BOLD run needs at least 3 volumes, this one has \(bold.volumeCount)")
+        }
+        let repetitionTime = try resolveRepetitionTime(options, header: bold, warnings: &warnings)
+
+        // Atlas and regions.
+        let (labels, atlasResampled) = try LabelImage.readLabels(options.atlasPath, onto: bold, resample: options.resampleAtlas, gridName: "BOLD")
+        let entries = try regionEntries(labels: labels, atlasPath: options.atlasPath, tablePath: options.atlasTablePath)
+        var mask: [Bool]?
+        if let maskPath = options.maskPath {
+            let maskImage = try NIfTIFile.read(maskPath)
+            guard maskImage.header.hasSameGrid(as: bold) else {
+                throw PipelineError(maskPath, "the brain mask's grid differs from the BOLD grid")
+            }
+            mask = maskImage.voxels.prefix(bold.voxelsPerVolume).map { $0 > 0 }
+        }
+
+        // Confounds, read before the long streaming step so a bad table fails fast.
+        let confoundTable: [String: [Double]]? = try options.confoundsPath.map {
+            try readConfounds($0, expectedRows: bold.volumeCount)
+        }
+        let confounds: ConfoundColumns?
+        if options.strategy == .none {
+            confounds = nil
+        } else {
+            guard let confoundTable, let path = options.confoundsPath else {
+                throw PipelineError(options.boldPath, "confound strategy \(options.strategy) needs a confounds TSV")
+            }
+            do {
+                confounds = try resolveConfounds(options.strategy, available: confoundTable)
+            } catch {
+                throw PipelineError(path, "\(error)")
+            }
+        }
+        var censor: [Bool]?
+        var framewiseDisplacement: [Double]?
+        if let table = confoundTable { framewiseDisplacement = table["framewise_displacement"] }
+        if let threshold = options.fdThreshold {
+            guard let fd = framewiseDisplacement else {
+                throw PipelineError(options.confoundsPath ?? options.boldPath,
+                                    "--fd-threshold needs a framewise_displacement column in the confounds")
+            }
+            censor = fd.map { $0.isFinite && $0 > threshold }
+        }
+
+        let extracted = try RegionalTimeSeriesExtractor.extract(
+            boldPath: options.boldPath, labels: labels, regionIndexes: entries.map(\.index),
+            brainMask: mask, skipVolumesForTSNR: options.dummyScans, threads: options.threads)
+        let coverage = extracted.coverage
+        var series = extracted.series
+        for r in series.indices where coverage[r] < options.minimumCoverage || extracted.brainVoxels[r] == 0 {
+            series[r] = [Double](repeating: .nan, count: bold.volumeCount)
+        }
+        let uncovered = entries.indices.filter { series[$0].first?.isNaN ?? true }
+        if !uncovered.isEmpty {
+            warnings.append("\(uncovered.count) region(s) below \(options.minimumCoverage) coverage reported as n/a: "
+                            + uncovered.prefix(10).map { entries[$0].name }.joined(separator: ", "))
+        }
+
+        let matrix = try wrap(options.boldPath) { try TimeSeriesMatrix(regionSeries: series) }
+        let cleaningOptions = CleaningOptions(
+            repetitionTime: repetitionTime, nonSteadyStateVolumes: options.dummyScans,
+            detrend: true, highPass: options.highPass, lowPass: options.lowPass)
+        let cleaned = try wrap(options.boldPath) {
+            try cleanSignals(matrix, confounds: confounds, censor: censor, options: cleaningOptions, threads: options.threads)
+        }
+        let pearson = try wrap(options.boldPath) { try pearsonCorrelation(cleaned.signals, threads: options.threads) }
+        let fisher = fisherZ(pearson)
+        let partial: SquareMatrix? = options.partialCorrelation
+            ? try wrap(options.boldPath) { try partialCorrelation(cleaned.signals, threads: options.threads) } : nil
+
+        // Amplitude: detrended, confound-regressed, unfiltered, uncensored.
+        var amplitudeOptions = cleaningOptions
+        amplitudeOptions.highPass = nil
+        amplitudeOptions.lowPass = nil
+        let unfiltered = try wrap(options.boldPath) {
+            try cleanSignals(matrix, confounds: confounds, censor: nil, options: amplitudeOptions, threads: options.threads)
+        }
+        let amplitude = try wrap(options.boldPath) {
+            try amplitudeOfLowFrequencyFluctuations(unfiltered.signals, repetitionTime: repetitionTime,
+                                                    band: options.amplitudeBand, threads: options.threads)
+        }
+
+        // Summaries.
+        let names = entries.map(\.name)
+        let networks = entries.map(\.network)
+        let hasNetworks = networks.contains { $0 != nil }
+        let strength = nodeStrength(pearson)
+        let efficiency = try wrap(options.boldPath) { try globalEfficiency(pearson, threads: options.threads) }
+        let networkSummary = hasNetworks ? try wrap(options.boldPath) { try networkConnectivity(pearson, networks: networks) } : nil
+        let fdAfterDummies = framewiseDisplacement.map { Array($0.dropFirst(options.dummyScans)).filter(\.isFinite) }
+        let meanFD = fdAfterDummies.flatMap { $0.isEmpty ? nil : $0.reduce(0, +) / Double($0.count) } ?? .nan
+
+        var summary: [(String, String, Double)] = [
+            ("conn_mean", "all", meanConnectivity(pearson)),
+            ("global_efficiency", "all", efficiency),
+        ]
+        var metrics: [VisitMetric] = [
+            .init(modality: "func", region: wholeBrainRegion, metric: "conn_mean", value: meanConnectivity(pearson)),
+            .init(modality: "func", region: wholeBrainRegion, metric: "global_efficiency", value: efficiency),
+        ]
+        if let networkSummary {
+            summary.append(("conn_within_mean", "all", networkSummary.within))
+            summary.append(("conn_between_mean", "all", networkSummary.between))
+            metrics.append(.init(modality: "func", region: wholeBrainRegion, metric: "conn_within_mean", value: networkSummary.within))
+            metrics.append(.init(modality: "func", region: wholeBrainRegion, metric: "conn_between_mean", value: networkSummary.between))
+            for network in networkSummary.networks {
+                summary.append(("conn_within_mean", network.network, network.within))
+                summary.append(("conn_between_mean", network.network, network.between))
+                metrics.append(.init(modality: "func", region: "network-" + network.network, metric: "conn_within_mean", value: network.within))
+                metrics.append(.init(modality: "func", region: "network-" + network.network, metric: "conn_between_mean", value: network.between))
+            }
+        }
+        let validAmplitude = amplitude.indices.filter { amplitude[$0].alff.isFinite }
+        let alffMean = validAmplitude.isEmpty ? .nan : validAmplitude.reduce(0.0) { $0 + amplitude[$1].alff } / Double(validAmplitude.count)
+        let falffMean = validAmplitude.isEmpty ? .nan : validAmplitude.reduce(0.0) { $0 + amplitude[$1].falff } / Double(validAmplitude.count)
+        let quality: [(String, Double)] = [
+            ("alff_mean", alffMean), ("falff_mean", falffMean),
+            ("tsnr_mean", extracted.wholeBrainTSNR), ("fd_mean", meanFD),
+            ("volumes_censored", Double(cleaned.qc.censoredVolumes)),
+            ("censored_fraction", cleaned.qc.censoredFraction),
+            ("volumes_kept", Double(cleaned.qc.keptVolumes)),
+        ]
+        for (name, value) in quality {
+            summary.append((name, "all", value))
+            metrics.append(.init(modality: "func", region: wholeBrainRegion, metric: name, value: value))
+        }
+        for (r, name) in names.enumerated() {
+            metrics.append(.init(modality: "func", region: name, metric: "alff", value: amplitude[r].alff))
+            metrics.append(.init(modality: "func", region: name, metric: "falff", value: amplitude[r].falff))
+            metrics.append(.init(modality: "func", region: name, metric: "tsnr_mean", value: extracted.regionTSNR[r]))
+            metrics.append(.init(modality: "func", region: name, metric: "strength", value: strength[r]))
+            metrics.append(.init(modality: "func", region: name, metric: "coverage", value: coverage[r]))
+        }
+
+        // Outputs.
+        try FileManager.default.createDirectory(atPath: options.outputFolder, withIntermediateDirectories: true)
+        let base = options.outputFolder + "/" + options.prefix
+        var files: [String] = []
+        func write(_ table: TSVTable, _ suffix: String) throws {
+            let path = base + suffix
+            try table.write(to: path)
+            files.append(path)
+        }
+        try write(matrixTable(pearson, names: names, diagonal: 1), "_stat-pearsoncorrelation_relmat.tsv")
+        try write(matrixTable(fisher, names: names, diagonal: nil), "_stat-fisherz_relmat.tsv")
+        if let partial { try write(matrixTable(partial, names: names, diagonal: 1), "_stat-partialcorrelation_relmat.tsv") }
+        var timeseries = TSVTable(columns: names)
+        for t in 0..<cleaned.signals.timePoints {
+            timeseries.append((0..<names.count).map { tsvCell(cleaned.signals[t, $0]) })
+        }
+        try write(timeseries, "_stat-mean_timeseries.tsv")
+        var summaryTable = TSVTable(columns: ["metric", "network", "value"])
+        for (metric, network, value) in summary { summaryTable.append([metric, network, tsvCell(value)]) }
+        try write(summaryTable, "_desc-summary_connectivity.tsv")
+        var regions = TSVTable(columns: ["index", "region", "network", "n_voxels", "n_brain_voxels", "coverage",
+                                         "tsnr_mean", "alff", "falff", "strength"])
+        for (r, entry) in entries.enumerated() {
+            regions.append([String(entry.index), entry.name, entry.network ?? "n/a", String(extracted.labelVoxels[r]),
+                            String(extracted.brainVoxels[r]), tsvCell(coverage[r]), tsvCell(extracted.regionTSNR[r]),
+                            tsvCell(amplitude[r].alff), tsvCell(amplitude[r].falff), tsvCell(strength[r])])
+        }
+        try write(regions, "_desc-regions_bold.tsv")
+        let sidecar = JSONValue.object([
+            ("GeneratedBy", .string("nimetrics")),
+            ("Version", .string(NimetricsVersion.string)),
+            ("Source", .string(options.boldPath)),
+            ("Atlas", .string(options.atlasPath)),
+            ("AtlasResampled", .bool(atlasResampled)),
+            ("RepetitionTime", .number(repetitionTime)),
+            ("NonSteadyStateVolumes", .int(options.dummyScans)),
+            ("Detrend", .string("constant + linear")),
+            ("ConfoundStrategy", .string(options.strategy.description)),
+            ("ConfoundColumns", .array((confounds?.names ?? []).map { .string($0) })),
+            ("HighPass", .finite(options.highPass)),
+            ("LowPass", .finite(options.lowPass)),
+            ("Filter", .string("zero-phase FFT (bins outside the band set to zero), signals and confounds alike")),
+            ("FramewiseDisplacementThreshold", .finite(options.fdThreshold)),
+            ("Correlation", .string(options.partialCorrelation ? "pearson, partial (Ledoit-Wolf)" : "pearson")),
+            ("AmplitudeBand", .array([.number(options.amplitudeBand.low), .number(options.amplitudeBand.high)])),
+            ("MinimumCoverage", .number(options.minimumCoverage)),
+            ("BrainMask", .string(options.maskPath ?? "voxels non-zero in the first volume")),
+            ("QC", .object([
+                ("VolumesInput", .int(cleaned.qc.inputVolumes)),
+                ("VolumesKept", .int(cleaned.qc.keptVolumes)),
+                ("VolumesCensored", .int(cleaned.qc.censoredVolumes)),
+                ("CensoredFraction", .finite(cleaned.qc.censoredFraction)),
+                ("MeanFramewiseDisplacement", .finite(meanFD)),
+                ("RegressorRank", .int(cleaned.qc.regressorRank)),
+                ("RegressorsDropped", .int(cleaned.qc.droppedRegressors)),
+                ("BrainVoxels", .int(extracted.maskVoxels)),
+                ("NonFiniteValues", .int(extracted.nonFiniteValues)),
+                ("RegionsMissing", .array(uncovered.map { .string(entries[$0].name) })),
+                ("WholeBrainTSNR", .finite(extracted.wholeBrainTSNR)),
+            ])),
+            ("Warnings", .array(warnings.map { .string($0) })),
+        ])
+        let sidecarPath = base + "_desc-summary_connectivity.json"
+        try AtomicFile.write(sidecar.rendered() + "\n", to: sidecarPath)
+        files.append(sidecarPath)
+        return FunctionalResult(regionNames: names, pearson: pearson, metrics: metrics, files: files,
+                                warnings: warnings, qc: cleaned.qc, repetitionTime: repetitionTime)
+    }
+
+    /// TR: `--tr`, else the BOLD sidecar's RepetitionTime (BIDS makes it authoritative), else
+    /// the NIfTI header; a disagreement between sidecar and header is reported as a warning.
+    static func resolveRepetitionTime(_ options: FunctionalOptions, header: NIfTIHeader, warnings: inout [String]) throws -> Double {
+        if let tr = options.repetitionTime {
+            guard tr > 0, tr.isFinite else { throw PipelineError("--tr", "must be a positive number of seconds, got \(tr)") }
+            return tr
+        }
+        let sidecarPath = OutputNaming.sidecarPath(forImage: options.boldPath)
+        var sidecarTR: Double?
+        if FileManager.default.fileExists(atPath: sidecarPath) {
+            let text = (try? String(contentsOfFile: sidecarPath, encoding: .utf8)) ?? ""
+            guard let json = try? JSONValue.parse(text) else {
+                throw PipelineError(sidecarPath, "not valid JSON")
+            }
+            if let value = json["RepetitionTime"] {
+                guard let tr = value.doubleValue, tr > 0 else {
+                    throw PipelineError(sidecarPath, "RepetitionTime must be a positive number")
+                }
+                sidecarTR = tr
+            }
+        }
+        if let sidecarTR {
+            if let headerTR = header.repetitionTime, abs(headerTR - sidecarTR) > 0.01 * sidecarTR {
+                warnings.append("RepetitionTime \(sidecarTR) s in \(sidecarPath) differs from the NIfTI header's \(headerTR) s; using the sidecar")
+            }
+            return sidecarTR
+        }
+        if let headerTR = header.repetitionTime { return headerTR }
+        throw PipelineError(options.boldPath, "no repetition time: give --tr, a RepetitionTime in \(sidecarPath), or a pixdim[4] in the header")
+    }
+
+    /// Region list: the table's entries, plus labels present in the image but not in the
+    /// table (named by their index); without a table, every label in the image.
+    static func regionEntries(labels: [Int32], atlasPath: String, tablePath: String?) throws -> [LabelTableEntry] {
+        let path = tablePath ?? LabelImage.defaultTablePath(for: atlasPath)
+        var entries: [LabelTableEntry] = []
+        if tablePath != nil || FileManager.default.fileExists(atPath: path) {
+            entries = try LabelImage.readTable(path)
+        }
+        let listed = Set(entries.map(\.index))
+        for label in Set(labels).subtracting([0]).sorted() where !listed.contains(Int(label)) {
+            entries.append(LabelTableEntry(index: Int(label), name: String(label)))
+        }
+        guard !entries.isEmpty else { throw PipelineError(atlasPath, "the atlas has no labels") }
+        return entries.sorted { $0.index < $1.index }
+    }
+
+    /// Reads an fMRIPrep confounds table as numeric columns (NaN for n/a).
+    static func readConfounds(_ path: String, expectedRows: Int) throws -> [String: [Double]] {
+        let table = try TSVTable.read(path)
+        guard table.rows.count == expectedRows else {
+            throw PipelineError(path, "the confounds table has \(table.rows.count) rows, the BOLD run has \(expectedRows) volumes")
+        }
+        var columns: [String: [Double]] = [:]
+        for name in table.columns {
+            columns[name] = try table.numericColumn(name)
+        }
+        return columns
+    }
+
+    static func matrixTable(_ m: SquareMatrix, names: [String], diagonal: Double?) -> TSVTable {
+        var table = TSVTable(columns: ["region"] + names)
+        for i in 0..<m.size {
+            table.append([names[i]] + (0..<m.size).map { j in tsvCell(i == j ? (diagonal ?? .nan) : m[i, j]) })
+        }
+        return table
+    }
+
+    private static func wrap<T>(_ source: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as PipelineError { throw error } catch {
+            throw PipelineError(source, "\(error)")
+        }
+    }
+}

@@ -1,0 +1,28 @@
+import Foundation
+
+/// BIDS-derivative file naming for one visit's outputs.
+public enum OutputNaming {
+    /// The entities of a BIDS file name before its suffix: `sub-01_ses-m03_dwi.nii.gz` ->
+    /// `sub-01_ses-m03`; `sub-01_task-rest_space-X_desc-preproc_bold.nii.gz` ->
+    /// `sub-01_task-rest_space-X`. Names that are not BIDS-like lose only their extension.
+    public static func prefix(fromInput path: String) -> String {
+        var name = URL(fileURLWithPath: path).lastPathComponent
+        for ext in [".nii.gz", ".nii", ".hdr.gz", ".hdr", ".img"] where name.hasSuffix(ext) {
+            name = String(name.dropLast(ext.count))
+            break
+        }
+        var parts = name.split(separator: "_").map(String.init)
+        guard parts.first?.hasPrefix("sub-") == true else { return name }
+        if let last = parts.last, !last.contains("-") { parts.removeLast() }  // the suffix (dwi, bold)
+        parts.removeAll { $0.hasPrefix("desc-") }
+        return parts.joined(separator: "_")
+    }
+
+    /// The file a sidecar sits in: `x.nii.gz` -> `x.json`.
+    public static func sidecarPath(forImage path: String) -> String {
+        for ext in [".nii.gz", ".nii"] where path.hasSuffix(ext) {
+            return String(path.dropLast(ext.count)) + ".json"
+        }
+        return path + ".json"
+    }
+}

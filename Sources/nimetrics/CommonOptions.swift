@@ -1,0 +1,21 @@
+import ArgumentParser
+import Foundation
+
+/// Options every per-visit command takes.
+struct CommonOptions: ParsableArguments {
+    @Option(help: "Output folder (created if needed).")
+    var out: String
+
+    @Option(help: "Output file prefix (default: the input's BIDS entities, e.g. sub-01_ses-m03).")
+    var prefix: String?
+
+    @Option(help: "Threads (default: all cores). Results do not depend on it.")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        if let prefix, prefix.isEmpty || prefix.contains("/") {
+            throw ValidationError("--prefix must be a file name prefix without '/'")
+        }
+    }
+}
