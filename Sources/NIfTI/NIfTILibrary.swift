@@ -22,6 +22,8 @@ struct RawHeaderSummary {
     var datatypeCode: Int
     var voxOffset: Int
     var singleFile: Bool
+    /// pixdim[0...7] as stored (niftilib replaces zeros with 1, nibabel does not).
+    var pixdim: [Double]
 }
 
 /// Reads up to `count` bytes from the start of a file, through zlib so gzip is transparent.
@@ -142,7 +144,8 @@ func validateRawHeader(path: String) throws -> RawHeaderSummary {
         throw NIfTIError(path: path, kind: .invalidHeader, reason: "invalid header: vox_offset \(Int(voxOffset)) lies inside the \(headerSize)-byte header")
     }
     return RawHeaderSummary(version: version, swapped: swapped, dims: Array(dims[1...dimensionCount]),
-                            datatypeCode: datatype, voxOffset: Int(voxOffset), singleFile: singleFile)
+                            datatypeCode: datatype, voxOffset: Int(voxOffset), singleFile: singleFile,
+                            pixdim: pixdim)
 }
 
 private func affine(from m: nifti_dmat44) -> Affine {
@@ -173,14 +176,12 @@ func readHeaderWithLibrary(path: String) throws -> NIfTIHeader {
         throw NIfTIError(path: path, kind: .unsupportedDataType, reason: NIfTIDataType.unsupportedReason(code: Int(nim.datatype)) ?? "unsupported datatype")
     }
     var dim = nim.dim
-    var pixdimTuple = nim.pixdim
     let dims = withUnsafeBytes(of: &dim) { Array($0.bindMemory(to: Int64.self)) }
-    let pixdims = withUnsafeBytes(of: &pixdimTuple) { Array($0.bindMemory(to: Double.self)) }
     let dimensionCount = Int(dims[0])
     var header = NIfTIHeader(
         niftiVersion: summary.version,
         shape: (1...dimensionCount).map { Int(dims[$0]) },
-        pixdim: (1...dimensionCount).map { pixdims[$0] },
+        pixdim: (1...dimensionCount).map { summary.pixdim[$0] },
         datatype: datatype,
         sclSlope: nim.scl_slope, sclInter: nim.scl_inter,
         qformCode: Int(nim.qform_code), sformCode: Int(nim.sform_code),
