@@ -1,1 +1,0 @@
-// The Trial module; see Package.swift for what it holds.
