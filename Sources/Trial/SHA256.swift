@@ -94,7 +94,7 @@ public struct SHA256: Sendable {
         return hexString(hasher.finalize())
     }
 
-    private static func hexString(_ digest: [UInt8]) -> String {
+    static func hexString(_ digest: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
         out.reserveCapacity(64)
