@@ -28,26 +28,35 @@ public struct SHA256: Sendable {
 
     /// Adds bytes to the message.
     public mutating func update<Bytes: Sequence>(_ bytes: Bytes) where Bytes.Element == UInt8 {
-        let data = Array(bytes)
-        length &+= UInt64(data.count)
-        data.withUnsafeBufferPointer { buffer in
-            var start = 0
-            if !pending.isEmpty {
-                let take = min(64 - pending.count, buffer.count)
-                pending.append(contentsOf: buffer[0..<take])
-                start = take
-                if pending.count == 64 {
-                    let block = pending
-                    block.withUnsafeBufferPointer { compress($0, offset: 0) }
-                    pending.removeAll(keepingCapacity: true)
-                }
+        if let done = bytes.withContiguousStorageIfAvailable({ buffer -> Bool in update(buffer); return true }), done { return }
+        let copy = Array(bytes)
+        copy.withUnsafeBufferPointer { update($0) }
+    }
+
+    /// Adds the bytes of `data` without copying them.
+    public mutating func update(_ data: Data) {
+        data.withUnsafeBytes { raw in update(raw.bindMemory(to: UInt8.self)) }
+    }
+
+    private mutating func update(_ buffer: UnsafeBufferPointer<UInt8>) {
+        length &+= UInt64(buffer.count)
+        var start = 0
+        if !pending.isEmpty {
+            let take = min(64 - pending.count, buffer.count)
+            pending.append(contentsOf: buffer[0..<take])
+            start = take
+            if pending.count == 64 {
+                let block = pending
+                block.withUnsafeBufferPointer { compress($0, offset: 0, blocks: 1) }
+                pending.removeAll(keepingCapacity: true)
             }
-            while buffer.count - start >= 64 {
-                compress(buffer, offset: start)
-                start += 64
-            }
-            if start < buffer.count { pending.append(contentsOf: buffer[start...]) }
         }
+        let blocks = (buffer.count - start) / 64
+        if blocks > 0 {
+            compress(buffer, offset: start, blocks: blocks)
+            start += blocks * 64
+        }
+        if start < buffer.count { pending.append(contentsOf: buffer[start...]) }
     }
 
     /// Pads the message (§5.1.1) and returns the 32-byte digest.
@@ -58,8 +67,7 @@ public struct SHA256: Sendable {
         while tail.count % 64 != 56 { tail.append(0) }
         for shift in stride(from: 56, through: 0, by: -8) { tail.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
         tail.withUnsafeBufferPointer { buffer in
-            var offset = 0
-            while offset < buffer.count { compress(buffer, offset: offset); offset += 64 }
+            compress(buffer, offset: 0, blocks: buffer.count / 64)
         }
         pending.removeAll()
         var digest: [UInt8] = []
@@ -102,30 +110,44 @@ public struct SHA256: Sendable {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// §6.2.2: one 512-bit block.
-    private mutating func compress(_ buffer: UnsafeBufferPointer<UInt8>, offset: Int) {
-        var w = [UInt32](repeating: 0, count: 64)
-        for t in 0..<16 {
-            let i = offset + 4 * t
-            w[t] = UInt32(buffer[i]) << 24 | UInt32(buffer[i + 1]) << 16 | UInt32(buffer[i + 2]) << 8 | UInt32(buffer[i + 3])
+    /// §6.2.2: `blocks` consecutive 512-bit blocks starting at `offset`.
+    ///
+    /// The state lives in locals, the message schedule in a stack buffer, and `rotr` is
+    /// static (an instance method called from closures in a mutating method paid for
+    /// exclusivity checks). Measured with `swiftc -O` on a 200 MB file (2-core x86-64 VM):
+    /// 163 MB/s before, 236 MB/s after; coreutils `sha256sum` 350 MB/s on the same file.
+    /// That hashes a 100 MB DWI series in under half a second, small beside its fit.
+    private mutating func compress(_ buffer: UnsafeBufferPointer<UInt8>, offset: Int, blocks: Int) {
+        var h0 = h[0], h1 = h[1], h2 = h[2], h3 = h[3], h4 = h[4], h5 = h[5], h6 = h[6], h7 = h[7]
+        SHA256.k.withUnsafeBufferPointer { k in
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { w in
+                for block in 0..<blocks {
+                    let base = offset + 64 * block
+                    for t in 0..<16 {
+                        let i = base + 4 * t
+                        w[t] = UInt32(buffer[i]) << 24 | UInt32(buffer[i + 1]) << 16 | UInt32(buffer[i + 2]) << 8 | UInt32(buffer[i + 3])
+                    }
+                    for t in 16..<64 {
+                        let s0 = Self.rotr(w[t - 15], 7) ^ Self.rotr(w[t - 15], 18) ^ (w[t - 15] >> 3)
+                        let s1 = Self.rotr(w[t - 2], 17) ^ Self.rotr(w[t - 2], 19) ^ (w[t - 2] >> 10)
+                        w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
+                    }
+                    var a = h0, b = h1, c = h2, d = h3, e = h4, f = h5, g = h6, hh = h7
+                    for t in 0..<64 {
+                        let bigSigma1 = Self.rotr(e, 6) ^ Self.rotr(e, 11) ^ Self.rotr(e, 25)
+                        let choose = (e & f) ^ (~e & g)
+                        let t1 = hh &+ bigSigma1 &+ choose &+ k[t] &+ w[t]
+                        let bigSigma0 = Self.rotr(a, 2) ^ Self.rotr(a, 13) ^ Self.rotr(a, 22)
+                        let majority = (a & b) ^ (a & c) ^ (b & c)
+                        let t2 = bigSigma0 &+ majority
+                        hh = g; g = f; f = e; e = d &+ t1; d = c; c = b; b = a; a = t1 &+ t2
+                    }
+                    h0 &+= a; h1 &+= b; h2 &+= c; h3 &+= d; h4 &+= e; h5 &+= f; h6 &+= g; h7 &+= hh
+                }
+            }
         }
-        for t in 16..<64 {
-            let s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3)
-            let s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10)
-            w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
-        }
-        var a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7]
-        for t in 0..<64 {
-            let bigSigma1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
-            let choose = (e & f) ^ (~e & g)
-            let t1 = hh &+ bigSigma1 &+ choose &+ SHA256.k[t] &+ w[t]
-            let bigSigma0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
-            let majority = (a & b) ^ (a & c) ^ (b & c)
-            let t2 = bigSigma0 &+ majority
-            hh = g; g = f; f = e; e = d &+ t1; d = c; c = b; b = a; a = t1 &+ t2
-        }
-        h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d; h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
+        h = [h0, h1, h2, h3, h4, h5, h6, h7]
     }
 
-    @inline(__always) private func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
+    @inline(__always) private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
 }
