@@ -200,6 +200,9 @@ struct GroupTests {
             return rows
         }
         #expect(try dump(groupOne + "/nimetrics.sqlite") == dump(groupThree + "/nimetrics.sqlite"))
+        // The same statements in the same order also give the same file, byte for byte.
+        #expect(FileManager.default.contents(atPath: groupOne + "/nimetrics.sqlite")
+                == FileManager.default.contents(atPath: groupThree + "/nimetrics.sqlite"))
     }
 
     @Test("a manifest study without sessions: group tables with n/a sessions and no change rows")
