@@ -153,7 +153,7 @@ struct RunnerTests {
         let processor = FakeProcessor(log: log)
         _ = try TrialRunner.runParticipants(dataset: fixture.dataset, output: fixture.output, processor: processor, jobs: 2)
         try TrialRunner.runGroup(dataset: fixture.dataset, output: fixture.output)
-        let reference = try ["metrics_long.tsv", "visits.tsv", "change_from_baseline.tsv"].map { contents(fixture.output + "/group/" + $0) }
+        let reference = ["metrics_long.tsv", "visits.tsv", "change_from_baseline.tsv"].map { contents(fixture.output + "/group/" + $0) }
 
         // What kill -9 can leave: one visit with outputs but no record and a half-written
         // temporary; another with a temporary from its metrics table and no record.
