@@ -1,1 +1,28 @@
-// The Trial module; see Package.swift for what it holds.
+// The Trial module: the cohort layer on top of the per-visit pipelines.
+//
+// Data flow: Dataset.discover (BIDS folder or manifest TSV -> [VisitInput] + clinical
+// tables) -> TrialRunner.runParticipants (one VisitProcessor call per visit, in a bounded
+// worker pool; per-visit records) -> TrialRunner.runGroup (visit records + metrics tables
+// + clinical tables -> OUTPUT/group TSVs and SQLite). Trial never opens an image: the
+// pipelines are injected as a VisitProcessor.
+//
+// Output layout:
+//   OUTPUT/dataset_description.json                BIDS derivative description
+//   OUTPUT/sub-XX/ses-YY/...                         the processor's files
+//   OUTPUT/sub-XX/ses-YY/sub-XX_ses-YY_metrics.tsv   modality, region, metric, value
+//   OUTPUT/sub-XX/ses-YY/sub-XX_ses-YY_visit.json    written last: status ok = complete
+//   OUTPUT/group/metrics_long.tsv, visits.tsv, change_from_baseline.tsv, nimetrics.sqlite
+// (datasets without sessions: OUTPUT/sub-XX/sub-XX_metrics.tsv and so on).
+//
+// Files by role:
+//   Dataset.swift        discovery, label filters, session (chronological) order
+//   Labels.swift         BIDS label validation, natural order, paths that stay inside a root
+//   Visit.swift          VisitInput, MetricRow, VisitResult, VisitProcessor
+//   VisitRecord.swift    the _visit.json record and the _metrics.tsv table
+//   TrialRunner.swift    the participant level
+//   Progress.swift       progress reporting (live line on a terminal, log lines otherwise)
+//   GroupTables.swift    the group level's TSVs and baseline rules
+//   GroupDatabase.swift  the group level's SQLite database
+//   SQLiteDatabase.swift the one wrapper of the SQLite C API
+//   SHA256.swift         FIPS 180-4 SHA-256 for input fingerprints
+//   TrialError.swift     the module's errors, one line each: "<file>: <problem>"

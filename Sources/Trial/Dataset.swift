@@ -1,0 +1,375 @@
+import Foundation
+import Tabular
+
+/// A study's visits and clinical tables, found from a BIDS folder or a manifest TSV.
+///
+/// Discovery only lists files and reads the small text tables; it never opens an image.
+public struct Dataset: Sendable {
+    /// Where the visits came from.
+    public enum Source: Sendable, Equatable {
+        /// A BIDS (or fMRIPrep derivatives) folder.
+        case bids(root: String)
+        /// A manifest TSV; paths in it are relative to its folder.
+        case manifest(file: String)
+    }
+
+    public var source: Source
+    /// The visits, sorted by participant (natural order) then session (chronological order,
+    /// see ``sessionOrder``).
+    public var visits: [VisitInput]
+    /// Column names of participants.tsv (without `participant_id`), in file order.
+    public var participantColumns: [String]
+    /// participants.tsv rows by participant label (without `sub-`).
+    public var participantClinical: [String: [(String, String)]]
+    /// Remarks about things discovery skipped (e.g. a second DWI run in one visit).
+    public var warnings: [String]
+
+    /// The input path as the user gave it (folder or manifest), for messages.
+    public var path: String {
+        switch source {
+        case .bids(let root): root
+        case .manifest(let file): file
+        }
+    }
+
+    /// Column names a clinical table may not use, because the group tables use them.
+    static let reservedColumns: Set<String> = ["participant_id", "session_id", "status", "error", "session_order"]
+
+    /// Finds the visits of a dataset.
+    ///
+    /// - Parameters:
+    ///   - path: a BIDS folder (`sub-*/ses-*/{dwi,func}` or `sub-*/{dwi,func}`), or a
+    ///     manifest `.tsv` file.
+    ///   - participantLabels: keep only these participants (`01` or `sub-01`); empty keeps all.
+    ///   - sessionLabels: keep only these sessions (`m01` or `ses-m01`); empty keeps all.
+    /// - Throws: ``TrialError`` for invalid labels, labels not in the dataset, tables without
+    ///   their key column, manifest paths that leave the manifest's folder, or no visits.
+    public static func discover(_ path: String, participantLabels: [String] = [], sessionLabels: [String] = []) throws -> Dataset {
+        let wantedParticipants = try participantLabels.map { try BIDSLabel.normalized($0, kind: "participant") }
+        let wantedSessions = try sessionLabels.map { try BIDSLabel.normalized($0, kind: "session") }
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
+            throw TrialError.notADataset(path: path, reason: "no such file or folder")
+        }
+        var dataset: Dataset
+        if isFolder.boolValue {
+            dataset = try discoverBIDS(root: path)
+        } else if path.hasSuffix(".tsv") {
+            dataset = try discoverManifest(file: path)
+        } else {
+            throw TrialError.notADataset(path: path, reason: "neither a BIDS folder nor a manifest .tsv file")
+        }
+        for label in wantedParticipants where !dataset.visits.contains(where: { $0.participant == label }) {
+            throw TrialError.labelNotFound(kind: "participant", label: label, dataset: path)
+        }
+        for label in wantedSessions where !dataset.visits.contains(where: { $0.session == label }) {
+            throw TrialError.labelNotFound(kind: "session", label: label, dataset: path)
+        }
+        dataset.visits.removeAll { visit in
+            (!wantedParticipants.isEmpty && !wantedParticipants.contains(visit.participant))
+                || (!wantedSessions.isEmpty && !wantedSessions.contains(visit.session ?? ""))
+        }
+        guard !dataset.visits.isEmpty else { throw TrialError.noVisits(dataset: path) }
+        dataset.visits = sortVisits(dataset.visits)
+        return dataset
+    }
+
+    // MARK: - Ordering
+
+    /// Visits sorted by participant (natural order), then by ``sessionOrder(of:)``.
+    static func sortVisits(_ visits: [VisitInput]) -> [VisitInput] {
+        let byParticipant = Dictionary(grouping: visits, by: \.participant)
+        return byParticipant.keys.sorted(by: BIDSLabel.naturalLess).flatMap { sessionOrder(of: byParticipant[$0]!) }
+    }
+
+    /// One participant's visits in chronological order: by `acq_time` when any session has
+    /// one (sessions without it last), else by `visit_month` (numeric) when any has one,
+    /// else by session label in natural order (`m1` < `m3` < `m12`). Ties fall back to the
+    /// label order, so the result never depends on the input order.
+    public static func sessionOrder(of visits: [VisitInput]) -> [VisitInput] {
+        let labelSorted = visits.sorted { BIDSLabel.naturalLess($0.session ?? "", $1.session ?? "") }
+        func stableSort<Key: Comparable>(by key: (VisitInput) -> Key?) -> [VisitInput] {
+            let ranked = labelSorted.enumerated().map { (key: key($0.element), rank: $0.offset, visit: $0.element) }
+            return ranked.sorted { a, b in
+                switch (a.key, b.key) {
+                case let (x?, y?) where x != y: return x < y
+                case (.some, .none): return true
+                case (.none, .some): return false
+                default: return a.rank < b.rank
+                }
+            }.map(\.visit)
+        }
+        if labelSorted.contains(where: { $0.clinicalValue("acq_time") != nil }) {
+            return stableSort { $0.clinicalValue("acq_time") }
+        }
+        if labelSorted.contains(where: { $0.clinicalValue("visit_month").flatMap(Double.init) != nil }) {
+            return stableSort { $0.clinicalValue("visit_month").flatMap(Double.init) }
+        }
+        return labelSorted
+    }
+
+    // MARK: - BIDS
+
+    static func discoverBIDS(root: String) throws -> Dataset {
+
+        var warnings: [String] = []
+        let (participantColumns, participantRows) = try readParticipantsTable(folder: root)
+        var visits: [VisitInput] = []
+        for subject in try sortedEntries(root) where subject.hasPrefix("sub-") {
+            let subjectFolder = root + "/" + subject
+            guard isFolder(subjectFolder) else { continue }
+            let participant = String(subject.dropFirst(4))
+            guard BIDSLabel.isValid(participant) else {
+                warnings.append("\(subjectFolder): skipped: '\(participant)' is not a BIDS label")
+                continue
+            }
+            let sessionRows = try readSessionsTable(folder: subjectFolder, participant: participant)
+            let participantPart = participantRows[participant] ?? participantColumns.map { ($0, "n/a") }
+            let sessionFolders = try sortedEntries(subjectFolder).filter { $0.hasPrefix("ses-") && isFolder(subjectFolder + "/" + $0) }
+            if sessionFolders.isEmpty {
+                if var visit = try visitFiles(folder: subjectFolder, participant: participant, session: nil, warnings: &warnings) {
+                    visit.clinical = mergeClinical(session: [], participant: participantPart)
+                    visits.append(visit)
+                }
+                continue
+            }
+            for sessionFolder in sessionFolders {
+                let session = String(sessionFolder.dropFirst(4))
+                guard BIDSLabel.isValid(session) else {
+                    warnings.append("\(subjectFolder)/\(sessionFolder): skipped: '\(session)' is not a BIDS label")
+                    continue
+                }
+                let folder = subjectFolder + "/" + sessionFolder
+                if var visit = try visitFiles(folder: folder, participant: participant, session: session, warnings: &warnings) {
+                    let sessionPart = sessionRows.rows[session] ?? sessionRows.columns.map { ($0, "n/a") }
+                    visit.clinical = mergeClinical(session: sessionPart, participant: participantPart)
+                    visits.append(visit)
+                }
+            }
+        }
+        return Dataset(source: .bids(root: root), visits: visits, participantColumns: participantColumns,
+                       participantClinical: participantRows, warnings: warnings)
+    }
+
+    /// Sessions columns first, then participants columns not already present; reserved
+    /// names are dropped.
+    static func mergeClinical(session: [(String, String)], participant: [(String, String)]) -> [(String, String)] {
+        var out: [(String, String)] = []
+        var seen = Set<String>()
+        for (name, value) in session + participant where !reservedColumns.contains(name) && seen.insert(name).inserted {
+            out.append((name, value))
+        }
+        return out
+    }
+
+    /// The files of one visit folder, or nil when it has neither DWI nor BOLD.
+    static func visitFiles(folder: String, participant: String, session: String?, warnings: inout [String]) throws -> VisitInput? {
+        var visit = VisitInput(participant: participant, session: session)
+        let dwiFolder = folder + "/dwi"
+        if isFolder(dwiFolder) {
+            let names = try sortedEntries(dwiFolder)
+            let candidates = names.filter { BIDSName($0)?.suffix == "dwi" && BIDSName($0)?.isImage == true }
+            if let chosen = candidates.first {
+                let stem = BIDSName(chosen)!.stem
+                visit.dwi = dwiFolder + "/" + chosen
+                if names.contains(stem + ".bval") { visit.bval = dwiFolder + "/" + stem + ".bval" }
+                if names.contains(stem + ".bvec") { visit.bvec = dwiFolder + "/" + stem + ".bvec" }
+                if candidates.count > 1 { warnings.append("\(dwiFolder): \(candidates.count) DWI images; using \(chosen)") }
+            }
+        }
+        let funcFolder = folder + "/func"
+        if isFolder(funcFolder) {
+            let names = try sortedEntries(funcFolder)
+            let parsed = names.compactMap(BIDSName.init)
+            let bolds = parsed.filter { $0.suffix == "bold" && $0.isImage }
+            // Prefer a BOLD series whose confounds exist, then fMRIPrep's preprocessed one,
+            // then the first by name: deterministic whatever the folder holds.
+            let ranked = bolds.map { bold -> (BIDSName, BIDSName?) in
+                (bold, parsed.first { $0.isConfounds && $0.coreEntities == bold.coreEntities })
+            }.sorted { a, b in
+                if (a.1 != nil) != (b.1 != nil) { return a.1 != nil }
+                let ap = a.0.entity("desc") == "preproc", bp = b.0.entity("desc") == "preproc"
+                if ap != bp { return ap }
+                return a.0.fileName < b.0.fileName
+            }
+            if let (bold, confounds) = ranked.first {
+                visit.bold = funcFolder + "/" + bold.fileName
+                visit.confounds = confounds.map { funcFolder + "/" + $0.fileName }
+                if names.contains(bold.stem + ".json") { visit.boldSidecar = funcFolder + "/" + bold.stem + ".json" }
+                let mask = parsed.first { $0.suffix == "mask" && $0.isImage && $0.entity("desc") == "brain"
+                    && $0.entitiesExcept(["desc"]) == bold.entitiesExcept(["desc"]) }
+                visit.brainMask = mask.map { funcFolder + "/" + $0.fileName }
+                if ranked.count > 1 { warnings.append("\(funcFolder): \(ranked.count) BOLD images; using \(bold.fileName)") }
+            }
+        }
+        return visit.dwi == nil && visit.bold == nil ? nil : visit
+    }
+
+    static func readParticipantsTable(folder: String) throws -> ([String], [String: [(String, String)]]) {
+        let path = folder + "/participants.tsv"
+        guard FileManager.default.fileExists(atPath: path) else { return ([], [:]) }
+        let table = try readTable(path)
+        guard let key = table.index(of: "participant_id") else { throw TrialError.missingColumn(file: path, column: "participant_id") }
+        let columns = table.columns.enumerated().filter { $0.offset != key && !reservedColumns.contains($0.element) }
+        var rows: [String: [(String, String)]] = [:]
+        for (line, row) in table.rows.enumerated() {
+            let label = row[key].hasPrefix("sub-") ? String(row[key].dropFirst(4)) : row[key]
+            guard BIDSLabel.isValid(label) else {
+                throw TrialError.badTable(file: path, reason: "line \(line + 2): participant_id '\(row[key])' is not a BIDS label")
+            }
+            rows[label] = columns.map { ($0.element, row[$0.offset]) }
+        }
+        return (columns.map(\.element), rows)
+    }
+
+    static func readSessionsTable(folder: String, participant: String) throws -> (columns: [String], rows: [String: [(String, String)]]) {
+        let path = folder + "/sub-\(participant)_sessions.tsv"
+        guard FileManager.default.fileExists(atPath: path) else { return ([], [:]) }
+        let table = try readTable(path)
+        guard let key = table.index(of: "session_id") else { throw TrialError.missingColumn(file: path, column: "session_id") }
+        let columns = table.columns.enumerated().filter { $0.offset != key && !reservedColumns.contains($0.element) }
+        var rows: [String: [(String, String)]] = [:]
+        for (line, row) in table.rows.enumerated() {
+            let label = row[key].hasPrefix("ses-") ? String(row[key].dropFirst(4)) : row[key]
+            guard BIDSLabel.isValid(label) else {
+                throw TrialError.badTable(file: path, reason: "line \(line + 2): session_id '\(row[key])' is not a BIDS label")
+            }
+            rows[label] = columns.map { ($0.element, row[$0.offset]) }
+        }
+        return (columns.map(\.element), rows)
+    }
+
+    static func readTable(_ path: String) throws -> TSVTable {
+        do { return try TSVTable.read(path) } catch let error as TableError {
+            throw TrialError.badTable(file: error.source, reason: error.reason)
+        }
+    }
+
+    // MARK: - Manifest
+
+    /// Manifest columns that hold paths (relative to the manifest's folder).
+    static let manifestPathColumns = ["dwi", "bval", "bvec", "bold", "confounds", "bold_sidecar", "brain_mask"]
+
+    /// Reads a manifest: `participant_id` (required), `session_id` (optional column; when
+    /// absent every participant has one visit), the path columns (empty or `n/a` when
+    /// absent), and any other column as clinical data.
+    ///
+    /// A path that resolves (symbolic links followed) outside the manifest's folder makes
+    /// the whole manifest an error: a manifest that points elsewhere is a mistake to fix,
+    /// not a visit to skip.
+    static func discoverManifest(file: String) throws -> Dataset {
+        let table = try readTable(file)
+        guard let participantKey = table.index(of: "participant_id") else { throw TrialError.missingColumn(file: file, column: "participant_id") }
+        let sessionKey = table.index(of: "session_id")
+        let folder = URL(fileURLWithPath: file).deletingLastPathComponent().standardizedFileURL.path
+        let realFolder = URL(fileURLWithPath: folder).resolvingSymlinksInPath().path
+        let clinicalColumns = table.columns.enumerated().filter {
+            !manifestPathColumns.contains($0.element) && !reservedColumns.contains($0.element)
+        }
+        let (participantColumns, participantRows) = try readParticipantsTable(folder: folder)
+        var visits: [VisitInput] = []
+        var seen = Set<String>()
+        for (index, row) in table.rows.enumerated() {
+            let line = index + 2
+            let participant: String
+            do { participant = try BIDSLabel.normalized(row[participantKey], kind: "participant") } catch {
+                throw TrialError.badTable(file: file, reason: "line \(line): participant_id '\(row[participantKey])' is not a BIDS label")
+            }
+            var session: String?
+            if let sessionKey, row[sessionKey] != "n/a", !row[sessionKey].isEmpty {
+                do { session = try BIDSLabel.normalized(row[sessionKey], kind: "session") } catch {
+                    throw TrialError.badTable(file: file, reason: "line \(line): session_id '\(row[sessionKey])' is not a BIDS label")
+                }
+            }
+            guard seen.insert(participant + "/" + (session ?? "")).inserted else {
+                throw TrialError.badTable(file: file, reason: "line \(line): visit sub-\(participant)\(session.map { " ses-\($0)" } ?? "") listed twice")
+            }
+            var paths: [String: String] = [:]
+            for column in manifestPathColumns {
+                guard let key = table.index(of: column) else { continue }
+                let cell = row[key]
+                if cell.isEmpty || cell == "n/a" { continue }
+                let resolved = URL(fileURLWithPath: cell, relativeTo: URL(fileURLWithPath: folder, isDirectory: true))
+                    .standardizedFileURL
+                guard SafePath.isInside(resolved.path, root: folder),
+                      SafePath.isInside(resolved.resolvingSymlinksInPath().path, root: realFolder) else {
+                    throw TrialError.pathEscapes(file: file, line: line, column: column, path: cell)
+                }
+                paths[column] = resolved.path
+            }
+            guard paths["dwi"] != nil || paths["bold"] != nil else {
+                throw TrialError.badTable(file: file, reason: "line \(line): neither 'dwi' nor 'bold' is given")
+            }
+            let extra = clinicalColumns.filter { $0.offset != participantKey && $0.offset != sessionKey }.map { ($0.element, row[$0.offset]) }
+            let participantPart = participantRows[participant] ?? participantColumns.map { ($0, "n/a") }
+            visits.append(VisitInput(participant: participant, session: session, dwi: paths["dwi"], bval: paths["bval"],
+                                     bvec: paths["bvec"], bold: paths["bold"], confounds: paths["confounds"],
+                                     boldSidecar: paths["bold_sidecar"], brainMask: paths["brain_mask"],
+                                     clinical: mergeClinical(session: extra, participant: participantPart)))
+        }
+        return Dataset(source: .manifest(file: file), visits: visits, participantColumns: participantColumns,
+                       participantClinical: participantRows, warnings: [])
+    }
+
+    // MARK: - File system
+
+    static func sortedEntries(_ folder: String) throws -> [String] {
+        do { return try FileManager.default.contentsOfDirectory(atPath: folder).sorted() } catch {
+            throw TrialError.io(path: folder, reason: "cannot list the folder")
+        }
+    }
+
+    static func isFolder(_ path: String) -> Bool {
+        var flag: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &flag) && flag.boolValue
+    }
+}
+
+/// A BIDS file name split into entities (`key-value` pairs), suffix and extension.
+struct BIDSName: Equatable {
+    let fileName: String
+    /// The name without its extension.
+    let stem: String
+    let entities: [(String, String)]
+    let suffix: String
+    let fileExtension: String
+
+    static func == (a: BIDSName, b: BIDSName) -> Bool { a.fileName == b.fileName }
+
+    init?(_ fileName: String) {
+        guard !fileName.hasPrefix(".") else { return nil }
+        let extensions = [".nii.gz", ".nii", ".tsv", ".json", ".bval", ".bvec"]
+        guard let ext = extensions.first(where: { fileName.hasSuffix($0) }) else { return nil }
+        let stem = String(fileName.dropLast(ext.count))
+        var parts = stem.split(separator: "_", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count >= 2, let suffix = parts.popLast(), !suffix.contains("-") else { return nil }
+        var entities: [(String, String)] = []
+        for part in parts {
+            guard let dash = part.firstIndex(of: "-") else { return nil }
+            entities.append((String(part[..<dash]), String(part[part.index(after: dash)...])))
+        }
+        self.fileName = fileName
+        self.stem = stem
+        self.entities = entities
+        self.suffix = suffix
+        self.fileExtension = ext
+    }
+
+    var isImage: Bool { fileExtension == ".nii.gz" || fileExtension == ".nii" }
+
+    /// fMRIPrep's `*_desc-confounds_timeseries.tsv` (or the older `_desc-confounds_regressors.tsv`).
+    var isConfounds: Bool {
+        fileExtension == ".tsv" && entity("desc") == "confounds" && (suffix == "timeseries" || suffix == "regressors")
+    }
+
+    func entity(_ key: String) -> String? { entities.first { $0.0 == key }?.1 }
+
+    func entitiesExcept(_ keys: Set<String>) -> [String] {
+        entities.filter { !keys.contains($0.0) }.map { "\($0.0)-\($0.1)" }
+    }
+
+    /// The entities that name the acquisition (sub, ses, task, acq, run, echo, ...), without
+    /// those fMRIPrep adds for outputs (space, res, den, desc): what a BOLD series and its
+    /// confounds file share.
+    var coreEntities: [String] { entitiesExcept(["space", "res", "den", "desc"]) }
+}

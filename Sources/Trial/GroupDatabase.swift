@@ -1,0 +1,122 @@
+import AtomicFiles
+import Foundation
+import Tabular
+
+/// The group tables as an SQLite database, for queries the TSVs make awkward.
+///
+/// Tables:
+/// - `participants(participant_id PRIMARY KEY, <participants.tsv columns>)`
+/// - `visits(participant_id, session_id, session_order, status, error, <clinical columns>)`
+/// - `metrics(participant_id, session_id, modality, region, metric, value)`: `value` is
+///   REAL, NULL for n/a; indexed on (participant_id, metric) and (metric, region).
+/// - `baselines(participant_id PRIMARY KEY, session_id)`: the baseline chosen for each
+///   participant (NULL when the requested one is absent).
+/// - view `change_from_baseline`: the columns of change_from_baseline.tsv, computed in SQL
+///   with the same operations in the same order, so the numbers are identical.
+///
+/// A clinical column is INTEGER when all its present values are integers, REAL when all are
+/// finite numbers, TEXT otherwise; `n/a` and empty cells are NULL. Rows are inserted in the
+/// TSV order, so the same inputs give the same database content.
+enum GroupDatabase {
+    static func write(to path: String, visits: [GroupVisit], dataset: Dataset, baselines: [String: String?]) throws {
+        do {
+            try AtomicFile.write(to: path) { temporary in
+                let db = try SQLiteDatabase(path: temporary)
+                try fill(db, visits: visits, dataset: dataset, baselines: baselines)
+            }
+        } catch let error as TrialError {
+            throw error
+        } catch {
+            throw TrialError.io(path: path, reason: "cannot write the database: \(TrialRunner.oneLine(error))")
+        }
+    }
+
+    static func fill(_ db: SQLiteDatabase, visits: [GroupVisit], dataset: Dataset, baselines: [String: String?]) throws {
+        let q = SQLiteDatabase.quoted
+        let participantIDs = visits.map(\.visit.participant).reduce(into: [String]()) { if $0.last != $1 { $0.append($1) } }
+        let participantColumns = dataset.participantColumns
+        let participantValues = participantIDs.map { id in
+            participantColumns.map { name in dataset.participantClinical[id]?.first { $0.0 == name }?.1 ?? "n/a" }
+        }
+        let clinical = TrialRunner.clinicalColumns(visits)
+        let clinicalValues = visits.map { visit in clinical.map { name in visit.visit.clinical.first { $0.0 == name }?.1 ?? "n/a" } }
+
+        try db.execute("PRAGMA journal_mode = MEMORY")
+        try db.transaction {
+            let participantTypes = columnTypes(participantValues, count: participantColumns.count)
+            try db.execute("CREATE TABLE participants (participant_id TEXT PRIMARY KEY NOT NULL"
+                           + zip(participantColumns, participantTypes).map { ", \(q($0)) \($1)" }.joined() + ")")
+            try db.run("INSERT INTO participants VALUES (?" + String(repeating: ", ?", count: participantColumns.count) + ")",
+                       rows: zip(participantIDs, participantValues).map { id, values in
+                           [.text("sub-" + id)] + zip(values, participantTypes).map { sqlValue($0, type: $1) }
+                       })
+
+            let clinicalTypes = columnTypes(clinicalValues, count: clinical.count)
+            try db.execute("CREATE TABLE visits (participant_id TEXT NOT NULL, session_id TEXT, session_order INTEGER NOT NULL, "
+                           + "status TEXT NOT NULL, error TEXT" + zip(clinical, clinicalTypes).map { ", \(q($0)) \($1)" }.joined()
+                           + ", UNIQUE (participant_id, session_id))")
+            try db.run("INSERT INTO visits VALUES (?, ?, ?, ?, ?" + String(repeating: ", ?", count: clinical.count) + ")",
+                       rows: zip(visits, clinicalValues).map { visit, values in
+                           [.text(visit.visit.participantID), visit.visit.sessionID.map(SQLiteValue.text) ?? .null,
+                            .integer(Int64(visit.sessionOrder)), .text(visit.status.rawValue),
+                            visit.error.map(SQLiteValue.text) ?? .null] + zip(values, clinicalTypes).map { sqlValue($0, type: $1) }
+                       })
+
+            try db.execute("""
+                CREATE TABLE metrics (participant_id TEXT NOT NULL, session_id TEXT, modality TEXT NOT NULL,
+                                      region TEXT NOT NULL, metric TEXT NOT NULL, value REAL);
+                CREATE INDEX metrics_by_participant ON metrics (participant_id, metric);
+                CREATE INDEX metrics_by_metric ON metrics (metric, region);
+                """)
+            try db.run("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?)", rows: visits.flatMap { visit in
+                visit.metrics.map { m -> [SQLiteValue] in
+                    [.text(visit.visit.participantID), visit.visit.sessionID.map(SQLiteValue.text) ?? .null,
+                     .text(m.modality), .text(m.region), .text(m.metric), m.value.isFinite ? .real(m.value) : .null]
+                }
+            })
+
+            try db.execute("CREATE TABLE baselines (participant_id TEXT PRIMARY KEY NOT NULL, session_id TEXT)")
+            try db.run("INSERT INTO baselines VALUES (?, ?)", rows: participantIDs.compactMap { id in
+                guard let baseline = baselines[id] else { return nil }
+                return [.text("sub-" + id), baseline.map { .text("ses-" + $0) } ?? .null]
+            })
+            // Same arithmetic as ChangeRow: delta = value - baseline; pct = 100 * delta / |baseline|.
+            try db.execute("""
+                CREATE VIEW change_from_baseline AS
+                SELECT m.participant_id AS participant_id, m.session_id AS session_id, m.modality AS modality,
+                       m.region AS region, m.metric AS metric, b.value AS baseline_value, m.value AS value,
+                       m.value - b.value AS delta,
+                       CASE WHEN b.value IS NULL OR b.value = 0 THEN NULL
+                            ELSE 100.0 * (m.value - b.value) / abs(b.value) END AS pct_change
+                FROM metrics AS m
+                JOIN baselines AS bl ON bl.participant_id = m.participant_id
+                LEFT JOIN metrics AS b ON b.participant_id = m.participant_id AND b.session_id = bl.session_id
+                     AND b.modality = m.modality AND b.region = m.region AND b.metric = m.metric
+                WHERE m.session_id IS NOT bl.session_id
+                """)
+        }
+    }
+
+    enum ColumnType: String { case integer = "INTEGER", real = "REAL", text = "TEXT" }
+
+    static func isMissing(_ cell: String) -> Bool { cell.isEmpty || cell == "n/a" }
+
+    /// The narrowest type that holds every present value of each column.
+    static func columnTypes(_ rows: [[String]], count: Int) -> [String] {
+        (0..<count).map { column in
+            let present = rows.map { $0[column] }.filter { !isMissing($0) }
+            if present.allSatisfy({ Int64($0) != nil }) { return ColumnType.integer.rawValue }
+            if present.allSatisfy({ Double($0)?.isFinite == true }) { return ColumnType.real.rawValue }
+            return ColumnType.text.rawValue
+        }
+    }
+
+    static func sqlValue(_ cell: String, type: String) -> SQLiteValue {
+        if isMissing(cell) { return .null }
+        switch type {
+        case ColumnType.integer.rawValue: return .integer(Int64(cell)!)
+        case ColumnType.real.rawValue: return .real(Double(cell)!)
+        default: return .text(cell)
+        }
+    }
+}

@@ -1,0 +1,233 @@
+import AtomicFiles
+import Foundation
+import Tabular
+
+/// What a group-level run wrote.
+public struct GroupSummary: Sendable {
+    /// `OUTPUT/group`.
+    public var folder: String
+    /// The files written, in the order written.
+    public var files: [String]
+    /// How many visits have each status.
+    public var statusCounts: [VisitStatus: Int]
+    /// Remarks (e.g. a participant without the requested baseline session).
+    public var warnings: [String]
+}
+
+/// One visit as the group level sees it: its record's status and its metrics.
+struct GroupVisit {
+    var visit: VisitInput
+    /// Position of the session in its participant's chronological order (0 first).
+    var sessionOrder: Int
+    var status: VisitStatus
+    var error: String?
+    /// Sorted by modality, region, metric; empty unless the status is ok.
+    var metrics: [MetricRow]
+}
+
+/// One row of change_from_baseline.
+struct ChangeRow {
+    var participantID: String
+    var sessionID: String
+    var metric: MetricRow
+    var baseline: Double
+    var delta: Double { metric.value - baseline }
+    /// 100 · delta / |baseline|: the sign follows the change even for a negative baseline;
+    /// NaN when the baseline is 0 or missing.
+    var percentChange: Double { baseline.isNaN || baseline == 0 ? .nan : 100 * delta / abs(baseline) }
+}
+
+extension TrialRunner {
+    /// Builds the group tables from the per-visit outputs in `output`.
+    ///
+    /// Reads only each visit's `_visit.json` and `_metrics.tsv` and the clinical tables the
+    /// dataset discovery read; never an image. Writes, atomically, into `OUTPUT/group/`:
+    ///
+    /// - `metrics_long.tsv`: participant_id, session_id, modality, region, metric, value,
+    ///   for visits whose status is ok; sorted by participant (natural order), session
+    ///   (chronological order), modality, region, metric.
+    /// - `visits.tsv`: one row per discovered visit: participant_id, session_id, the columns
+    ///   of sessions.tsv then participants.tsv (or the manifest's extra columns; `n/a` where
+    ///   absent), status (ok, failed, incomplete, missing), error.
+    /// - `change_from_baseline.tsv`: participant_id, session_id, modality, region, metric,
+    ///   baseline_value, value, delta, pct_change, for every metric of every ok visit that
+    ///   is not its participant's baseline (the baseline's own rows, all zeros, are left
+    ///   out). `delta` = value − baseline; `pct_change` = 100 · delta / |baseline|, `n/a`
+    ///   when the baseline is 0 or missing.
+    /// - `nimetrics.sqlite`: tables `participants`, `visits`, `metrics`, `baselines` and the
+    ///   view `change_from_baseline`, holding the same numbers.
+    ///
+    /// The baseline of each participant is `baselineSession` when given (a participant
+    /// without it has no baseline: its rows get `n/a`), else the first of its discovered
+    /// sessions in chronological order: earliest `acq_time`, else smallest `visit_month`,
+    /// else the first label in natural order (see ``Dataset/sessionOrder(of:)``). The
+    /// baseline is chosen among discovered visits, not among successful ones, so a failed
+    /// baseline visit gives `n/a` baselines rather than silently moving the baseline.
+    /// Datasets without sessions get no change rows.
+    ///
+    /// - Parameters:
+    ///   - dataset: the same dataset the participant level ran on.
+    ///   - output: the participant level's output folder.
+    ///   - baselineSession: `m00` or `ses-m00`; nil for the rule above.
+    /// - Returns: the files written and the visit counts by status.
+    /// - Throws: ``TrialError`` for an invalid baseline label, an unreadable metrics table,
+    ///   or a failure to write.
+    @discardableResult
+    public static func runGroup(dataset: Dataset, output: String, baselineSession: String? = nil) throws -> GroupSummary {
+        let baselineLabel = try baselineSession.map { try BIDSLabel.normalized($0, kind: "session") }
+        let visits = try collectVisits(dataset: dataset, output: output)
+        var warnings: [String] = []
+        let baselines = chooseBaselines(visits, requested: baselineLabel, warnings: &warnings)
+
+        let folder = output + "/group"
+        try createFolder(folder)
+        AtomicFile.removeStaleTemporaries(in: folder)
+        var files: [String] = []
+        func write(_ table: TSVTable, _ name: String) throws {
+            let path = folder + "/" + name
+            do { try table.write(to: path) } catch { throw TrialError.io(path: path, reason: "cannot write: \(oneLine(error))") }
+            files.append(path)
+        }
+        try write(metricsLongTable(visits), "metrics_long.tsv")
+        try write(visitsTable(visits), "visits.tsv")
+        try write(changeTable(changeRows(visits, baselines: baselines)), "change_from_baseline.tsv")
+        let databasePath = folder + "/nimetrics.sqlite"
+        try GroupDatabase.write(to: databasePath, visits: visits, dataset: dataset, baselines: baselines)
+        files.append(databasePath)
+
+        var counts: [VisitStatus: Int] = [:]
+        for visit in visits { counts[visit.status, default: 0] += 1 }
+        return GroupSummary(folder: folder, files: files, statusCounts: counts, warnings: warnings)
+    }
+
+    // MARK: - Reading the visit folders
+
+    static func collectVisits(dataset: Dataset, output: String) throws -> [GroupVisit] {
+        var result: [GroupVisit] = []
+        var rankInParticipant: [String: Int] = [:]
+        for visit in Dataset.sortVisits(dataset.visits) {
+            let rank = rankInParticipant[visit.participant, default: 0]
+            rankInParticipant[visit.participant] = rank + 1
+            let folder = try SafePath.join(output, visit.relativeFolder)
+            let recordPath = folder + "/" + VisitFiles.record(visit)
+            let metricsPath = folder + "/" + VisitFiles.metrics(visit)
+            var entry = GroupVisit(visit: visit, sessionOrder: rank, status: .missing, error: nil, metrics: [])
+            if FileManager.default.fileExists(atPath: recordPath) {
+                do {
+                    let record = try VisitRecord.read(recordPath)
+                    entry.status = record.status
+                    entry.error = record.error
+                } catch {
+                    entry.status = .incomplete
+                    entry.error = oneLine(error)
+                }
+                if entry.status == .ok {
+                    if FileManager.default.fileExists(atPath: metricsPath) {
+                        entry.metrics = try MetricsTable.read(metricsPath).sorted(by: metricOrder)
+                        for (a, b) in zip(entry.metrics, entry.metrics.dropFirst()) where metricOrder(a, b) == false {
+                            throw TrialError.badTable(file: metricsPath, reason: "metric \(a.modality)/\(a.region)/\(a.metric) appears twice")
+                        }
+                    } else {
+                        entry.status = .incomplete
+                        entry.error = "\(metricsPath): missing although the visit record says ok"
+                    }
+                }
+            } else if Dataset.isFolder(folder), !((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).isEmpty {
+                entry.status = .incomplete
+                entry.error = "no visit record: the run stopped before this visit finished"
+            }
+            result.append(entry)
+        }
+        return result
+    }
+
+    static func metricOrder(_ a: MetricRow, _ b: MetricRow) -> Bool {
+        if a.modality != b.modality { return a.modality < b.modality }
+        if a.region != b.region { return a.region < b.region }
+        return a.metric < b.metric
+    }
+
+    /// The baseline session label of each participant with sessions (nil: none).
+    static func chooseBaselines(_ visits: [GroupVisit], requested: String?, warnings: inout [String]) -> [String: String?] {
+        var baselines: [String: String?] = [:]
+        for visit in visits where visit.visit.session != nil && baselines[visit.visit.participant] == nil {
+            let participant = visit.visit.participant
+            let sessions = visits.filter { $0.visit.participant == participant }.compactMap(\.visit.session)
+            if let requested {
+                if sessions.contains(requested) {
+                    baselines[participant] = .some(requested)
+                } else {
+                    baselines[participant] = .some(nil)
+                    warnings.append("sub-\(participant): no session '\(requested)'; its changes from baseline are n/a")
+                }
+            } else {
+                // `visits` is in chronological order, so the first session is the baseline.
+                baselines[participant] = .some(sessions.first)
+            }
+        }
+        return baselines
+    }
+
+    static func changeRows(_ visits: [GroupVisit], baselines: [String: String?]) -> [ChangeRow] {
+        var rows: [ChangeRow] = []
+        for visit in visits where visit.status == .ok {
+            guard let session = visit.visit.session, let baseline = baselines[visit.visit.participant] else { continue }
+            if baseline == session { continue }
+            let baselineMetrics = visits.first { $0.visit.participant == visit.visit.participant && $0.visit.session == baseline && $0.status == .ok }?.metrics ?? []
+            var byKey: [String: Double] = [:]
+            for row in baselineMetrics { byKey["\(row.modality)\t\(row.region)\t\(row.metric)"] = row.value }
+            for metric in visit.metrics {
+                rows.append(ChangeRow(participantID: visit.visit.participantID, sessionID: "ses-" + session, metric: metric,
+                                      baseline: byKey["\(metric.modality)\t\(metric.region)\t\(metric.metric)"] ?? .nan))
+            }
+        }
+        return rows
+    }
+
+    // MARK: - Tables
+
+    static func metricsLongTable(_ visits: [GroupVisit]) -> TSVTable {
+        var table = TSVTable(columns: ["participant_id", "session_id", "modality", "region", "metric", "value"])
+        for visit in visits {
+            for m in visit.metrics {
+                table.append([visit.visit.participantID, visit.visit.sessionID ?? "n/a", m.modality, m.region, m.metric, tsvCell(m.value)])
+            }
+        }
+        return table
+    }
+
+    /// Clinical column names over all visits, in order of first appearance.
+    static func clinicalColumns(_ visits: [GroupVisit]) -> [String] {
+        var names: [String] = []
+        var seen = Set<String>()
+        for visit in visits { for (name, _) in visit.visit.clinical where seen.insert(name).inserted { names.append(name) } }
+        return names
+    }
+
+    static func visitsTable(_ visits: [GroupVisit]) -> TSVTable {
+        let clinical = clinicalColumns(visits)
+        var table = TSVTable(columns: ["participant_id", "session_id"] + clinical + ["status", "error"])
+        for visit in visits {
+            let cells = clinical.map { name in visit.visit.clinical.first { $0.0 == name }.map { cellText($0.1) } ?? "n/a" }
+            table.append([visit.visit.participantID, visit.visit.sessionID ?? "n/a"] + cells
+                         + [visit.status.rawValue, visit.error.map(cellText) ?? "n/a"])
+        }
+        return table
+    }
+
+    static func changeTable(_ rows: [ChangeRow]) -> TSVTable {
+        var table = TSVTable(columns: ["participant_id", "session_id", "modality", "region", "metric",
+                                       "baseline_value", "value", "delta", "pct_change"])
+        for row in rows {
+            table.append([row.participantID, row.sessionID, row.metric.modality, row.metric.region, row.metric.metric,
+                          tsvCell(row.baseline), tsvCell(row.metric.value), tsvCell(row.delta), tsvCell(row.percentChange)])
+        }
+        return table
+    }
+
+    /// Text made safe for a TSV cell: tabs and line breaks become spaces, empty becomes `n/a`.
+    static func cellText(_ text: String) -> String {
+        let cleaned = String(text.map { $0 == "\t" || $0 == "\n" || $0 == "\r" ? " " : $0 })
+        return cleaned.isEmpty ? "n/a" : cleaned
+    }
+}

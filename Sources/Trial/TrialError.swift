@@ -1,0 +1,56 @@
+import Foundation
+
+/// A problem found by the cohort layer, naming the file (or label) and what is wrong.
+///
+/// `description` is one line, `<file>: <problem>`, so the command-line tool can print it as is.
+public enum TrialError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// A participant or session label that is not a BIDS label (letters and digits only).
+    case invalidLabel(kind: String, label: String)
+    /// A `--participant-label` / `--session-label` that names nothing in the dataset.
+    case labelNotFound(kind: String, label: String, dataset: String)
+    /// A table lacks a column it must have (e.g. `sessions.tsv` without `session_id`).
+    case missingColumn(file: String, column: String)
+    /// A malformed table or row.
+    case badTable(file: String, reason: String)
+    /// A manifest path that resolves outside the manifest's folder.
+    case pathEscapes(file: String, line: Int, column: String, path: String)
+    /// A path built for an output would leave the output folder.
+    case outputEscapes(path: String, root: String)
+    /// The input is neither a folder (BIDS) nor a manifest TSV file.
+    case notADataset(path: String, reason: String)
+    /// After filtering, nothing is left to process.
+    case noVisits(dataset: String)
+    /// A file could not be read or written.
+    case io(path: String, reason: String)
+    /// A per-visit record (`_visit.json`, `_metrics.tsv`) is malformed.
+    case badRecord(file: String, reason: String)
+    /// An SQLite call failed; `function` names the C function.
+    case sqlite(path: String, function: String, message: String)
+
+    public var description: String {
+        switch self {
+        case .invalidLabel(let kind, let label):
+            return "\(kind) label '\(label)': not a BIDS label (letters and digits only, optionally after '\(kind == "participant" ? "sub-" : "ses-")')"
+        case .labelNotFound(let kind, let label, let dataset):
+            return "\(dataset): no \(kind) '\(label)' in the dataset"
+        case .missingColumn(let file, let column):
+            return "\(file): missing required column '\(column)'"
+        case .badTable(let file, let reason):
+            return "\(file): \(reason)"
+        case .pathEscapes(let file, let line, let column, let path):
+            return "\(file): line \(line), column '\(column)': path '\(path)' resolves outside the manifest's folder"
+        case .outputEscapes(let path, let root):
+            return "\(path): would be written outside the output folder \(root)"
+        case .notADataset(let path, let reason):
+            return "\(path): \(reason)"
+        case .noVisits(let dataset):
+            return "\(dataset): no visits to process (check the dataset layout and the label filters)"
+        case .io(let path, let reason):
+            return "\(path): \(reason)"
+        case .badRecord(let file, let reason):
+            return "\(file): \(reason)"
+        case .sqlite(let path, let function, let message):
+            return "\(path): SQLite \(function) failed: \(message)"
+        }
+    }
+}

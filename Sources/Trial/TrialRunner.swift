@@ -1,0 +1,276 @@
+import AtomicFiles
+import Dispatch
+import Foundation
+import Tabular
+
+/// How one visit ended in a participant-level run.
+public struct VisitOutcome: Sendable {
+    public var visit: VisitInput
+    /// `ok` or `failed`.
+    public var status: VisitStatus
+    /// True when the visit was already complete and up to date, so nothing was run.
+    public var skipped: Bool
+    public var error: String?
+    /// Wall time spent on the visit in this run (hashing included).
+    public var seconds: Double
+}
+
+/// What a participant-level run did.
+public struct ParticipantRunSummary: Sendable {
+    /// One outcome per visit, in the dataset's visit order (not the order they finished).
+    public var outcomes: [VisitOutcome]
+    public var failed: [VisitOutcome] { outcomes.filter { $0.status != .ok } }
+    public var processedCount: Int { outcomes.filter { $0.status == .ok && !$0.skipped }.count }
+    public var skippedCount: Int { outcomes.filter(\.skipped).count }
+    /// False when any visit failed: the command line then exits non-zero.
+    public var succeeded: Bool { failed.isEmpty }
+
+    /// Lines for the end of a run: the counts, then each failed visit and its message.
+    public var report: String {
+        var text = "nimetrics: \(outcomes.count) visits: \(processedCount) processed, \(skippedCount) up to date, \(failed.count) failed\n"
+        for outcome in failed { text += "nimetrics: failed: \(outcome.visit.filePrefix): \(outcome.error ?? "unknown error")\n" }
+        return text
+    }
+}
+
+/// The cohort layer: runs the per-visit work over a dataset, then builds the group tables.
+public enum TrialRunner {
+    /// Version written into records when the caller does not give one.
+    public static let defaultVersion = "0.1.0"
+
+    /// Processes every visit of `dataset` into `output`.
+    ///
+    /// For each visit, in `OUTPUT/sub-XX[/ses-YY]/`: stale temporaries are removed, the
+    /// inputs are hashed (SHA-256), and the visit is skipped if its `_visit.json` says
+    /// `ok`, its input hashes and parameters are unchanged and all its listed outputs
+    /// exist. Otherwise the old record is deleted, the processor runs, the metrics table is
+    /// written, and the record is written last, atomically. A failure (thrown by the
+    /// processor or met while hashing) is recorded as status `failed` and the other visits
+    /// go on. A run killed at any point leaves either a complete record or none, so a
+    /// restart finishes with the results an uninterrupted run gives.
+    ///
+    /// - Parameters:
+    ///   - dataset: from ``Dataset/discover(_:participantLabels:sessionLabels:)``.
+    ///   - output: the output folder (created if needed); gets `dataset_description.json`.
+    ///   - processor: the per-visit work.
+    ///   - jobs: visits run at once (default: the number of cores).
+    ///   - threads: threads per visit (default: cores / jobs, at least 1).
+    ///   - version: the tool version written into the records.
+    ///   - progress: progress reporting (default: none).
+    /// - Returns: the outcome of every visit; `succeeded` is false if any failed.
+    /// - Throws: ``TrialError`` only for problems with the output folder itself.
+    public static func runParticipants(dataset: Dataset, output: String, processor: any VisitProcessor,
+                                       jobs: Int? = nil, threads: Int? = nil, version: String = defaultVersion,
+                                       progress: any ProgressReporter = SilentProgress()) throws -> ParticipantRunSummary {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let jobCount = max(1, min(jobs ?? cores, dataset.visits.count))
+        let threadCount = max(1, threads ?? cores / jobCount)
+        try createFolder(output)
+        AtomicFile.removeStaleTemporaries(in: output)
+        try writeDatasetDescription(output: output, version: version)
+
+        let visits = dataset.visits
+        let state = RunState(count: visits.count, progress: progress)
+        progress.runStarted(total: visits.count)
+        let context = VisitContext(output: output, datasetRoot: datasetFolder(dataset), processor: processor,
+                                   fingerprint: processor.parametersFingerprint, threads: threadCount, version: version)
+        // A bounded pool: `jobCount` serial queues, each pulling the next visit until none
+        // is left. Serial queues get their own threads, so `jobs` really is the concurrency.
+        let group = DispatchGroup()
+        for worker in 0..<jobCount {
+            DispatchQueue(label: "nimetrics.visit-worker.\(worker)").async(group: group) {
+                while let index = state.next() {
+                    state.started(visits[index])
+                    let outcome = runVisit(visits[index], context: context)
+                    state.finished(outcome, at: index)
+                }
+            }
+        }
+        group.wait()
+        let summary = ParticipantRunSummary(outcomes: state.outcomes())
+        progress.runFinished(summary)
+        return summary
+    }
+
+    // MARK: - One visit
+
+    struct VisitContext: Sendable {
+        let output: String
+        let datasetRoot: String
+        let processor: any VisitProcessor
+        let fingerprint: String
+        let threads: Int
+        let version: String
+    }
+
+    static func runVisit(_ visit: VisitInput, context: VisitContext) -> VisitOutcome {
+        let clock = Date()
+        let started = timestamp(clock)
+        var record = VisitRecord(participantID: visit.participantID, sessionID: visit.sessionID, status: .failed, error: nil,
+                                 started: started, finished: started, durationSeconds: 0, version: context.version,
+                                 parameters: VisitRecord.parameters(fromFingerprint: context.fingerprint),
+                                 inputs: [], outputs: [], warnings: [])
+        func outcome(_ status: VisitStatus, skipped: Bool = false, error: String? = nil) -> VisitOutcome {
+            VisitOutcome(visit: visit, status: status, skipped: skipped, error: error, seconds: Date().timeIntervalSince(clock))
+        }
+        let folder: String
+        do {
+            folder = try SafePath.join(context.output, visit.relativeFolder)
+            try createFolder(folder)
+        } catch {
+            return outcome(.failed, error: oneLine(error))
+        }
+        removeStaleTemporaries(below: folder)
+        let recordPath = folder + "/" + VisitFiles.record(visit)
+        let metricsPath = folder + "/" + VisitFiles.metrics(visit)
+        do {
+            for (role, path) in visit.inputFiles {
+                record.inputs.append(.init(role: role, path: displayPath(path, root: context.datasetRoot), sha256: try SHA256.hex(ofFile: path)))
+            }
+            if isUpToDate(recordPath: recordPath, folder: folder, expected: record) { return outcome(.ok, skipped: true) }
+            // From here the folder is being rewritten: no old `ok` record may survive a kill.
+            try removeIfPresent(recordPath)
+            try removeIfPresent(metricsPath)
+            let result = try context.processor.process(visit: visit, outputFolder: folder, threads: context.threads)
+            try MetricsTable.validate(result.metrics)
+            try MetricsTable.table(result.metrics).write(to: metricsPath)
+            record.outputs = result.files.map { relativeOutput($0, folder: folder) } + [VisitFiles.metrics(visit)]
+            record.warnings = result.warnings
+            record.status = .ok
+        } catch {
+            record.status = .failed
+            record.error = oneLine(error)
+        }
+        let end = Date()
+        record.finished = timestamp(end)
+        record.durationSeconds = (end.timeIntervalSince(clock) * 1000).rounded() / 1000
+        do {
+            try record.write(to: recordPath)
+        } catch {
+            return outcome(.failed, error: (record.error.map { $0 + "; " } ?? "") + "cannot write the visit record: \(oneLine(error))")
+        }
+        return outcome(record.status, error: record.error)
+    }
+
+    /// True when the stored record says ok for the same inputs and parameters, and every
+    /// output it lists is still there.
+    static func isUpToDate(recordPath: String, folder: String, expected: VisitRecord) -> Bool {
+        guard FileManager.default.fileExists(atPath: recordPath), let stored = try? VisitRecord.read(recordPath),
+              stored.status == .ok else { return false }
+        let storedInputs = stored.inputs.map { "\($0.role)=\($0.sha256)" }
+        let currentInputs = expected.inputs.map { "\($0.role)=\($0.sha256)" }
+        guard storedInputs == currentInputs,
+              stored.parameters.rendered(pretty: false) == expected.parameters.rendered(pretty: false) else { return false }
+        return stored.outputs.allSatisfy { name in
+            guard let path = try? SafePath.join(folder, name) else { return false }
+            return FileManager.default.fileExists(atPath: path)
+        }
+    }
+
+    // MARK: - Helpers
+
+    static func writeDatasetDescription(output: String, version: String) throws {
+        let description = JSONValue.object([
+            ("Name", .string("nimetrics: DTI and resting-state fMRI metrics")),
+            ("BIDSVersion", .string("1.9.0")),
+            ("DatasetType", .string("derivative")),
+            ("GeneratedBy", .array([.object([("Name", .string("nimetrics")), ("Version", .string(version))])])),
+        ])
+        let path = output + "/dataset_description.json"
+        do { try AtomicFile.write(description.rendered() + "\n", to: path) } catch {
+            throw TrialError.io(path: path, reason: "cannot write: \(oneLine(error))")
+        }
+    }
+
+    static func createFolder(_ path: String) throws {
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+            throw TrialError.io(path: path, reason: "cannot create the folder")
+        }
+    }
+
+    static func removeIfPresent(_ path: String) throws {
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        do { try FileManager.default.removeItem(atPath: path) } catch {
+            throw TrialError.io(path: path, reason: "cannot remove the previous file")
+        }
+    }
+
+    /// Removes temporaries left by a killed run in a visit folder and the folders below it.
+    static func removeStaleTemporaries(below folder: String) {
+        AtomicFile.removeStaleTemporaries(in: folder)
+        guard let enumerator = FileManager.default.enumerator(atPath: folder) else { return }
+        while let name = enumerator.nextObject() as? String {
+            let path = folder + "/" + name
+            if Dataset.isFolder(path) { AtomicFile.removeStaleTemporaries(in: path) }
+        }
+    }
+
+    /// The folder that input paths in records are written relative to.
+    static func datasetFolder(_ dataset: Dataset) -> String {
+        switch dataset.source {
+        case .bids(let root): URL(fileURLWithPath: root).standardizedFileURL.path
+        case .manifest(let file): URL(fileURLWithPath: file).deletingLastPathComponent().standardizedFileURL.path
+        }
+    }
+
+    static func displayPath(_ path: String, root: String) -> String {
+        let standard = URL(fileURLWithPath: path).standardizedFileURL.path
+        return standard.hasPrefix(root + "/") ? String(standard.dropFirst(root.count + 1)) : standard
+    }
+
+    static func relativeOutput(_ path: String, folder: String) -> String {
+        guard path.hasPrefix("/") else { return path }
+        let standard = URL(fileURLWithPath: path).standardizedFileURL.path
+        let base = URL(fileURLWithPath: folder).standardizedFileURL.path
+        return standard.hasPrefix(base + "/") ? String(standard.dropFirst(base.count + 1)) : standard
+    }
+
+    /// An error's description cut to its first line.
+    static func oneLine(_ error: any Error) -> String {
+        let text = String(describing: error)
+        return text.split(separator: "\n", maxSplits: 1).first.map(String.init) ?? text
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
+    }
+}
+
+/// The shared state of a run's workers: the next visit to take, the outcomes, and the
+/// progress reporter, all behind one lock.
+final class RunState: @unchecked Sendable {
+    private let lock = NSLock()
+    private var nextIndex = 0
+    private var done = 0
+    private var results: [VisitOutcome?]
+    private let progress: any ProgressReporter
+
+    init(count: Int, progress: any ProgressReporter) {
+        results = Array(repeating: nil, count: count)
+        self.progress = progress
+    }
+
+    func next() -> Int? {
+        lock.withLock {
+            guard nextIndex < results.count else { return nil }
+            defer { nextIndex += 1 }
+            return nextIndex
+        }
+    }
+
+    func started(_ visit: VisitInput) {
+        lock.withLock { progress.visitStarted(visit) }
+    }
+
+    func finished(_ outcome: VisitOutcome, at index: Int) {
+        lock.withLock {
+            results[index] = outcome
+            done += 1
+            progress.visitFinished(outcome, done: done, total: results.count)
+        }
+    }
+
+    func outcomes() -> [VisitOutcome] { lock.withLock { results.compactMap { $0 } } }
+}

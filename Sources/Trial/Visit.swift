@@ -1,0 +1,139 @@
+import Foundation
+
+/// One visit of one participant: the files the per-visit pipelines read, and the clinical
+/// columns that travel with it into the group tables.
+public struct VisitInput: Sendable, CustomStringConvertible {
+    /// Participant label without `sub-` (validated: letters and digits only).
+    public var participant: String
+    /// Session label without `ses-`; nil for datasets without sessions.
+    public var session: String?
+    /// Diffusion image (`*_dwi.nii[.gz]`) and its gradient files.
+    public var dwi: String?
+    public var bval: String?
+    public var bvec: String?
+    /// Resting-state BOLD image, its confounds (`*_desc-confounds_timeseries.tsv`), its JSON
+    /// sidecar and, for fMRIPrep outputs, the brain mask beside it.
+    public var bold: String?
+    public var confounds: String?
+    public var boldSidecar: String?
+    public var brainMask: String?
+    /// Clinical columns in order: sessions.tsv, then participants.tsv (or a manifest's extra
+    /// columns). Values are kept as written (`n/a` for missing).
+    public var clinical: [(String, String)]
+
+    public init(participant: String, session: String?, dwi: String? = nil, bval: String? = nil, bvec: String? = nil,
+                bold: String? = nil, confounds: String? = nil, boldSidecar: String? = nil, brainMask: String? = nil,
+                clinical: [(String, String)] = []) {
+        self.participant = participant
+        self.session = session
+        self.dwi = dwi
+        self.bval = bval
+        self.bvec = bvec
+        self.bold = bold
+        self.confounds = confounds
+        self.boldSidecar = boldSidecar
+        self.brainMask = brainMask
+        self.clinical = clinical
+    }
+
+    /// `sub-01` / `ses-m01` (nil without sessions), as the BIDS tables write them.
+    public var participantID: String { "sub-" + participant }
+    public var sessionID: String? { session.map { "ses-" + $0 } }
+
+    /// The BIDS file-name prefix of this visit's outputs: `sub-01_ses-m01` or `sub-01`.
+    public var filePrefix: String { session.map { "sub-\(participant)_ses-\($0)" } ?? "sub-\(participant)" }
+
+    /// The visit's folder relative to the output folder: `sub-01/ses-m01` or `sub-01`.
+    public var relativeFolder: String { session.map { "sub-\(participant)/ses-\($0)" } ?? "sub-\(participant)" }
+
+    /// Every input file with its role, in a fixed order (the order of the visit record).
+    public var inputFiles: [(role: String, path: String)] {
+        let all: [(String, String?)] = [("dwi", dwi), ("bval", bval), ("bvec", bvec), ("bold", bold),
+                                         ("confounds", confounds), ("bold_sidecar", boldSidecar), ("brain_mask", brainMask)]
+        return all.compactMap { role, path in path.map { (role, $0) } }
+    }
+
+    /// The value of a clinical column, if present and not `n/a`.
+    public func clinicalValue(_ column: String) -> String? {
+        guard let value = clinical.first(where: { $0.0 == column })?.1, value != "n/a", !value.isEmpty else { return nil }
+        return value
+    }
+
+    public var description: String { filePrefix }
+}
+
+/// One number computed for a visit.
+public struct MetricRow: Sendable, Equatable {
+    /// `dwi` or `func`.
+    public var modality: String
+    /// Region name; `whole_brain` for the whole brain.
+    public var region: String
+    /// Lowercase snake_case with the statistic in it (`fa_mean`, `rd_p95`, `fd_mean`).
+    public var metric: String
+    /// The value; NaN for n/a.
+    public var value: Double
+
+    public init(modality: String, region: String, metric: String, value: Double) {
+        self.modality = modality
+        self.region = region
+        self.metric = metric
+        self.value = value
+    }
+
+    public static func == (lhs: MetricRow, rhs: MetricRow) -> Bool {
+        lhs.modality == rhs.modality && lhs.region == rhs.region && lhs.metric == rhs.metric
+            && (lhs.value == rhs.value || (lhs.value.isNaN && rhs.value.isNaN))
+    }
+}
+
+/// What the per-visit work produced.
+public struct VisitResult: Sendable {
+    /// The metrics; written by the runner to `<prefix>_metrics.tsv`.
+    public var metrics: [MetricRow]
+    /// Files the processor wrote, absolute or relative to the visit folder. A re-run skips a
+    /// visit only while all of them still exist.
+    public var files: [String]
+    /// Non-fatal remarks (e.g. "no confounds file: motion metrics skipped"); kept in the record.
+    public var warnings: [String]
+
+    public init(metrics: [MetricRow], files: [String] = [], warnings: [String] = []) {
+        self.metrics = metrics
+        self.files = files
+        self.warnings = warnings
+    }
+}
+
+/// The per-visit work (the DTI and fMRI pipelines), injected into ``TrialRunner``.
+///
+/// `process` is called from several threads at once, one visit per call, so it must not
+/// share mutable state between calls.
+public protocol VisitProcessor: Sendable {
+    /// JSON text of every parameter that changes the results. It is stored in each visit
+    /// record; a re-run whose fingerprint differs redoes the visit.
+    var parametersFingerprint: String { get }
+
+    /// Processes one visit, writing its outputs into `outputFolder` (which exists).
+    /// - Parameters:
+    ///   - visit: the inputs.
+    ///   - outputFolder: `OUTPUT/sub-XX/ses-YY` (or `OUTPUT/sub-XX`).
+    ///   - threads: threads this visit may use.
+    /// - Returns: the metrics, the files written and any warnings.
+    /// - Throws: any error; the runner records its description as the visit's failure.
+    func process(visit: VisitInput, outputFolder: String, threads: Int) throws -> VisitResult
+}
+
+/// A ``VisitProcessor`` made from a closure (handy for tests and simple tools).
+public struct ClosureVisitProcessor: VisitProcessor {
+    public let parametersFingerprint: String
+    private let body: @Sendable (VisitInput, String, Int) throws -> VisitResult
+
+    public init(parametersFingerprint: String,
+                _ body: @escaping @Sendable (_ visit: VisitInput, _ outputFolder: String, _ threads: Int) throws -> VisitResult) {
+        self.parametersFingerprint = parametersFingerprint
+        self.body = body
+    }
+
+    public func process(visit: VisitInput, outputFolder: String, threads: Int) throws -> VisitResult {
+        try body(visit, outputFolder, threads)
+    }
+}

@@ -1,0 +1,157 @@
+import AtomicFiles
+import Foundation
+import Tabular
+
+/// Where a visit stands.
+public enum VisitStatus: String, Sendable, Equatable {
+    /// Processed; its metrics table and every listed output exist.
+    case ok
+    /// The processor (or hashing an input) threw; the record holds the message.
+    case failed
+    /// Found by the group level: the visit folder exists but its record is absent (a run
+    /// was killed mid-visit) or says ok while its metrics table is gone.
+    case incomplete
+    /// Found by the group level: the visit was never run.
+    case missing
+}
+
+/// The record `<prefix>_visit.json` that closes a visit folder.
+///
+/// It is written last and atomically, so its presence with status `ok` means the visit is
+/// complete. Keys, in order: `participant_id`, `session_id`, `status`, `error`, `started`,
+/// `finished`, `duration_s`, `nimetrics_version`, `parameters`, `inputs` (role, path,
+/// sha256), `outputs` (relative to the visit folder), `warnings`.
+public struct VisitRecord: Sendable {
+    public struct Input: Sendable, Equatable {
+        public var role: String
+        public var path: String
+        public var sha256: String
+    }
+
+    public var participantID: String
+    public var sessionID: String?
+    public var status: VisitStatus
+    public var error: String?
+    /// ISO 8601 UTC timestamps.
+    public var started: String
+    public var finished: String
+    public var durationSeconds: Double
+    public var version: String
+    /// The processor's parameters (its fingerprint parsed as JSON; a string if it is not JSON).
+    public var parameters: JSONValue
+    public var inputs: [Input]
+    /// Output files relative to the visit folder (the metrics table included).
+    public var outputs: [String]
+    public var warnings: [String]
+
+    /// The record as JSON.
+    public var json: JSONValue {
+        .object([
+            ("participant_id", .string(participantID)),
+            ("session_id", sessionID.map(JSONValue.string) ?? .null),
+            ("status", .string(status.rawValue)),
+            ("error", error.map(JSONValue.string) ?? .null),
+            ("started", .string(started)),
+            ("finished", .string(finished)),
+            ("duration_s", .number(durationSeconds)),
+            ("nimetrics_version", .string(version)),
+            ("parameters", parameters),
+            ("inputs", .array(inputs.map { .object([("role", .string($0.role)), ("path", .string($0.path)), ("sha256", .string($0.sha256))]) })),
+            ("outputs", .array(outputs.map(JSONValue.string))),
+            ("warnings", .array(warnings.map(JSONValue.string))),
+        ])
+    }
+
+    /// Writes the record atomically.
+    public func write(to path: String) throws {
+        try AtomicFile.write(json.rendered() + "\n", to: path)
+    }
+
+    /// Reads a record.
+    /// - Throws: ``TrialError/badRecord(file:reason:)`` when it is not a record.
+    public static func read(_ path: String) throws -> VisitRecord {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw TrialError.io(path: path, reason: "cannot read the visit record")
+        }
+        let json: JSONValue
+        do { json = try JSONValue.parse(text) } catch { throw TrialError.badRecord(file: path, reason: "not valid JSON") }
+        func string(_ key: String) -> String? { if case .string(let s)? = json[key] { return s }; return nil }
+        guard let participant = string("participant_id"), let statusText = string("status"),
+              let status = VisitStatus(rawValue: statusText) else {
+            throw TrialError.badRecord(file: path, reason: "missing or invalid 'participant_id' or 'status'")
+        }
+        var inputs: [Input] = []
+        if case .array(let items)? = json["inputs"] {
+            for item in items {
+                guard case .string(let role)? = item["role"], case .string(let p)? = item["path"], case .string(let hash)? = item["sha256"] else {
+                    throw TrialError.badRecord(file: path, reason: "an entry of 'inputs' lacks role, path or sha256")
+                }
+                inputs.append(Input(role: role, path: p, sha256: hash))
+            }
+        }
+        func strings(_ key: String) -> [String] {
+            guard case .array(let items)? = json[key] else { return [] }
+            return items.compactMap { if case .string(let s) = $0 { return s }; return nil }
+        }
+        return VisitRecord(participantID: participant, sessionID: string("session_id"), status: status, error: string("error"),
+                           started: string("started") ?? "", finished: string("finished") ?? "",
+                           durationSeconds: json["duration_s"]?.doubleValue ?? .nan, version: string("nimetrics_version") ?? "",
+                           parameters: json["parameters"] ?? .null, inputs: inputs, outputs: strings("outputs"), warnings: strings("warnings"))
+    }
+
+    /// The parameters fingerprint as stored: parsed JSON when it is JSON, else the text.
+    static func parameters(fromFingerprint text: String) -> JSONValue {
+        (try? JSONValue.parse(text)) ?? .string(text)
+    }
+}
+
+/// Names of a visit's own files.
+enum VisitFiles {
+    static func metrics(_ visit: VisitInput) -> String { visit.filePrefix + "_metrics.tsv" }
+    static func record(_ visit: VisitInput) -> String { visit.filePrefix + "_visit.json" }
+}
+
+/// The metrics table of a visit: columns modality, region, metric, value (`n/a` for NaN).
+enum MetricsTable {
+    static let columns = ["modality", "region", "metric", "value"]
+
+    static func table(_ rows: [MetricRow]) -> TSVTable {
+        TSVTable(columns: columns, rows: rows.map { [$0.modality, $0.region, $0.metric, tsvCell($0.value)] })
+    }
+
+    static func read(_ path: String) throws -> [MetricRow] {
+        let table = try Dataset.readTable(path)
+        for column in columns where table.index(of: column) == nil { throw TrialError.missingColumn(file: path, column: column) }
+        let modality = try table.column("modality"), region = try table.column("region"), metric = try table.column("metric")
+        let values: [Double]
+        do { values = try table.numericColumn("value") } catch let error as TableError {
+            throw TrialError.badTable(file: error.source, reason: error.reason)
+        }
+        return (0..<table.rows.count).map { MetricRow(modality: modality[$0], region: region[$0], metric: metric[$0], value: values[$0]) }
+    }
+
+    /// Checks what a processor returned: known modality, snake_case metric, a region name
+    /// that fits in a TSV cell, and no (modality, region, metric) twice.
+    static func validate(_ rows: [MetricRow]) throws {
+        var seen = Set<String>()
+        for row in rows {
+            guard row.modality == "dwi" || row.modality == "func" else {
+                throw ValidationFailure(message: "metric '\(row.metric)': modality '\(row.modality)' is neither dwi nor func")
+            }
+            guard !row.metric.isEmpty, row.metric.utf8.allSatisfy({ (97...122).contains($0) || (48...57).contains($0) || $0 == 95 }) else {
+                throw ValidationFailure(message: "metric name '\(row.metric)' is not lowercase snake_case")
+            }
+            guard !row.region.isEmpty, !row.region.contains(where: { $0 == "\t" || $0 == "\n" || $0 == "\r" }), row.region != "n/a" else {
+                throw ValidationFailure(message: "metric '\(row.metric)': region name '\(row.region)' cannot be a TSV cell")
+            }
+            guard seen.insert("\(row.modality)\t\(row.region)\t\(row.metric)").inserted else {
+                throw ValidationFailure(message: "metric \(row.modality)/\(row.region)/\(row.metric) returned twice")
+            }
+        }
+    }
+
+    struct ValidationFailure: Error, CustomStringConvertible {
+        let message: String
+        var description: String { "the processor returned bad metrics: \(message)" }
+    }
+}
