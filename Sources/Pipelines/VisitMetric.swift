@@ -1,5 +1,6 @@
 /// One number of a visit, as the cohort layer tabulates it: `fa_mean` of region `L_CST`
-/// from the `dwi` modality.
+/// from the `dwi` modality. Metric names are lowercase snake_case with the statistic in them
+/// (`fa_mean`, `rd_p95`, `fd_mean`).
 public struct VisitMetric: Equatable, Sendable {
     public var modality: String
     public var region: String
@@ -12,6 +13,12 @@ public struct VisitMetric: Equatable, Sendable {
         self.region = region
         self.metric = metric
         self.value = value
+    }
+
+    /// Equal when the keys match and the values are equal or both n/a.
+    public static func == (lhs: VisitMetric, rhs: VisitMetric) -> Bool {
+        lhs.modality == rhs.modality && lhs.region == rhs.region && lhs.metric == rhs.metric
+            && (lhs.value == rhs.value || (lhs.value.isNaN && rhs.value.isNaN))
     }
 }
 

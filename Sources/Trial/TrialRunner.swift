@@ -1,3 +1,4 @@
+import Pipelines
 import AtomicFiles
 import Dispatch
 import Foundation
@@ -36,7 +37,7 @@ public struct ParticipantRunSummary: Sendable {
 /// The cohort layer: runs the per-visit work over a dataset, then builds the group tables.
 public enum TrialRunner {
     /// Version written into records when the caller does not give one.
-    public static let defaultVersion = "0.1.0"
+    public static let defaultVersion = NimetricsVersion.string
 
     /// Processes every visit of `dataset` into `output`.
     ///

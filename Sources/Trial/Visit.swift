@@ -1,3 +1,4 @@
+import Pipelines
 import Foundation
 
 /// One visit of one participant: the files the per-visit pipelines read, and the clinical
@@ -62,29 +63,8 @@ public struct VisitInput: Sendable, CustomStringConvertible {
     public var description: String { filePrefix }
 }
 
-/// One number computed for a visit.
-public struct MetricRow: Sendable, Equatable {
-    /// `dwi` or `func`.
-    public var modality: String
-    /// Region name; `whole_brain` for the whole brain.
-    public var region: String
-    /// Lowercase snake_case with the statistic in it (`fa_mean`, `rd_p95`, `fd_mean`).
-    public var metric: String
-    /// The value; NaN for n/a.
-    public var value: Double
-
-    public init(modality: String, region: String, metric: String, value: Double) {
-        self.modality = modality
-        self.region = region
-        self.metric = metric
-        self.value = value
-    }
-
-    public static func == (lhs: MetricRow, rhs: MetricRow) -> Bool {
-        lhs.modality == rhs.modality && lhs.region == rhs.region && lhs.metric == rhs.metric
-            && (lhs.value == rhs.value || (lhs.value.isNaN && rhs.value.isNaN))
-    }
-}
+/// One number computed for a visit (the pipelines' ``VisitMetric``).
+public typealias MetricRow = VisitMetric
 
 /// What the per-visit work produced.
 public struct VisitResult: Sendable {
