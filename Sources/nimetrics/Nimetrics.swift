@@ -11,6 +11,6 @@ struct Nimetrics: ParsableCommand {
             summaries per region, and links them to participants, visits and clinical scores.
             """,
         version: NimetricsVersion.string,
-        subcommands: [InfoCommand.self]
+        subcommands: [InfoCommand.self, DemoCommand.self]
     )
 }
