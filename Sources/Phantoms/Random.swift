@@ -120,11 +120,19 @@ public func portableLogarithm(_ x: Double) -> Double {
     }
     let s = (m - 1) / (m + 1)
     let s2 = s * s
-    var power = s
-    var sum = s
-    for n in 1...12 {
-        power *= s2
-        sum += power / Double(2 * n + 1)
-    }
-    return 2 * sum + exponent * 0.6931471805599453
+    // Horner form of s · Σₙ s²ⁿ/(2n + 1), n = 0 … 12, highest term first.
+    var series = 1.0 / 25
+    series = series * s2 + 1.0 / 23
+    series = series * s2 + 1.0 / 21
+    series = series * s2 + 1.0 / 19
+    series = series * s2 + 1.0 / 17
+    series = series * s2 + 1.0 / 15
+    series = series * s2 + 1.0 / 13
+    series = series * s2 + 1.0 / 11
+    series = series * s2 + 1.0 / 9
+    series = series * s2 + 1.0 / 7
+    series = series * s2 + 1.0 / 5
+    series = series * s2 + 1.0 / 3
+    series = series * s2 + 1
+    return 2 * s * series + exponent * 0.6931471805599453
 }
