@@ -126,35 +126,79 @@ public struct PhantomAtlas: Sendable {
     /// Regions are painted in label order and never overwrite an earlier one, and only inside
     /// the head.
     public static func demo() -> PhantomAtlas {
-        let shape = demoShape
-        let affine = demoAffine
-        enum Shape { case box(half: [Double]), sphere(radius: Double) }
-        struct Spec { let name: String; let network: String?; let centre: [Double]; let shape: Shape; let direction: [Double]?; let fa: Double }
         let tractMD = 0.75e-3, cortexMD = 0.85e-3
-        let specs: [Spec] = [
-            Spec(name: "L_CST", network: nil, centre: [-12, -3, -6], shape: .box(half: [3, 3, 12]), direction: [0, 0, 1], fa: 0.65),
-            Spec(name: "R_CST", network: nil, centre: [12, -3, -6], shape: .box(half: [3, 3, 12]), direction: [0, 0, 1], fa: 0.65),
-            Spec(name: "CC_body", network: nil, centre: [0, 0, 12], shape: .box(half: [7.5, 7.5, 3]), direction: [1, 0, 0], fa: 0.75),
-            Spec(name: "L_SLF", network: nil, centre: [-21, -3, 6], shape: .box(half: [3, 12, 3]), direction: [0, 1, 0], fa: 0.55),
-            Spec(name: "R_SLF", network: nil, centre: [21, -3, 6], shape: .box(half: [3, 12, 3]), direction: [0, 1, 0], fa: 0.55),
-            Spec(name: "L_mPFC", network: "DMN", centre: [-6, 30, 3], shape: .sphere(radius: 6), direction: nil, fa: 0.15),
-            Spec(name: "R_mPFC", network: "DMN", centre: [6, 30, 3], shape: .sphere(radius: 6), direction: nil, fa: 0.15),
-            Spec(name: "L_PCC", network: "DMN", centre: [-6, -27, 9], shape: .sphere(radius: 6), direction: nil, fa: 0.15),
-            Spec(name: "R_PCC", network: "DMN", centre: [6, -27, 9], shape: .sphere(radius: 6), direction: nil, fa: 0.15),
-            Spec(name: "L_M1", network: "SMN", centre: [-18, -6, 18], shape: .sphere(radius: 6), direction: nil, fa: 0.15),
-            Spec(name: "R_M1", network: "SMN", centre: [18, -6, 18], shape: .sphere(radius: 6), direction: nil, fa: 0.15),
-            Spec(name: "L_S1", network: "SMN", centre: [-18, -18, 15], shape: .sphere(radius: 6), direction: nil, fa: 0.15),
-            Spec(name: "R_S1", network: "SMN", centre: [18, -18, 15], shape: .sphere(radius: 6), direction: nil, fa: 0.15),
-            Spec(name: "L_V1", network: "VIS", centre: [-6, -33, -3], shape: .sphere(radius: 6), direction: nil, fa: 0.15),
-            Spec(name: "R_V1", network: "VIS", centre: [6, -33, -3], shape: .sphere(radius: 6), direction: nil, fa: 0.15),
-            Spec(name: "L_DLPFC", network: "FPN", centre: [-21, 18, 9], shape: .sphere(radius: 6), direction: nil, fa: 0.15),
-            Spec(name: "R_DLPFC", network: "FPN", centre: [21, 18, 9], shape: .sphere(radius: 6), direction: nil, fa: 0.15),
-            Spec(name: "L_IPL", network: "FPN", centre: [-21, -21, 3], shape: .sphere(radius: 6), direction: nil, fa: 0.15),
-            Spec(name: "R_IPL", network: "FPN", centre: [21, -21, 3], shape: .sphere(radius: 6), direction: nil, fa: 0.15),
-        ]
+        func tract(_ name: String, _ centre: [Double], _ half: [Double], _ direction: [Double], _ fa: Double) -> RegionSpec {
+            RegionSpec(name: name, network: nil, shape: .box(centre: centre, halfSize: half),
+                       fiberDirection: direction, fractionalAnisotropy: fa, meanDiffusivity: tractMD)
+        }
+        func cortical(_ name: String, _ network: String, _ centre: [Double]) -> RegionSpec {
+            RegionSpec(name: name, network: network, shape: .ellipsoid(centre: centre, radii: [6, 6, 6]),
+                       fiberDirection: nil, fractionalAnisotropy: 0.15, meanDiffusivity: cortexMD)
+        }
+        return build(shape: demoShape, affine: demoAffine, headRadii: [30, 39, 27], regions: [
+            tract("L_CST", [-12, -3, -6], [3, 3, 12], [0, 0, 1], 0.65),
+            tract("R_CST", [12, -3, -6], [3, 3, 12], [0, 0, 1], 0.65),
+            tract("CC_body", [0, 0, 12], [7.5, 7.5, 3], [1, 0, 0], 0.75),
+            tract("L_SLF", [-21, -3, 6], [3, 12, 3], [0, 1, 0], 0.55),
+            tract("R_SLF", [21, -3, 6], [3, 12, 3], [0, 1, 0], 0.55),
+            cortical("L_mPFC", "DMN", [-6, 30, 3]), cortical("R_mPFC", "DMN", [6, 30, 3]),
+            cortical("L_PCC", "DMN", [-6, -27, 9]), cortical("R_PCC", "DMN", [6, -27, 9]),
+            cortical("L_M1", "SMN", [-18, -6, 18]), cortical("R_M1", "SMN", [18, -6, 18]),
+            cortical("L_S1", "SMN", [-18, -18, 15]), cortical("R_S1", "SMN", [18, -18, 15]),
+            cortical("L_V1", "VIS", [-6, -33, -3]), cortical("R_V1", "VIS", [6, -33, -3]),
+            cortical("L_DLPFC", "FPN", [-21, 18, 9]), cortical("R_DLPFC", "FPN", [21, 18, 9]),
+            cortical("L_IPL", "FPN", [-21, -21, 3]), cortical("R_IPL", "FPN", [21, -21, 3]),
+        ])
+    }
+
+    // MARK: - Building an atlas
+
+    /// Where a region lies, in world (RAS+) millimetres.
+    public enum RegionShape: Sendable, Equatable {
+        /// |x − cₓ| ≤ hₓ, |y − c_y| ≤ h_y, |z − c_z| ≤ h_z.
+        case box(centre: [Double], halfSize: [Double])
+        /// Σ ((x − c)/r)² ≤ 1.
+        case ellipsoid(centre: [Double], radii: [Double])
+
+        func contains(_ p: [Double]) -> Bool {
+            switch self {
+            case .box(let c, let h): return (0..<3).allSatisfy { abs(p[$0] - c[$0]) <= h[$0] }
+            case .ellipsoid(let c, let r):
+                var sum = 0.0
+                for axis in 0..<3 {
+                    let u = (p[axis] - c[axis]) / r[axis]
+                    sum += u * u
+                }
+                return sum <= 1
+            }
+        }
+    }
+
+    /// One region to paint: a shape plus the properties of ``AtlasRegion`` (a non-nil
+    /// `fiberDirection` makes a white-matter tract, nil a cortical region).
+    public struct RegionSpec: Sendable, Equatable {
+        public var name: String
+        public var network: String?
+        public var shape: RegionShape
+        public var fiberDirection: [Double]?
+        public var fractionalAnisotropy: Double
+        public var meanDiffusivity: Double
+
+        public init(name: String, network: String?, shape: RegionShape, fiberDirection: [Double]?,
+                    fractionalAnisotropy: Double, meanDiffusivity: Double) {
+            self.name = name; self.network = network; self.shape = shape; self.fiberDirection = fiberDirection
+            self.fractionalAnisotropy = fractionalAnisotropy; self.meanDiffusivity = meanDiffusivity
+        }
+    }
+
+    /// Paints an atlas on a grid: the head is the ellipsoid with semi-axes `headRadii` (mm)
+    /// centred at world (0, 0, 0); regions get labels 1, 2, … in the order given, each taking
+    /// the head voxels (by voxel centre) inside its shape that no earlier region took.
+    /// Small grids built this way make fast test data.
+    public static func build(shape: [Int], affine: Affine, headRadii: [Double], regions specs: [RegionSpec]) -> PhantomAtlas {
+        precondition(shape.count == 3 && headRadii.count == 3, "a 3D grid and three head radii")
         let count = shape.reduce(1, *)
-        var labels = [Int](repeating: 0, count: count)
-        var mask = [Bool](repeating: false, count: count)
+        let head = RegionShape.ellipsoid(centre: [0, 0, 0], radii: headRadii)
         var world: [[Double]] = []
         world.reserveCapacity(count)
         for k in 0..<shape[2] {
@@ -162,26 +206,19 @@ public struct PhantomAtlas: Sendable {
                 for i in 0..<shape[0] {
                     let (x, y, z) = affine.apply(Double(i), Double(j), Double(k))
                     world.append([x, y, z])
-                    mask[world.count - 1] = (x / 30) * (x / 30) + (y / 39) * (y / 39) + (z / 27) * (z / 27) <= 1
                 }
             }
         }
+        let mask = world.map { head.contains($0) }
+        var labels = [Int](repeating: 0, count: count)
         var regions: [AtlasRegion] = []
         for (offset, spec) in specs.enumerated() {
             let label = offset + 1
-            for v in 0..<count where mask[v] && labels[v] == 0 {
-                let d = (0..<3).map { world[v][$0] - spec.centre[$0] }
-                let inside: Bool
-                switch spec.shape {
-                case .box(let half): inside = (0..<3).allSatisfy { abs(d[$0]) <= half[$0] }
-                case .sphere(let radius): inside = d[0] * d[0] + d[1] * d[1] + d[2] * d[2] <= radius * radius
-                }
-                if inside { labels[v] = label }
-            }
+            for v in 0..<count where mask[v] && labels[v] == 0 && spec.shape.contains(world[v]) { labels[v] = label }
             regions.append(AtlasRegion(
                 index: label, name: spec.name, network: spec.network,
-                tissue: spec.direction == nil ? .grayMatter : .whiteMatter, fiberDirection: spec.direction,
-                fractionalAnisotropy: spec.fa, meanDiffusivity: spec.direction == nil ? cortexMD : tractMD))
+                tissue: spec.fiberDirection == nil ? .grayMatter : .whiteMatter, fiberDirection: spec.fiberDirection,
+                fractionalAnisotropy: spec.fractionalAnisotropy, meanDiffusivity: spec.meanDiffusivity))
         }
         return PhantomAtlas(shape: shape, affine: affine, labels: labels, brainMask: mask, regions: regions)
     }
