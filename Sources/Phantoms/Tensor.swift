@@ -65,7 +65,11 @@ public struct TensorTruth: Equatable, Sendable {
 /// Fractional anisotropy, FA = √(3/2) · ‖λ − λ̄‖ / ‖λ‖ (Basser & Pierpaoli 1996, "Microstructural
 /// and physiological features of tissues elucidated by quantitative-diffusion-tensor MRI",
 /// J Magn Reson B 111:209-219). 0 when all eigenvalues are 0.
-public func fractionalAnisotropy(eigenvalues l: [Double]) -> Double {
+///
+/// Internal on purpose: the `Diffusion` module has the public one, and code that imports both
+/// modules must not meet two functions of the same name; the phantoms keep their own,
+/// independent implementation as the truth the tests compare against.
+func fractionalAnisotropy(eigenvalues l: [Double]) -> Double {
     let mean = (l[0] + l[1] + l[2]) / 3
     let deviation = (l[0] - mean) * (l[0] - mean) + (l[1] - mean) * (l[1] - mean) + (l[2] - mean) * (l[2] - mean)
     let magnitude = l[0] * l[0] + l[1] * l[1] + l[2] * l[2]
@@ -74,7 +78,7 @@ public func fractionalAnisotropy(eigenvalues l: [Double]) -> Double {
 }
 
 /// Mean diffusivity, MD = (λ₁ + λ₂ + λ₃)/3 = Tr(D)/3 (Basser & Pierpaoli 1996).
-public func meanDiffusivity(eigenvalues l: [Double]) -> Double { (l[0] + l[1] + l[2]) / 3 }
+func meanDiffusivity(eigenvalues l: [Double]) -> Double { (l[0] + l[1] + l[2]) / 3 }
 
 /// Eigenvalues of a cylindrically symmetric tensor (λ₂ = λ₃) with the given FA and MD.
 ///
