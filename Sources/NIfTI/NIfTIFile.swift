@@ -235,29 +235,45 @@ private func convertRange<Stored: StoredVoxel, Scalar: NIfTIScalar>(
 
 /// Stores voxels in `datatype`, little-endian (native on every platform nimetrics runs on);
 /// integer types round to nearest and clamp to their range, NaN becomes 0.
+///
+/// Callers in other modules reach the public generic `write` unspecialized, where a generic
+/// per-voxel conversion costs about 0.5 us (measured: 20 s to write the demo trial instead of
+/// 3.6 s); dispatching here to concrete element types keeps the loops specialized.
 private func storeVoxels<Scalar: BinaryFloatingPoint>(_ voxels: [Scalar], as datatype: NIfTIDataType, into destination: UnsafeMutableRawPointer) {
-    func integers<T: FixedWidthInteger>(_: T.Type) {
-        let out = destination.bindMemory(to: T.self, capacity: voxels.count)
-        let low = Double(T.min), high = Double(T.max)
-        for (i, v) in voxels.enumerated() {
-            let d = Double(v)
-            out[i] = d.isNaN ? 0 : T(min(max(d.rounded(), low), high))
-        }
+    if let floats = voxels as? [Float] {
+        storeConcrete(floats, as: datatype, into: destination)
+    } else if let doubles = voxels as? [Double] {
+        storeConcrete(doubles, as: datatype, into: destination)
+    } else {
+        storeConcrete(voxels.map { Double($0) }, as: datatype, into: destination)
     }
-    switch datatype {
-    case .float32:
-        let out = destination.bindMemory(to: Float.self, capacity: voxels.count)
-        for (i, v) in voxels.enumerated() { out[i] = Float(v) }
-    case .float64:
-        let out = destination.bindMemory(to: Double.self, capacity: voxels.count)
-        for (i, v) in voxels.enumerated() { out[i] = Double(v) }
-    case .uint8: integers(UInt8.self)
-    case .int8: integers(Int8.self)
-    case .int16: integers(Int16.self)
-    case .uint16: integers(UInt16.self)
-    case .int32: integers(Int32.self)
-    case .uint32: integers(UInt32.self)
-    case .int64: integers(Int64.self)
-    case .uint64: integers(UInt64.self)
+}
+
+private func storeConcrete<Scalar: BinaryFloatingPoint>(_ voxels: [Scalar], as datatype: NIfTIDataType, into destination: UnsafeMutableRawPointer) {
+    voxels.withUnsafeBufferPointer { input in
+        func integers<T: FixedWidthInteger>(_: T.Type, _ make: (Double) -> T) {
+            let out = destination.bindMemory(to: T.self, capacity: input.count)
+            let low = Double(T.min), high = Double(T.max)
+            for i in 0..<input.count {
+                let d = Double(input[i])
+                out[i] = d.isNaN ? 0 : make(min(max(d.rounded(), low), high))
+            }
+        }
+        switch datatype {
+        case .float32:
+            let out = destination.bindMemory(to: Float.self, capacity: input.count)
+            for i in 0..<input.count { out[i] = Float(input[i]) }
+        case .float64:
+            let out = destination.bindMemory(to: Double.self, capacity: input.count)
+            for i in 0..<input.count { out[i] = Double(input[i]) }
+        case .uint8: integers(UInt8.self) { UInt8($0) }
+        case .int8: integers(Int8.self) { Int8($0) }
+        case .int16: integers(Int16.self) { Int16($0) }
+        case .uint16: integers(UInt16.self) { UInt16($0) }
+        case .int32: integers(Int32.self) { Int32($0) }
+        case .uint32: integers(UInt32.self) { UInt32($0) }
+        case .int64: integers(Int64.self) { Int64($0) }
+        case .uint64: integers(UInt64.self) { UInt64($0) }
+        }
     }
 }

@@ -1,0 +1,87 @@
+import Foundation
+
+/// A diffusion acquisition: one b-value and one unit gradient direction per volume.
+///
+/// Directions are stored as FSL writes them in a `.bvec` file: in the image's voxel axes,
+/// with the x component negated when the voxel-to-world affine has a positive determinant
+/// (neurological storage, e.g. RAS). For the radiological (LAS) grid of the demo trial no
+/// sign changes, so the stored vector is the gradient in voxel axes, and the world (RAS)
+/// gradient is (−gx, gy, gz). ``worldDirections(affine:)`` does that conversion in general.
+public struct GradientScheme: Equatable, Sendable {
+    /// s/mm², one per volume.
+    public var bValues: [Double]
+    /// Unit vectors (or zero for b = 0), one per volume, in the FSL bvec frame.
+    public var directions: [[Double]]
+
+    public init(bValues: [Double], directions: [[Double]]) {
+        precondition(bValues.count == directions.count && directions.allSatisfy { $0.count == 3 },
+                     "one b-value and one 3-vector per volume")
+        self.bValues = bValues
+        self.directions = directions
+    }
+
+    public var volumeCount: Int { bValues.count }
+
+    /// `b0Count` volumes at b = 0 spread through the run (as scanners interleave them), and
+    /// `directionCount` directions at `bValue` on the upper half-sphere (z ≥ 0), evenly spread
+    /// by the Fibonacci (golden-angle) spiral: zᵢ = 1 − (i + ½)/m, φᵢ = i · π(3 − √5)
+    /// (González 2010, "Measurement of areas on a sphere using Fibonacci and
+    /// latitude–longitude lattices", Math Geosci 42:49-64). Diffusion is antipodally
+    /// symmetric, so the half-sphere covers every orientation.
+    ///
+    /// The b = 0 volumes sit at volumes round(k · (n + m) / n), k = 0 … n − 1 (the first
+    /// volume is always b = 0).
+    public static func halfSphere(b0Count: Int = 5, directionCount: Int = 30, bValue: Double = 1000) -> GradientScheme {
+        precondition(b0Count >= 1 && directionCount >= 6, "at least one b = 0 volume and six directions")
+        let total = b0Count + directionCount
+        let b0Positions = Set((0..<b0Count).map { Int((Double($0 * total) / Double(b0Count)).rounded(.down)) })
+        let goldenAngle = Double.pi * (3 - 5.0.squareRoot())
+        var bValues: [Double] = []
+        var directions: [[Double]] = []
+        var next = 0
+        for volume in 0..<total {
+            if b0Positions.contains(volume) {
+                bValues.append(0)
+                directions.append([0, 0, 0])
+            } else {
+                let z = 1 - (Double(next) + 0.5) / Double(directionCount)
+                let r = (1 - z * z).squareRoot()
+                let phi = Double(next) * goldenAngle
+                bValues.append(bValue)
+                directions.append([r * cos(phi), r * sin(phi), z])
+                next += 1
+            }
+        }
+        return GradientScheme(bValues: bValues, directions: directions)
+    }
+
+    /// The directions in the world (RAS+) frame for an image with this voxel-to-world
+    /// `linear` block: g_world = R · F · g_bvec, R the rotation part of the affine (unit
+    /// columns) and F = diag(−1, 1, 1) when det > 0 (FSL's convention), else the identity.
+    public func worldDirections(linear: [[Double]]) -> [[Double]] {
+        var rotation = linear
+        for c in 0..<3 {
+            let norm = (0..<3).reduce(0.0) { $0 + rotation[$1][c] * rotation[$1][c] }.squareRoot()
+            for r in 0..<3 { rotation[r][c] /= norm }
+        }
+        let det = rotation[0][0] * (rotation[1][1] * rotation[2][2] - rotation[1][2] * rotation[2][1])
+            - rotation[0][1] * (rotation[1][0] * rotation[2][2] - rotation[1][2] * rotation[2][0])
+            + rotation[0][2] * (rotation[1][0] * rotation[2][1] - rotation[1][1] * rotation[2][0])
+        return directions.map { g in
+            let voxel = [det > 0 ? -g[0] : g[0], g[1], g[2]]
+            return (0..<3).map { r in (0..<3).reduce(0.0) { $0 + rotation[r][$1] * voxel[$1] } }
+        }
+    }
+
+    /// The FSL `.bval` text: one row of integers (b-values rounded), newline-terminated.
+    public var bvalText: String {
+        bValues.map { String(Int($0.rounded())) }.joined(separator: " ") + "\n"
+    }
+
+    /// The FSL `.bvec` text: three rows (x, y, z), one column per volume, six decimals.
+    public var bvecText: String {
+        (0..<3).map { axis in
+            directions.map { String(format: "%.6f", $0[axis] == 0 ? 0 : $0[axis]) }.joined(separator: " ")
+        }.joined(separator: "\n") + "\n"
+    }
+}
