@@ -59,6 +59,13 @@ public func brainMask(meanB0: [Float], shape: (x: Int, y: Int, z: Int), medianRa
 }
 
 /// Median filter over the in-bounds (2r+1)³ neighbourhood of each voxel.
+///
+/// For radius 1 the interior voxels take a fast path: the window is three sorted columns of
+/// 9 values (3 x 3 in y, z) at x−1, x, x+1; each column is sorted once by a 25-comparator
+/// network and reused by three consecutive windows, and the 14th smallest of the 27 is picked
+/// by a branch-free three-way merge. Measured on 96 x 96 x 60 (release, 1 thread): 0.2 s with
+/// quickselect for every voxel (mispredicted branches on noisy data), ~0.03 s with this path.
+/// Border voxels (truncated windows) and other radii use quickselect.
 func medianFilter(_ image: [Float], shape: (x: Int, y: Int, z: Int), radius: Int, threads: Int) -> [Float] {
     guard radius > 0 else { return image }
     let (nx, ny, nz) = shape
@@ -70,12 +77,24 @@ func medianFilter(_ image: [Float], shape: (x: Int, y: Int, z: Int), radius: Int
         // Slabs of z-planes.
         forEachSlab(count: nz, threads: threads) { planes in
             let values = UnsafeMutablePointer<Float>.allocate(capacity: window)
-            defer { values.deallocate() }
+            // Three sorted columns of 9 plus a +infinity sentinel each.
+            let columns = UnsafeMutablePointer<Float>.allocate(capacity: 30)
+            defer { values.deallocate(); columns.deallocate() }
             for z in planes {
                 let z0 = max(0, z - radius), z1 = min(nz - 1, z + radius)
                 for y in 0..<ny {
                     let y0 = max(0, y - radius), y1 = min(ny - 1, y + radius)
-                    for x in 0..<nx {
+                    let interiorRow = radius == 1 && z > 0 && z < nz - 1 && y > 0 && y < ny - 1 && nx >= 3
+                    if interiorRow {
+                        // Fast path for x in 1..<nx-1; x = 0 and x = nx-1 below.
+                        for c in 0..<2 { loadSortedColumn(input, x: c, y: y, z: z, nx: nx, ny: ny, into: columns + 10 * c) }
+                        for x in 1..<(nx - 1) {
+                            let newest = (x + 1) % 3
+                            loadSortedColumn(input, x: x + 1, y: y, z: z, nx: nx, ny: ny, into: columns + 10 * newest)
+                            output[(z * ny + y) * nx + x] = fourteenthOfThree(columns)
+                        }
+                    }
+                    for x in 0..<nx where !(interiorRow && x > 0 && x < nx - 1) {
                         let x0 = max(0, x - radius), x1 = min(nx - 1, x + radius)
                         var count = 0
                         for zz in z0...z1 {
@@ -94,6 +113,50 @@ func medianFilter(_ image: [Float], shape: (x: Int, y: Int, z: Int), radius: Int
         }
     }}
     return result
+}
+
+/// Loads the 3 x 3 (y, z) column of voxels at `x` around (y, z), sorted ascending, followed by
+/// a +infinity sentinel. The 25-comparator network sorts 9 inputs (checked exhaustively on
+/// 0-1 inputs, Knuth's 0-1 principle).
+@inline(__always)
+func loadSortedColumn(_ input: SharedReadBuffer<Float>, x: Int, y: Int, z: Int, nx: Int, ny: Int,
+                      into c: UnsafeMutablePointer<Float>) {
+    var k = 0
+    for zz in (z - 1)...(z + 1) {
+        for yy in (y - 1)...(y + 1) {
+            c[k] = input[(zz * ny + yy) * nx + x]
+            k += 1
+        }
+    }
+    @inline(__always) func order(_ a: Int, _ b: Int) {
+        let u = c[a], v = c[b]
+        c[a] = min(u, v)
+        c[b] = max(u, v)
+    }
+    order(0, 1); order(3, 4); order(6, 7); order(1, 2); order(4, 5); order(7, 8); order(0, 1); order(3, 4)
+    order(6, 7); order(0, 3); order(3, 6); order(0, 3); order(1, 4); order(4, 7); order(1, 4); order(2, 5)
+    order(5, 8); order(2, 5); order(1, 3); order(5, 7); order(2, 6); order(4, 6); order(2, 4); order(2, 3)
+    order(5, 6)
+    c[9] = .infinity
+}
+
+/// The 14th smallest (the median) of three sorted runs of 9 at offsets 0, 10 and 20.
+@inline(__always)
+func fourteenthOfThree(_ c: UnsafeMutablePointer<Float>) -> Float {
+    var ia = 0, ib = 10, ic = 20
+    var m: Float = 0
+    for _ in 0..<14 {
+        let a = c[ia], b = c[ib], cc = c[ic]
+        m = min(a, min(b, cc))
+        // Integer flags rather than Bool logic, so the compiler emits setcc, not branches.
+        let aFirstOfB = a <= b ? 1 : 0, aFirstOfC = a <= cc ? 1 : 0, bFirstOfC = b <= cc ? 1 : 0
+        let takeA = aFirstOfB & aFirstOfC
+        let takeB = (1 - aFirstOfB) & bFirstOfC
+        ia += takeA
+        ib += takeB
+        ic += 1 - takeA - takeB
+    }
+    return m
 }
 
 /// The k-th smallest of `values[0..<count]` by quickselect (Hoare), reordering the buffer.
@@ -148,53 +211,62 @@ func otsuThreshold(_ values: [Float]) -> Float {
     return Float(threshold)
 }
 
-/// The 6-neighbours of a voxel index, calling `body` for each in-bounds one.
-@inline(__always)
-func forEachFaceNeighbour(_ index: Int, shape: (x: Int, y: Int, z: Int), _ body: (Int) -> Void) {
+/// Breadth-first flood fill over 6-neighbours: from the voxels already in `queue` (marked in
+/// `visited`), visits every voxel with `passable` true, marking it and appending it to `queue`.
+/// Plain buffers and an explicit queue (no recursion, no closures over mutable state).
+func floodFill(passable: UnsafeBufferPointer<Bool>, visited: UnsafeMutableBufferPointer<Bool>,
+               queue: inout [Int], shape: (x: Int, y: Int, z: Int)) {
     let (nx, ny, nz) = shape
-    let x = index % nx, y = (index / nx) % ny, z = index / (nx * ny)
-    if x > 0 { body(index - 1) }
-    if x < nx - 1 { body(index + 1) }
-    if y > 0 { body(index - nx) }
-    if y < ny - 1 { body(index + nx) }
-    if z > 0 { body(index - nx * ny) }
-    if z < nz - 1 { body(index + nx * ny) }
+    let plane = nx * ny
+    var head = 0
+    while head < queue.count {
+        let v = queue[head]
+        head += 1
+        let x = v % nx, y = (v / nx) % ny, z = v / plane
+        if x > 0, passable[v - 1], !visited[v - 1] { visited[v - 1] = true; queue.append(v - 1) }
+        if x < nx - 1, passable[v + 1], !visited[v + 1] { visited[v + 1] = true; queue.append(v + 1) }
+        if y > 0, passable[v - nx], !visited[v - nx] { visited[v - nx] = true; queue.append(v - nx) }
+        if y < ny - 1, passable[v + nx], !visited[v + nx] { visited[v + nx] = true; queue.append(v + nx) }
+        if z > 0, passable[v - plane], !visited[v - plane] { visited[v - plane] = true; queue.append(v - plane) }
+        if z < nz - 1, passable[v + plane], !visited[v + plane] { visited[v + plane] = true; queue.append(v + plane) }
+    }
 }
 
 /// Keeps the largest 6-connected component of `mask` (the first found, in voxel order, on ties).
 func largestConnectedComponent(_ mask: [Bool], shape: (x: Int, y: Int, z: Int)) -> [Bool] {
-    var label = [Int32](repeating: 0, count: mask.count)
+    var visited = [Bool](repeating: false, count: mask.count)
     var queue = [Int]()
     queue.reserveCapacity(mask.count)
-    var bestLabel: Int32 = 0, bestSize = 0
-    var current: Int32 = 0
-    for seed in 0..<mask.count where mask[seed] && label[seed] == 0 {
-        current += 1
-        label[seed] = current
-        queue.removeAll(keepingCapacity: true)
-        queue.append(seed)
-        var head = 0
-        while head < queue.count {
-            let v = queue[head]
-            head += 1
-            forEachFaceNeighbour(v, shape: shape) { w in
-                if mask[w] && label[w] == 0 {
-                    label[w] = current
-                    queue.append(w)
-                }
+    var bestSeed = -1, bestSize = 0
+    mask.withUnsafeBufferPointer { passable in
+    visited.withUnsafeMutableBufferPointer { seen in
+        for seed in 0..<passable.count where passable[seed] && !seen[seed] {
+            queue.removeAll(keepingCapacity: true)
+            seen[seed] = true
+            queue.append(seed)
+            floodFill(passable: passable, visited: seen, queue: &queue, shape: shape)
+            if queue.count > bestSize {
+                bestSize = queue.count
+                bestSeed = seed
             }
         }
-        if queue.count > bestSize {
-            bestSize = queue.count
-            bestLabel = current
-        }
-    }
-    return label.map { $0 == bestLabel && bestLabel != 0 }
+    }}
+    var result = [Bool](repeating: false, count: mask.count)
+    guard bestSeed >= 0 else { return result }
+    queue.removeAll(keepingCapacity: true)
+    result[bestSeed] = true
+    queue.append(bestSeed)
+    mask.withUnsafeBufferPointer { passable in
+    result.withUnsafeMutableBufferPointer { component in
+        floodFill(passable: passable, visited: component, queue: &queue, shape: shape)
+    }}
+    return result
 }
 
 /// Sets to true every background voxel not 6-connected to the image border through background.
 func fillHoles(_ mask: inout [Bool], shape: (x: Int, y: Int, z: Int)) {
     let (nx, ny, nz) = shape
+    let background = mask.map { !$0 }
     var outside = [Bool](repeating: false, count: mask.count)
     var queue = [Int]()
     queue.reserveCapacity(mask.count)
@@ -202,23 +274,16 @@ func fillHoles(_ mask: inout [Bool], shape: (x: Int, y: Int, z: Int)) {
         for y in 0..<ny {
             for x in 0..<nx where x == 0 || y == 0 || z == 0 || x == nx - 1 || y == ny - 1 || z == nz - 1 {
                 let i = (z * ny + y) * nx + x
-                if !mask[i] && !outside[i] {
+                if background[i] && !outside[i] {
                     outside[i] = true
                     queue.append(i)
                 }
             }
         }
     }
-    var head = 0
-    while head < queue.count {
-        let v = queue[head]
-        head += 1
-        forEachFaceNeighbour(v, shape: shape) { w in
-            if !mask[w] && !outside[w] {
-                outside[w] = true
-                queue.append(w)
-            }
-        }
-    }
+    background.withUnsafeBufferPointer { passable in
+    outside.withUnsafeMutableBufferPointer { seen in
+        floodFill(passable: passable, visited: seen, queue: &queue, shape: shape)
+    }}
     for i in 0..<mask.count where !outside[i] { mask[i] = true }
 }
