@@ -250,17 +250,39 @@ struct TensorKernel: Sendable {
                 predicted[i] = p
                 top = max(top, p)
             }
-            for k in 0..<28 { normal[k] = 0 }
+            // The 28 packed entries of Xᵀ W X accumulate in seven 4-lane values (kept in
+            // registers or stack slots the compiler knows do not alias the inputs).
+            var n0 = SIMD4<Double>(), n1 = SIMD4<Double>(), n2 = SIMD4<Double>(), n3 = SIMD4<Double>()
+            var n4 = SIMD4<Double>(), n5 = SIMD4<Double>(), n6 = SIMD4<Double>()
             var r0 = 0.0, r1 = 0.0, r2 = 0.0, r3 = 0.0, r4 = 0.0, r5 = 0.0, r6 = 0.0
             for i in 0..<n {
-                let w = Foundation.exp(2 * (predicted[i] - top))
-                let o = outer + 28 * i
-                for k in 0..<28 { normal[k] += w * o[k] }
+                // Single precision: weights need only a few digits. Measured (WLS, 200k voxels
+                // x 65 volumes, 1 thread, CPU time): libm exp 0.44 s, expf 0.42 s, an inlined
+                // degree-8 polynomial in Double 0.47 s.
+                let w = Double(Foundation.exp(Float(2 * (predicted[i] - top))))
+                let o = UnsafeRawPointer(outer + 28 * i)
+                let stride = MemoryLayout<SIMD4<Double>>.size
+                n0 += w * o.loadUnaligned(as: SIMD4<Double>.self)
+                n1 += w * o.loadUnaligned(fromByteOffset: stride, as: SIMD4<Double>.self)
+                n2 += w * o.loadUnaligned(fromByteOffset: 2 * stride, as: SIMD4<Double>.self)
+                n3 += w * o.loadUnaligned(fromByteOffset: 3 * stride, as: SIMD4<Double>.self)
+                n4 += w * o.loadUnaligned(fromByteOffset: 4 * stride, as: SIMD4<Double>.self)
+                n5 += w * o.loadUnaligned(fromByteOffset: 5 * stride, as: SIMD4<Double>.self)
+                n6 += w * o.loadUnaligned(fromByteOffset: 6 * stride, as: SIMD4<Double>.self)
                 let x = rows + 8 * i
                 let wy = w * y[i]
                 r0 += wy * x[0]; r1 += wy * x[1]; r2 += wy * x[2]; r3 += wy * x[3]
                 r4 += wy * x[4]; r5 += wy * x[5]; r6 += wy * x[6]
             }
+            let packed = UnsafeMutableRawPointer(normal)
+            let stride = MemoryLayout<SIMD4<Double>>.size
+            packed.storeBytes(of: n0, as: SIMD4<Double>.self)
+            packed.storeBytes(of: n1, toByteOffset: stride, as: SIMD4<Double>.self)
+            packed.storeBytes(of: n2, toByteOffset: 2 * stride, as: SIMD4<Double>.self)
+            packed.storeBytes(of: n3, toByteOffset: 3 * stride, as: SIMD4<Double>.self)
+            packed.storeBytes(of: n4, toByteOffset: 4 * stride, as: SIMD4<Double>.self)
+            packed.storeBytes(of: n5, toByteOffset: 5 * stride, as: SIMD4<Double>.self)
+            packed.storeBytes(of: n6, toByteOffset: 6 * stride, as: SIMD4<Double>.self)
             guard Cholesky7.factor(packed: normal, into: factor) else { ok = false; break }
             (b0, b1, b2, b3, b4, b5, b6) = Cholesky7.solve(factor, r0, r1, r2, r3, r4, r5, r6)
             ok = (b0 + b1 + b2 + b3 + b4 + b5 + b6).isFinite
@@ -293,3 +315,4 @@ struct TensorKernel: Sendable {
         out.fitted[voxel] = true
     }
 }
+

@@ -134,3 +134,31 @@ struct OrientationCheckTests {
         #expect(report.best == .none)
     }
 }
+
+@Suite("Median filter")
+struct MedianFilterTests {
+    @Test("fast interior path and border path match a sort-based median", arguments: [1, 2])
+    func matchesNaive(radius: Int) {
+        let shape = (x: 9, y: 7, z: 6)
+        var rng = SplitMix64(state: UInt64(radius))
+        // Few distinct values, so ties are common.
+        let image = (0..<(shape.x * shape.y * shape.z)).map { _ in Float(rng.next() % 13) }
+        let filtered = medianFilter(image, shape: shape, radius: radius, threads: 3)
+        for z in 0..<shape.z {
+            for y in 0..<shape.y {
+                for x in 0..<shape.x {
+                    var window = [Float]()
+                    for zz in max(0, z - radius)...min(shape.z - 1, z + radius) {
+                        for yy in max(0, y - radius)...min(shape.y - 1, y + radius) {
+                            for xx in max(0, x - radius)...min(shape.x - 1, x + radius) {
+                                window.append(image[(zz * shape.y + yy) * shape.x + xx])
+                            }
+                        }
+                    }
+                    window.sort()
+                    #expect(filtered[(z * shape.y + y) * shape.x + x] == window[window.count / 2])
+                }
+            }
+        }
+    }
+}
