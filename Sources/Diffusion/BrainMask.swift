@@ -287,3 +287,39 @@ func fillHoles(_ mask: inout [Bool], shape: (x: Int, y: Int, z: Int)) {
     }}
     for i in 0..<mask.count where !outside[i] { mask[i] = true }
 }
+
+/// The voxel-wise mean of the b=0 volumes, the input of ``brainMask(meanB0:shape:medianRadius:threads:)``.
+///
+/// Sums in Double in volume order, so the result does not depend on `threads`.
+/// - Parameters:
+///   - data: volume-major signal, `data[v * voxelCount + i]`.
+///   - table: the gradient table (its b=0 volumes are averaged).
+///   - voxelCount: voxels per volume.
+///   - threads: slabs of voxels.
+/// - Throws: ``TensorModelError/dataSizeMismatch(expected:actual:)`` when the sizes disagree.
+public func meanB0(data: UnsafeBufferPointer<Float>, table: GradientTable, voxelCount: Int,
+                   threads: Int = 1) throws -> [Float] {
+    guard data.count == table.count * voxelCount else {
+        throw TensorModelError.dataSizeMismatch(expected: table.count * voxelCount, actual: data.count)
+    }
+    let volumes = table.b0Indices
+    var result = [Float](repeating: 0, count: voxelCount)
+    guard !volumes.isEmpty else { return result }
+    let input = SharedReadBuffer(data)
+    result.withUnsafeMutableBufferPointer { buffer in
+        let output = SharedBuffer(buffer)
+        forEachSlab(count: voxelCount, threads: threads) { range in
+            for i in range {
+                var sum = 0.0
+                for v in volumes { sum += Double(input[v * voxelCount + i]) }
+                output[i] = Float(sum / Double(volumes.count))
+            }
+        }
+    }
+    return result
+}
+
+/// The voxel-wise mean of the b=0 volumes of an array; see the buffer version.
+public func meanB0(data: [Float], table: GradientTable, voxelCount: Int, threads: Int = 1) throws -> [Float] {
+    try data.withUnsafeBufferPointer { try meanB0(data: $0, table: table, voxelCount: voxelCount, threads: threads) }
+}

@@ -74,7 +74,11 @@ public enum GradientAxisFlip: String, CaseIterable, Sendable, CustomStringConver
 ///
 /// b=0 volumes are those with b <= ``b0Threshold`` (default 50 s/mm^2, as DIPY's
 /// `b0_threshold`). Diffusion-weighted volumes are grouped into shells by rounding b to the
-/// nearest 100 s/mm^2, like MRtrix3's default `BValueEpsilon`-style shell clustering.
+/// nearest 100 s/mm^2 (``shellBValues``): scanners report per-direction b-values such as 995
+/// or 1005 for a nominal 1000, and rounding groups them as MRtrix3's shell clustering does
+/// (MRtrix groups b-values closer than its `BValueEpsilon`, 80 by default; rounding to 100
+/// gives the same shells for the usual 500-spaced schemes and is simpler to state).
+/// Rounding is to nearest with halves away from zero (1550 -> 1600).
 public struct GradientTable: Sendable, Equatable {
     /// Tolerance on |‖g‖ − 1| below which a vector is taken as unit and its b-value kept.
     ///

@@ -162,3 +162,18 @@ struct MedianFilterTests {
         }
     }
 }
+
+@Suite("Mean b=0")
+struct MeanB0Tests {
+    @Test("averages only the b=0 volumes")
+    func mean() throws {
+        let table = try GradientTable(bValues: [0, 1000, 5, 1000, 1000, 1000, 1000, 1000],
+                                      directions: [.zero] + [SIMD3(1, 0, 0)] + [.zero] + spiralDirections(5))
+        // Two voxels; value = 10 * volume + voxel.
+        let data = (0..<8).flatMap { v in (0..<2).map { Float(10 * v + $0) } }
+        #expect(try meanB0(data: data, table: table, voxelCount: 2, threads: 2) == [10, 11])
+        #expect(throws: TensorModelError.dataSizeMismatch(expected: 16, actual: 15)) {
+            try meanB0(data: Array(data.dropLast()), table: table, voxelCount: 2)
+        }
+    }
+}
