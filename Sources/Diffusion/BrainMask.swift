@@ -2,7 +2,8 @@
 
 /// A problem with the inputs of ``brainMask(meanB0:shape:medianRadius:threads:)``.
 public enum BrainMaskError: Error, Equatable, Sendable, CustomStringConvertible {
-    /// The image does not have shape.x * shape.y * shape.z values, or a dimension is < 1.
+    /// The image does not have shape.x * shape.y * shape.z values, or a dimension is < 1
+    /// (`expected` is -1 when the shape is negative or its product overflows).
     case shapeMismatch(expected: Int, actual: Int)
     /// The median radius is negative or larger than 3.
     case invalidRadius(Int)
@@ -45,8 +46,9 @@ public enum BrainMaskError: Error, Equatable, Sendable, CustomStringConvertible 
 public func brainMask(meanB0: [Float], shape: (x: Int, y: Int, z: Int), medianRadius: Int = 1,
                       threads: Int = 1) throws -> [Bool] {
     let (nx, ny, nz) = shape
-    guard nx >= 1, ny >= 1, nz >= 1, nx * ny * nz == meanB0.count else {
-        throw BrainMaskError.shapeMismatch(expected: max(0, nx) * max(0, ny) * max(0, nz), actual: meanB0.count)
+    let expected = checkedProduct(nx, ny, nz) ?? -1
+    guard nx >= 1, ny >= 1, nz >= 1, expected == meanB0.count else {
+        throw BrainMaskError.shapeMismatch(expected: expected, actual: meanB0.count)
     }
     guard (0...3).contains(medianRadius) else { throw BrainMaskError.invalidRadius(medianRadius) }
     let image = meanB0.map { $0.isFinite ? $0 : 0 }
@@ -299,8 +301,9 @@ func fillHoles(_ mask: inout [Bool], shape: (x: Int, y: Int, z: Int)) {
 /// - Throws: ``TensorModelError/dataSizeMismatch(expected:actual:)`` when the sizes disagree.
 public func meanB0(data: UnsafeBufferPointer<Float>, table: GradientTable, voxelCount: Int,
                    threads: Int = 1) throws -> [Float] {
-    guard data.count == table.count * voxelCount else {
-        throw TensorModelError.dataSizeMismatch(expected: table.count * voxelCount, actual: data.count)
+    let expected = checkedProduct(table.count, voxelCount) ?? -1
+    guard data.count == expected else {
+        throw TensorModelError.dataSizeMismatch(expected: expected, actual: data.count)
     }
     let volumes = table.b0Indices
     var result = [Float](repeating: 0, count: voxelCount)

@@ -54,10 +54,11 @@ public func gradientOrientationCheck(data: [Float], volumeCount: Int, shape: (x:
                                      mask: [Bool]? = nil, table: GradientTable, method: TensorFitMethod = .wls,
                                      faThreshold: Double = 0.3, threads: Int = 1) throws -> GradientOrientationReport {
     let (nx, ny, nz) = shape
-    let voxelCount = nx * ny * nz
-    guard nx >= 1, ny >= 1, nz >= 1, data.count == volumeCount * voxelCount else {
-        throw TensorModelError.dataSizeMismatch(expected: volumeCount * voxelCount, actual: data.count)
+    let expected = checkedProduct(volumeCount, nx, ny, nz) ?? -1
+    guard nx >= 1, ny >= 1, nz >= 1, data.count == expected else {
+        throw TensorModelError.dataSizeMismatch(expected: expected, actual: data.count)
     }
+    let voxelCount = nx * ny * nz
     var scores = [GradientOrientationScore]()
     for flip in GradientAxisFlip.allCases {
         let model = try TensorModel(table: table.flipped(flip), method: method)

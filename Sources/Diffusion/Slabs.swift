@@ -53,3 +53,16 @@ func forEachSlab(count: Int, threads: Int, _ body: @Sendable (Range<Int>) -> Voi
         body(start..<end)
     }
 }
+
+/// The product of non-negative sizes, or nil when one is negative or the product overflows, so
+/// absurd sizes from a corrupt header become errors instead of traps.
+func checkedProduct(_ factors: Int...) -> Int? {
+    var product = 1
+    for f in factors {
+        guard f >= 0 else { return nil }
+        let (p, overflow) = product.multipliedReportingOverflow(by: f)
+        if overflow { return nil }
+        product = p
+    }
+    return product
+}

@@ -100,8 +100,9 @@ extension TensorModel {
         guard volumeCount == table.count else {
             throw TensorModelError.volumeCountMismatch(entries: table.count, volumes: volumeCount)
         }
-        guard data.count == volumeCount * voxelCount else {
-            throw TensorModelError.dataSizeMismatch(expected: volumeCount * voxelCount, actual: data.count)
+        let expected = checkedProduct(volumeCount, voxelCount) ?? -1
+        guard data.count == expected else {
+            throw TensorModelError.dataSizeMismatch(expected: expected, actual: data.count)
         }
         if let mask, mask.count != voxelCount {
             throw TensorModelError.maskSizeMismatch(expected: voxelCount, actual: mask.count)

@@ -35,7 +35,8 @@ public enum TensorModelError: Error, Equatable, Sendable, CustomStringConvertibl
     case invalidMinimumSignal(Float)
     /// The table and the data disagree on the number of volumes.
     case volumeCountMismatch(entries: Int, volumes: Int)
-    /// `data.count` is not `volumeCount * voxelCount`.
+    /// `data.count` is not `volumeCount * voxelCount` (`expected` is -1 when a size is negative
+    /// or the product overflows).
     case dataSizeMismatch(expected: Int, actual: Int)
     /// The mask does not have one entry per voxel.
     case maskSizeMismatch(expected: Int, actual: Int)

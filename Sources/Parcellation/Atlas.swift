@@ -20,7 +20,7 @@ public struct LabelEntry: Sendable, Equatable, Hashable {
 public enum AtlasError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Two entries share a label index.
     case duplicateIndex(source: String, index: Int, names: [String])
-    /// A label index that is not positive (0 is the background).
+    /// A label index that is not positive (0 is the background) or does not fit a 32-bit label.
     case invalidIndex(source: String, index: Int)
     /// A label value in the image that is negative.
     case negativeLabel(source: String, voxel: Int, label: Int32)
@@ -59,7 +59,9 @@ public struct Atlas: Sendable, Equatable {
     public init(labels: [Int32], entries: [LabelEntry], source: String = "atlas") throws {
         var byIndex = [Int: LabelEntry]()
         for entry in entries {
-            guard entry.index > 0 else { throw AtlasError.invalidIndex(source: source, index: entry.index) }
+            guard entry.index > 0, entry.index <= Int(Int32.max) else {
+                throw AtlasError.invalidIndex(source: source, index: entry.index)
+            }
             if let previous = byIndex[entry.index] {
                 throw AtlasError.duplicateIndex(source: source, index: entry.index, names: [previous.name, entry.name])
             }

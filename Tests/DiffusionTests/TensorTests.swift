@@ -254,3 +254,22 @@ struct TensorFitTests {
         #expect(q.meanResidual! < 1e-5)
     }
 }
+
+@Suite("Absurd sizes")
+struct AbsurdSizeTests {
+    @Test("negative or overflowing sizes are errors, not traps")
+    func sizes() throws {
+        let model = try TensorModel(table: try standardTable())
+        #expect(throws: TensorModelError.dataSizeMismatch(expected: -1, actual: 0)) {
+            try model.fit(data: [], volumeCount: 35, voxelCount: -1)
+        }
+        #expect(throws: TensorModelError.dataSizeMismatch(expected: -1, actual: 0)) {
+            try model.fit(data: [], volumeCount: 35, voxelCount: Int.max / 2)
+        }
+        #expect(throws: BrainMaskError.shapeMismatch(expected: -1, actual: 0)) {
+            try brainMask(meanB0: [], shape: (Int.max / 2, 4, 4))
+        }
+        let empty = try model.fit(data: [], volumeCount: 35, voxelCount: 0)
+        #expect(empty.voxelCount == 0 && empty.quality.voxelsFitted == 0 && empty.quality.meanResidual == nil)
+    }
+}
