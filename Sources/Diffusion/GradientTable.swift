@@ -203,7 +203,8 @@ public struct GradientTable: Sendable, Equatable {
         guard !vRows.isEmpty else { throw GradientTableError.empty(source: source + " (bvec)") }
         let n = bValues.count
         var vectors = [SIMD3<Double>]()
-        if vRows.count == 3, vRows.allSatisfy({ $0.count == vRows[0].count }), vRows[0].count == n || n != 3 {
+        // 3 equal rows: FSL's layout (also when N = 3, where both layouts have the same shape).
+        if vRows.count == 3, vRows.allSatisfy({ $0.count == vRows[0].count }) {
             let columns = vRows[0].count
             guard columns == n else {
                 throw GradientTableError.countMismatch(source: source, bValues: n, vectors: columns)

@@ -118,6 +118,12 @@ struct GradientErrorTests {
         #expect(throws: GradientTableError.countMismatch(source: "d", bValues: 2, vectors: 3)) {
             try GradientTable.fsl(bval: "0 1000", bvec: "0 0 0\n1 0 0\n0 1 0", source: "d")
         }
+        #expect(throws: GradientTableError.countMismatch(source: "d", bValues: 3, vectors: 4)) {
+            try GradientTable.fsl(bval: "0 1000 1000", bvec: "0 1 0 0\n0 0 1 0\n0 0 0 1", source: "d")
+        }
+        #expect(throws: GradientTableError.countMismatch(source: "d", bValues: 5, vectors: 4)) {
+            try GradientTable.fsl(bval: "0 1000 1000 1000 1000", bvec: "0 0 0\n1 0 0\n0 1 0\n0 0 1", source: "d")
+        }
     }
 
     @Test("non-numeric entry names the line and token")
