@@ -38,20 +38,22 @@ public enum RegionalStatisticsError: Error, Equatable, Sendable, CustomStringCon
 }
 
 /// The percentile of sorted values with numpy's default ("linear", Hyndman & Fan 1996 type 7)
-/// definition: position h = (n − 1) p / 100, value x[⌊h⌋] + (h − ⌊h⌋)(x[⌊h⌋+1] − x[⌊h⌋]).
+/// definition: position h = (n − 1) p / 100, value x[⌊h⌋] + (h − ⌊h⌋)(x[⌊h⌋+1] − x[⌊h⌋]),
+/// evaluated as numpy's `_lerp` (from the upper end when h − ⌊h⌋ >= 0.5).
 ///
 /// - Parameters:
-///   - sorted: ascending values, not empty.
-///   - percent: 0...100.
-public func percentile(sorted: UnsafeBufferPointer<Double>, percent: Double) -> Double {
+///   - sorted: ascending values.
+///   - percent: 0...100 (clamped).
+/// - Returns: the percentile, or nil for no values.
+public func percentile(sorted: [Double], percent: Double) -> Double? {
     let n = sorted.count
+    guard n > 0 else { return nil }
     if n == 1 { return sorted[0] }
-    let h = Double(n - 1) * percent / 100
+    let h = Double(n - 1) * min(100, max(0, percent)) / 100
     let lower = min(n - 1, max(0, Int(h.rounded(.down))))
     let upper = min(n - 1, lower + 1)
     let t = h - Double(lower)
     let a = sorted[lower], b = sorted[upper]
-    // numpy's _lerp: exact at both ends.
     return t >= 0.5 ? b - (b - a) * (1 - t) : a + (b - a) * t
 }
 
@@ -77,11 +79,9 @@ public func summarize(_ values: [Float], name: String, index: Int? = nil, networ
     }
     var sorted = values.map(Double.init)
     sorted.sort()
-    sorted.withUnsafeBufferPointer { s in
-        summary.median = percentile(sorted: s, percent: 50)
-        summary.percentile05 = percentile(sorted: s, percent: 5)
-        summary.percentile95 = percentile(sorted: s, percent: 95)
-    }
+    summary.median = percentile(sorted: sorted, percent: 50)
+    summary.percentile05 = percentile(sorted: sorted, percent: 5)
+    summary.percentile95 = percentile(sorted: sorted, percent: 95)
     return summary
 }
 

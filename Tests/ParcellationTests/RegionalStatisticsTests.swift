@@ -164,3 +164,18 @@ struct RegionalStatisticsTests {
         }
     }
 }
+
+@Suite("Percentile function")
+struct PercentileTests {
+    @Test("numpy linear definition at the ends, between points, and empty input")
+    func cases() {
+        let s = [1.0, 2, 3, 4]
+        #expect(percentile(sorted: s, percent: 0) == 1)
+        #expect(percentile(sorted: s, percent: 100) == 4)
+        #expect(abs(percentile(sorted: s, percent: 5)! - 1.15) < 1e-12)
+        #expect(abs(percentile(sorted: s, percent: 95)! - 3.85) < 1e-12)
+        // numpy.percentile([0, 10], 25) = 2.5
+        #expect(percentile(sorted: [0, 10], percent: 25) == 2.5)
+        #expect(percentile(sorted: [], percent: 50) == nil)
+    }
+}
