@@ -1,1 +1,0 @@
-// The Diffusion module; see Package.swift for what it holds.

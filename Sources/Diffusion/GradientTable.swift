@@ -1,0 +1,426 @@
+// Gradient tables: b-values and unit directions, parsed from FSL and MRtrix text,
+// with the frame conversions of MRtrix's `-fslgrad` import.
+
+/// A problem with a gradient table, naming the source it came from.
+///
+/// Row numbers are 1-based volume numbers, as a user would count them in the file.
+public enum GradientTableError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The text holds no numbers at all.
+    case empty(source: String)
+    /// The text is not laid out as the format requires (e.g. a `.bvec` that is neither 3 x N nor N x 3).
+    case malformed(source: String, reason: String)
+    /// A token that is not a number.
+    case nonNumeric(source: String, line: Int, token: String)
+    /// The b-value file and the vector file list different numbers of volumes.
+    case countMismatch(source: String, bValues: Int, vectors: Int)
+    /// The table and the image list different numbers of volumes.
+    case volumeCountMismatch(source: String, entries: Int, volumes: Int)
+    /// A b-value that is NaN or infinite.
+    case nonFiniteBValue(source: String, row: Int)
+    /// A negative b-value.
+    case negativeBValue(source: String, row: Int, value: Double)
+    /// A diffusion-weighted row (b above the b=0 threshold) whose vector is zero or not finite.
+    case invalidDirection(source: String, row: Int, bValue: Double)
+    /// Every volume is a b=0 volume (or, after shell selection, no weighted volume is left).
+    case noDiffusionWeighting(source: String)
+    /// A voxel-to-world matrix that is not 3 x 3, not finite, or singular.
+    case invalidTransform(source: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .empty(source):
+            return "\(source): no gradient entries found"
+        case let .malformed(source, reason):
+            return "\(source): malformed gradient table: \(reason)"
+        case let .nonNumeric(source, line, token):
+            return "\(source): line \(line): '\(token)' is not a number"
+        case let .countMismatch(source, bValues, vectors):
+            return "\(source): \(bValues) b-values but \(vectors) gradient vectors"
+        case let .volumeCountMismatch(source, entries, volumes):
+            return "\(source): gradient table has \(entries) entries but the image has \(volumes) volumes"
+        case let .nonFiniteBValue(source, row):
+            return "\(source): volume \(row): b-value is not a finite number"
+        case let .negativeBValue(source, row, value):
+            return "\(source): volume \(row): negative b-value \(value)"
+        case let .invalidDirection(source, row, bValue):
+            return "\(source): volume \(row): b = \(bValue) but the gradient vector is zero or not a number"
+        case let .noDiffusionWeighting(source):
+            return "\(source): no diffusion-weighted volumes (all volumes are b=0)"
+        case let .invalidTransform(source, reason):
+            return "\(source): invalid voxel-to-world matrix: \(reason)"
+        }
+    }
+}
+
+/// Which image axis to negate in a set of gradient directions.
+public enum GradientAxisFlip: String, CaseIterable, Sendable, CustomStringConvertible {
+    /// The directions as given.
+    case none
+    case x
+    case y
+    case z
+
+    public var description: String { rawValue }
+}
+
+/// The b-values and unit gradient directions of a diffusion acquisition, one entry per volume.
+///
+/// Construction normalises the directions the way MRtrix3 does (`DWI::get_DW_scheme` with
+/// `BValueScaling`): a vector whose norm differs from 1 by more than
+/// ``normTolerance`` is normalised and its b-value multiplied by the squared norm (scanners
+/// that encode several b-values with one nominal b write shorter vectors); vectors within the
+/// tolerance are only normalised. On b=0 rows a zero or NaN vector is valid and stored as the
+/// zero vector.
+///
+/// b=0 volumes are those with b <= ``b0Threshold`` (default 50 s/mm^2, as DIPY's
+/// `b0_threshold`). Diffusion-weighted volumes are grouped into shells by rounding b to the
+/// nearest 100 s/mm^2 (``shellBValues``): scanners report per-direction b-values such as 995
+/// or 1005 for a nominal 1000, and rounding groups them as MRtrix3's shell clustering does
+/// (MRtrix groups b-values closer than its `BValueEpsilon`, 80 by default; rounding to 100
+/// gives the same shells for the usual 500-spaced schemes and is simpler to state).
+/// Rounding is to nearest with halves away from zero (1550 -> 1600).
+public struct GradientTable: Sendable, Equatable {
+    /// Tolerance on |‖g‖ − 1| below which a vector is taken as unit and its b-value kept.
+    ///
+    /// 0.01 matches the precision with which scanners print directions (often 4-6 digits) with
+    /// a wide margin, while genuine `BValueScaling` schemes differ from 1 by far more.
+    public static let normTolerance = 0.01
+
+    /// The resolution to which b-values are rounded to form shells (s/mm^2).
+    public static let shellRounding = 100.0
+
+    /// b-values (s/mm^2), after scaling by the squared vector norm where that applied.
+    public let bValues: [Double]
+    /// Unit gradient directions; the zero vector on b=0 rows given without a direction.
+    public let directions: [SIMD3<Double>]
+    /// Volumes with b <= this are b=0 volumes.
+    public let b0Threshold: Double
+    /// The name used in error messages (usually the file name).
+    public let source: String
+
+    /// Number of volumes.
+    public var count: Int { bValues.count }
+
+    /// Whether each volume is a b=0 volume.
+    public var isB0: [Bool] { bValues.map { $0 <= b0Threshold } }
+
+    /// Indices of the b=0 volumes.
+    public var b0Indices: [Int] { bValues.indices.filter { bValues[$0] <= b0Threshold } }
+
+    /// Indices of the diffusion-weighted volumes.
+    public var diffusionIndices: [Int] { bValues.indices.filter { bValues[$0] > b0Threshold } }
+
+    /// The shell b-value of each volume: 0 for b=0 volumes, else b rounded to the nearest 100.
+    public var shellBValues: [Double] {
+        bValues.map { $0 <= b0Threshold ? 0 : ($0 / Self.shellRounding).rounded() * Self.shellRounding }
+    }
+
+    /// The distinct non-zero shell b-values, ascending.
+    public var shells: [Double] { Array(Set(shellBValues.filter { $0 > 0 })).sorted() }
+
+    /// Creates a table from b-values and direction vectors, validating and normalising them.
+    ///
+    /// - Parameters:
+    ///   - bValues: one b-value per volume (s/mm^2).
+    ///   - directions: one vector per volume; need not be unit (see the type's discussion).
+    ///   - b0Threshold: volumes with b <= this are b=0 volumes.
+    ///   - source: a name for error messages.
+    /// - Throws: ``GradientTableError`` for count mismatch, NaN or negative b, a zero or NaN
+    ///   vector on a weighted row, an empty table, or a table with only b=0 volumes.
+    public init(bValues: [Double], directions: [SIMD3<Double>], b0Threshold: Double = 50,
+                source: String = "gradient table") throws {
+        guard bValues.count == directions.count else {
+            throw GradientTableError.countMismatch(source: source, bValues: bValues.count, vectors: directions.count)
+        }
+        guard !bValues.isEmpty else { throw GradientTableError.empty(source: source) }
+        var b = [Double]()
+        var g = [SIMD3<Double>]()
+        b.reserveCapacity(bValues.count)
+        g.reserveCapacity(bValues.count)
+        for (index, (value, vector)) in zip(bValues, directions).enumerated() {
+            let row = index + 1
+            guard value.isFinite else { throw GradientTableError.nonFiniteBValue(source: source, row: row) }
+            guard value >= 0 else { throw GradientTableError.negativeBValue(source: source, row: row, value: value) }
+            let finite = vector.x.isFinite && vector.y.isFinite && vector.z.isFinite
+            let norm = finite ? (vector * vector).sum().squareRoot() : 0
+            if norm < 1e-6 {
+                guard value <= b0Threshold else {
+                    throw GradientTableError.invalidDirection(source: source, row: row, bValue: value)
+                }
+                b.append(value)
+                g.append(.zero)
+                continue
+            }
+            let scaledB = abs(norm - 1) > Self.normTolerance ? value * norm * norm : value
+            b.append(scaledB)
+            g.append(vector / norm)
+        }
+        guard b.contains(where: { $0 > b0Threshold }) else {
+            throw GradientTableError.noDiffusionWeighting(source: source)
+        }
+        self.bValues = b
+        self.directions = g
+        self.b0Threshold = b0Threshold
+        self.source = source
+    }
+
+    /// Internal memberwise construction from already validated values.
+    init(validatedBValues: [Double], directions: [SIMD3<Double>], b0Threshold: Double, source: String) {
+        self.bValues = validatedBValues
+        self.directions = directions
+        self.b0Threshold = b0Threshold
+        self.source = source
+    }
+
+    // MARK: - Parsing
+
+    /// Parses an FSL `.bval`/`.bvec` pair.
+    ///
+    /// `.bval`: one row of N numbers, or one column. `.bvec`: 3 rows of N numbers (FSL's
+    /// layout) or N rows of 3 (the transposed layout some converters write); when N = 3 the
+    /// FSL layout is assumed. Directions stay in FSL's frame (image voxel axes, x negated when
+    /// the voxel-to-world determinant is positive); see ``fslToWorld(linear:)``.
+    ///
+    /// - Parameters:
+    ///   - bval: contents of the `.bval` file.
+    ///   - bvec: contents of the `.bvec` file.
+    ///   - source: a name for error messages (e.g. the `.bvec` path).
+    ///   - b0Threshold: volumes with b <= this are b=0 volumes.
+    /// - Throws: ``GradientTableError``.
+    public static func fsl(bval: String, bvec: String, source: String, b0Threshold: Double = 50) throws -> GradientTable {
+        let bRows = try numberRows(bval, source: source + " (bval)")
+        guard !bRows.isEmpty else { throw GradientTableError.empty(source: source + " (bval)") }
+        let bValues: [Double]
+        if bRows.count == 1 {
+            bValues = bRows[0]
+        } else if bRows.allSatisfy({ $0.count == 1 }) {
+            bValues = bRows.map { $0[0] }
+        } else {
+            throw GradientTableError.malformed(source: source + " (bval)",
+                                               reason: "expected one row or one column, found \(bRows.count) rows of \(bRows[0].count)")
+        }
+        let vRows = try numberRows(bvec, source: source + " (bvec)")
+        guard !vRows.isEmpty else { throw GradientTableError.empty(source: source + " (bvec)") }
+        let n = bValues.count
+        var vectors = [SIMD3<Double>]()
+        // 3 equal rows: FSL's layout (also when N = 3, where both layouts have the same shape).
+        if vRows.count == 3, vRows.allSatisfy({ $0.count == vRows[0].count }) {
+            let columns = vRows[0].count
+            guard columns == n else {
+                throw GradientTableError.countMismatch(source: source, bValues: n, vectors: columns)
+            }
+            vectors = (0..<n).map { SIMD3(vRows[0][$0], vRows[1][$0], vRows[2][$0]) }
+        } else if vRows.allSatisfy({ $0.count == 3 }) {
+            guard vRows.count == n else {
+                throw GradientTableError.countMismatch(source: source, bValues: n, vectors: vRows.count)
+            }
+            vectors = vRows.map { SIMD3($0[0], $0[1], $0[2]) }
+        } else {
+            throw GradientTableError.malformed(source: source + " (bvec)",
+                                               reason: "expected 3 rows of N values or N rows of 3 values")
+        }
+        return try GradientTable(bValues: bValues, directions: vectors, b0Threshold: b0Threshold, source: source)
+    }
+
+    /// Parses an MRtrix-style gradient table: one row `x y z b` per volume, directions in
+    /// scanner (world, RAS) coordinates; `#` starts a comment.
+    ///
+    /// - Throws: ``GradientTableError``.
+    public static func mrtrix(_ text: String, source: String, b0Threshold: Double = 50) throws -> GradientTable {
+        let rows = try numberRows(text, source: source)
+        guard !rows.isEmpty else { throw GradientTableError.empty(source: source) }
+        for (i, row) in rows.enumerated() where row.count != 4 {
+            throw GradientTableError.malformed(source: source,
+                                               reason: "row \(i + 1) has \(row.count) values, expected 4 (x y z b)")
+        }
+        return try GradientTable(bValues: rows.map { $0[3] },
+                                 directions: rows.map { SIMD3($0[0], $0[1], $0[2]) },
+                                 b0Threshold: b0Threshold, source: source)
+    }
+
+    /// Splits text into rows of numbers; blank lines and `#` comments are skipped, commas count
+    /// as separators. `nan` and `inf` parse (and are judged later).
+    static func numberRows(_ text: String, source: String) throws -> [[Double]] {
+        var rows = [[Double]]()
+        var lineNumber = 0
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            lineNumber += 1
+            let content = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            let tokens = content.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "," || $0 == "\r" })
+            if tokens.isEmpty { continue }
+            var row = [Double]()
+            row.reserveCapacity(tokens.count)
+            for token in tokens {
+                guard let value = Double(token) else {
+                    throw GradientTableError.nonNumeric(source: source, line: lineNumber, token: String(token))
+                }
+                row.append(value)
+            }
+            rows.append(row)
+        }
+        return rows
+    }
+
+    // MARK: - Checks and selection
+
+    /// Checks that the table has one entry per image volume.
+    /// - Throws: ``GradientTableError/volumeCountMismatch(source:entries:volumes:)``.
+    public func validate(volumeCount: Int) throws {
+        guard volumeCount == count else {
+            throw GradientTableError.volumeCountMismatch(source: source, entries: count, volumes: volumeCount)
+        }
+    }
+
+    /// Keeps the b=0 volumes and the weighted volumes whose shell b-value (b rounded to the
+    /// nearest 100) is at most `maximumB`, e.g. to fit the tensor to the b<=1500 part of a
+    /// multi-shell acquisition.
+    ///
+    /// - Returns: the reduced table and the indices of the kept volumes, ascending, so the
+    ///   caller can take the same volumes from the image.
+    /// - Throws: ``GradientTableError/noDiffusionWeighting(source:)`` when no weighted volume is left.
+    public func selecting(maximumB: Double = 1500) throws -> (table: GradientTable, volumeIndices: [Int]) {
+        let shellsB = shellBValues
+        let kept = bValues.indices.filter { shellsB[$0] <= maximumB }
+        guard kept.contains(where: { bValues[$0] > b0Threshold }) else {
+            throw GradientTableError.noDiffusionWeighting(source: source + " (b <= \(maximumB))")
+        }
+        let table = GradientTable(validatedBValues: kept.map { bValues[$0] }, directions: kept.map { directions[$0] },
+                                  b0Threshold: b0Threshold, source: source)
+        return (table, kept)
+    }
+
+    /// The same table with one axis of every direction negated.
+    public func flipped(_ axis: GradientAxisFlip) -> GradientTable {
+        let sign: SIMD3<Double>
+        switch axis {
+        case .none: return self
+        case .x: sign = SIMD3(-1, 1, 1)
+        case .y: sign = SIMD3(1, -1, 1)
+        case .z: sign = SIMD3(1, 1, -1)
+        }
+        return GradientTable(validatedBValues: bValues, directions: directions.map { ($0 * sign) + SIMD3<Double>.zero },
+                             b0Threshold: b0Threshold, source: source)
+    }
+
+    // MARK: - Frames
+
+    /// Converts FSL-frame directions to world (scanner RAS) directions, as MRtrix3's
+    /// `-fslgrad` import does.
+    ///
+    /// FSL stores directions in the image's voxel axes, with x negated when the voxel-to-world
+    /// matrix has a positive determinant (FSL's radiological convention). So
+    /// `world = R * F * g`, where R is the voxel-to-world linear part with each column
+    /// normalised to unit length (removing the voxel sizes) and F = diag(-1, 1, 1) when
+    /// det(linear) > 0, else the identity. Results are renormalised (a sheared matrix would
+    /// otherwise change their norm); b-values are unchanged.
+    ///
+    /// MRtrix first permutes the image axes to near-RAS order and then applies this formula;
+    /// pass the linear part of the affine for the axes as the data is stored, in which the
+    /// FSL vectors are expressed.
+    ///
+    /// - Parameter linear: the 3 x 3 linear part of the voxel-to-world affine, `linear[row][column]`.
+    /// - Throws: ``GradientTableError/invalidTransform(source:reason:)``.
+    public func fslToWorld(linear: [[Double]]) throws -> GradientTable {
+        let (r, flipX) = try Self.frame(linear, source: source)
+        return transformed { g in r.apply(flipX ? SIMD3(-g.x, g.y, g.z) : g) }
+    }
+
+    /// Converts world (scanner RAS) directions to FSL's frame: the inverse of
+    /// ``fslToWorld(linear:)``, `g = F * R^-1 * world`.
+    /// - Throws: ``GradientTableError/invalidTransform(source:reason:)``.
+    public func worldToFSL(linear: [[Double]]) throws -> GradientTable {
+        let (r, flipX) = try Self.frame(linear, source: source)
+        let inverse = r.inverse
+        return transformed { w in
+            let g = inverse.apply(w)
+            return flipX ? SIMD3(-g.x, g.y, g.z) : g
+        }
+    }
+
+    /// Converts FSL-frame directions to the image's voxel axes: `F * g`, which undoes FSL's x
+    /// negation when det(linear) > 0. Used by ``gradientOrientationCheck(data:volumeCount:shape:mask:table:method:faThreshold:threads:)``,
+    /// which steps through voxel indices along the principal direction.
+    /// - Throws: ``GradientTableError/invalidTransform(source:reason:)``.
+    public func fslToVoxel(linear: [[Double]]) throws -> GradientTable {
+        let (_, flipX) = try Self.frame(linear, source: source)
+        return flipX ? flipped(.x) : self
+    }
+
+    private func transformed(_ map: (SIMD3<Double>) -> SIMD3<Double>) -> GradientTable {
+        let rotated = directions.map { g -> SIMD3<Double> in
+            if g == .zero { return g }
+            let w = map(g)
+            return w / (w * w).sum().squareRoot()
+        }
+        return GradientTable(validatedBValues: bValues, directions: rotated, b0Threshold: b0Threshold, source: source)
+    }
+
+    /// The column-normalised matrix and whether FSL's x flip applies.
+    private static func frame(_ linear: [[Double]], source: String) throws -> (Matrix3, Bool) {
+        guard linear.count == 3, linear.allSatisfy({ $0.count == 3 }) else {
+            throw GradientTableError.invalidTransform(source: source, reason: "expected 3 rows of 3 values")
+        }
+        guard linear.allSatisfy({ $0.allSatisfy(\.isFinite) }) else {
+            throw GradientTableError.invalidTransform(source: source, reason: "non-finite entry")
+        }
+        let m = Matrix3(rows: linear)
+        let det = m.determinant
+        var columns = [m.column(0), m.column(1), m.column(2)]
+        for c in 0..<3 {
+            let norm = (columns[c] * columns[c]).sum().squareRoot()
+            guard norm > 0 else {
+                throw GradientTableError.invalidTransform(source: source, reason: "column \(c + 1) is zero")
+            }
+            columns[c] /= norm
+        }
+        let r = Matrix3(columns: columns[0], columns[1], columns[2])
+        guard abs(r.determinant) > 1e-9, abs(det) > 0 else {
+            throw GradientTableError.invalidTransform(source: source, reason: "singular matrix")
+        }
+        return (r, det > 0)
+    }
+}
+
+/// A small 3 x 3 matrix for frame conversions (rows stored as SIMD3).
+struct Matrix3: Equatable {
+    var r0: SIMD3<Double>, r1: SIMD3<Double>, r2: SIMD3<Double>
+
+    init(rows: [[Double]]) {
+        r0 = SIMD3(rows[0][0], rows[0][1], rows[0][2])
+        r1 = SIMD3(rows[1][0], rows[1][1], rows[1][2])
+        r2 = SIMD3(rows[2][0], rows[2][1], rows[2][2])
+    }
+
+    init(columns c0: SIMD3<Double>, _ c1: SIMD3<Double>, _ c2: SIMD3<Double>) {
+        r0 = SIMD3(c0.x, c1.x, c2.x)
+        r1 = SIMD3(c0.y, c1.y, c2.y)
+        r2 = SIMD3(c0.z, c1.z, c2.z)
+    }
+
+    init(r0: SIMD3<Double>, r1: SIMD3<Double>, r2: SIMD3<Double>) {
+        self.r0 = r0; self.r1 = r1; self.r2 = r2
+    }
+
+    func column(_ c: Int) -> SIMD3<Double> { SIMD3(r0[c], r1[c], r2[c]) }
+
+    func apply(_ v: SIMD3<Double>) -> SIMD3<Double> {
+        SIMD3((r0 * v).sum(), (r1 * v).sum(), (r2 * v).sum())
+    }
+
+    var determinant: Double {
+        r0.x * (r1.y * r2.z - r1.z * r2.y) - r0.y * (r1.x * r2.z - r1.z * r2.x) + r0.z * (r1.x * r2.y - r1.y * r2.x)
+    }
+
+    /// Inverse by the adjugate; callers check the determinant first.
+    var inverse: Matrix3 {
+        let c0 = cross(r1, r2), c1 = cross(r2, r0), c2 = cross(r0, r1)
+        let det = determinant
+        // Columns of the inverse are the cross products divided by det.
+        return Matrix3(columns: c0 / det, c1 / det, c2 / det)
+    }
+}
+
+@inline(__always)
+func cross(_ a: SIMD3<Double>, _ b: SIMD3<Double>) -> SIMD3<Double> {
+    SIMD3(a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x)
+}

@@ -1,1 +1,0 @@
-// The Parcellation module; see Package.swift for what it holds.

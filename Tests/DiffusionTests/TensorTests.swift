@@ -1,0 +1,275 @@
+import Foundation
+import Testing
+@testable import Diffusion
+
+@Suite("Symmetric 3 x 3 eigen-decomposition")
+struct EigenTests {
+    @Test("random symmetric matrices: A v = λ v, descending, orthonormal, sign convention")
+    func random() {
+        var rng = SplitMix64(state: 11)
+        for _ in 0..<200 {
+            let a = (0..<6).map { _ in rng.uniform() * 2 - 1 }
+            let e = SymmetricEigen3(a[0], a[1], a[2], a[3], a[4], a[5])
+            #expect(e.values.x >= e.values.y && e.values.y >= e.values.z)
+            let rows = [SIMD3(a[0], a[1], a[2]), SIMD3(a[1], a[3], a[4]), SIMD3(a[2], a[4], a[5])]
+            for (lambda, v) in [(e.values.x, e.vectors.0), (e.values.y, e.vectors.1), (e.values.z, e.vectors.2)] {
+                let av = SIMD3((rows[0] * v).sum(), (rows[1] * v).sum(), (rows[2] * v).sum())
+                let residual = av - lambda * v
+                #expect((residual * residual).sum().squareRoot() < 1e-12)
+                #expect(abs((v * v).sum() - 1) < 1e-12)
+                let m = v.replacing(with: -v, where: v .< 0).max()
+                #expect(m == v.max(), "largest-magnitude component is positive")
+            }
+            #expect(abs((e.vectors.0 * e.vectors.1).sum()) < 1e-12)
+        }
+    }
+
+    @Test("repeated eigenvalues and diagonal matrices")
+    func degenerate() {
+        let iso = SymmetricEigen3(1, 0, 0, 1, 0, 1)
+        #expect(iso.values == SIMD3(1, 1, 1))
+        let diag = SymmetricEigen3(0.3, 0, 0, 0.1, 0, 0.7)
+        #expect(diag.values == SIMD3(0.7, 0.3, 0.1))
+        #expect(diag.vectors.0 == SIMD3(0, 0, 1))
+        let zero = SymmetricEigen3(0, 0, 0, 0, 0, 0)
+        #expect(zero.values == .zero)
+    }
+}
+
+@Suite("Tensor metrics")
+struct MetricTests {
+    @Test("isotropic tensor has FA 0, a stick FA 1")
+    func extremes() {
+        #expect(fractionalAnisotropy(eigenvalues: SIMD3(1e-3, 1e-3, 1e-3)) == 0)
+        #expect(abs(fractionalAnisotropy(eigenvalues: SIMD3(1.7e-3, 0, 0)) - 1) < 1e-15)
+        #expect(fractionalAnisotropy(eigenvalues: .zero) == 0)
+    }
+
+    @Test("hand-computed values, and negative eigenvalues kept as they are")
+    func values() {
+        let l = SIMD3(1.7e-3, 0.3e-3, 0.1e-3)
+        // FA = sqrt(1/2) sqrt(1.4² + 0.2² + 1.6²) / sqrt(1.7² + 0.3² + 0.1²)
+        let fa = (0.5 * (1.96 + 0.04 + 2.56) / (2.89 + 0.09 + 0.01)).squareRoot()
+        #expect(abs(fractionalAnisotropy(eigenvalues: l) - fa) < 1e-12)
+        #expect(abs(meanDiffusivity(eigenvalues: l) - 0.7e-3) < 1e-15)
+        #expect(axialDiffusivity(eigenvalues: l) == 1.7e-3)
+        #expect(abs(radialDiffusivity(eigenvalues: l) - 0.2e-3) < 1e-15)
+        #expect(abs(fractionalAnisotropy(eigenvalues: SIMD3(1, 0, -1)) - 1.5.squareRoot()) < 1e-12)
+        #expect(TensorMetric(rawValue: "rd") == .radialDiffusivity)
+    }
+}
+
+@Suite("Tensor model and fit")
+struct TensorFitTests {
+    @Test("fit method parsing names the valid choices")
+    func methodParsing() throws {
+        #expect(try TensorFitMethod(parsing: "ols") == .ols)
+        #expect(try TensorFitMethod(parsing: "WLS") == .wls)
+        let error = TensorModelError.unknownFitMethod(name: "nlls", valid: ["ols", "wls"])
+        #expect(throws: error) { try TensorFitMethod(parsing: "nlls") }
+        #expect(error.description == "unknown tensor fit method 'nlls'; valid choices: ols, wls")
+    }
+
+    @Test("design matrix: Basser 1994 columns with b scaled by the largest b")
+    func design() throws {
+        let table = try standardTable(directions: 12)
+        let model = try TensorModel(table: table, method: .ols)
+        #expect(model.bScale == 1000)
+        let g = table.directions[7]
+        let row = Array(model.designMatrix[49..<56])
+        let expected = [-g.x * g.x, -2 * g.x * g.y, -2 * g.x * g.z, -g.y * g.y, -2 * g.y * g.z, -g.z * g.z, 1]
+        for (a, b) in zip(row, expected) { #expect(abs(a - b) < 1e-15) }
+        #expect(model.pseudoInverse.count == 7 * table.count)
+    }
+
+    @Test("degenerate designs and bad sizes are typed errors")
+    func errors() throws {
+        let collinear = try GradientTable(bValues: [0, 1000, 1000, 1000, 1000, 1000, 1000],
+                                          directions: [.zero] + Array(repeating: SIMD3(1, 0, 0), count: 6))
+        #expect(throws: TensorModelError.degenerateDesign(source: "gradient table")) {
+            try TensorModel(table: collinear)
+        }
+        #expect(throws: TensorModelError.invalidIterations(0)) { try TensorModel(table: try standardTable(), iterations: 0) }
+        let model = try TensorModel(table: try standardTable())
+        #expect(throws: TensorModelError.volumeCountMismatch(entries: 35, volumes: 34)) {
+            try model.fit(data: [Float](repeating: 1, count: 34 * 2), volumeCount: 34, voxelCount: 2)
+        }
+        #expect(throws: TensorModelError.dataSizeMismatch(expected: 70, actual: 69)) {
+            try model.fit(data: [Float](repeating: 1, count: 69), volumeCount: 35, voxelCount: 2)
+        }
+        #expect(throws: TensorModelError.maskSizeMismatch(expected: 2, actual: 3)) {
+            try model.fit(data: [Float](repeating: 1, count: 70), volumeCount: 35, voxelCount: 2, mask: [true, true, true])
+        }
+    }
+
+    /// Random tensors with distinct λ1 at random orientations.
+    func randomTensors(_ count: Int, seed: UInt64) -> [SyntheticTensor] {
+        var rng = SplitMix64(state: seed)
+        return (0..<count).map { _ in
+            let l1 = 1.0e-3 + rng.uniform() * 1.2e-3
+            let l2 = 0.1e-3 + rng.uniform() * (l1 - 0.35e-3)
+            let l3 = 0.05e-3 + rng.uniform() * (l2 - 0.05e-3)
+            return SyntheticTensor(eigenvalues: SIMD3(l1, l2, l3), v1: rng.unitVector(), roll: rng.uniform() * 3)
+        }
+    }
+
+    @Test("noiseless signals: metrics and V1 recovered by OLS and WLS", arguments: [TensorFitMethod.ols, .wls])
+    func noiseless(method: TensorFitMethod) throws {
+        let table = try standardTable()
+        var tensors = randomTensors(60, seed: 3)
+        tensors.append(SyntheticTensor(eigenvalues: SIMD3(0.8e-3, 0.8e-3, 0.8e-3), v1: SIMD3(1, 0, 0)))
+        tensors.append(SyntheticTensor(eigenvalues: SIMD3(1.7e-3, 0, 0), v1: SIMD3(0.3, -0.5, 0.8)))
+        let data = volumeMajor(tensors.map { $0.signal(table, s0: 1200) }, volumes: table.count)
+        for iterations in [1, 3] {
+            let model = try TensorModel(table: table, method: method, iterations: iterations)
+            let fit = try model.fit(data: data, volumeCount: table.count, voxelCount: tensors.count, threads: 2)
+            for (i, truth) in tensors.enumerated() {
+                #expect(fit.fitted[i])
+                let l = fit.eigenvalues(at: i)
+                #expect(abs(fractionalAnisotropy(eigenvalues: l) - fractionalAnisotropy(eigenvalues: truth.eigenvalues)) < 1e-4)
+                #expect(abs(meanDiffusivity(eigenvalues: l) - meanDiffusivity(eigenvalues: truth.eigenvalues)) < 1e-7)
+                #expect(abs(axialDiffusivity(eigenvalues: l) - axialDiffusivity(eigenvalues: truth.eigenvalues)) < 1e-7)
+                #expect(abs(radialDiffusivity(eigenvalues: l) - radialDiffusivity(eigenvalues: truth.eigenvalues)) < 1e-7)
+                #expect(abs(Double(fit.s0[i]) - 1200) < 1e-2)
+                #expect(fit.residuals[i] < 1e-5)
+                if truth.eigenvalues.x - truth.eigenvalues.y > 1e-4 {
+                    #expect(abs((fit.principalEigenvector(at: i) * truth.axes.0).sum()) > 1 - 1e-4)
+                }
+            }
+            let last = tensors.count - 1
+            #expect(abs(Double(fit.map(.fractionalAnisotropy)[last]) - 1) < 1e-4)
+            #expect(abs(Double(fit.map(.fractionalAnisotropy)[last - 1])) < 1e-4)
+            #expect(fit.quality.voxelsFitted == tensors.count)
+        }
+    }
+
+    @Test("tensor elements in D11 D12 D13 D22 D23 D33 order")
+    func elementOrder() throws {
+        let table = try standardTable()
+        let t = SyntheticTensor(eigenvalues: SIMD3(1.5e-3, 0.5e-3, 0.2e-3), v1: SIMD3(1, 1, 0))
+        let fit = try TensorModel(table: table).fit(data: volumeMajor([t.signal(table, s0: 100)], volumes: table.count),
+                                                    volumeCount: table.count, voxelCount: 1)
+        // D = Σ λ_k a_k a_kᵀ
+        func d(_ r: Int, _ c: Int) -> Double {
+            let axes = [t.axes.0, t.axes.1, t.axes.2]
+            return (0..<3).reduce(0) { $0 + t.eigenvalues[$1] * axes[$1][r] * axes[$1][c] }
+        }
+        let expected = [d(0, 0), d(0, 1), d(0, 2), d(1, 1), d(1, 2), d(2, 2)]
+        for k in 0..<6 { #expect(abs(Double(fit.tensors[k]) - expected[k]) < 1e-8) }
+    }
+
+    /// Rician noise: magnitude of the signal plus complex Gaussian noise.
+    func rician(_ s: Double, sigma: Double, _ rng: inout SplitMix64) -> Double {
+        let re = s + sigma * rng.normal(), im = sigma * rng.normal()
+        return (re * re + im * im).squareRoot()
+    }
+
+    @Test("Rician noise (SNR 30): WLS errors are small and not worse than OLS")
+    func noisy() throws {
+        let table = try standardTable()
+        let tensors = randomTensors(400, seed: 5)
+        var rng = SplitMix64(state: 99)
+        let s0 = 1000.0, sigma = s0 / 30
+        let signals = tensors.map { $0.signal(table, s0: s0).map { rician($0, sigma: sigma, &rng) } }
+        let data = volumeMajor(signals, volumes: table.count)
+        var faError = [TensorFitMethod: Double](), mdError = [TensorFitMethod: Double]()
+        for method in TensorFitMethod.allCases {
+            let fit = try TensorModel(table: table, method: method).fit(data: data, volumeCount: table.count,
+                                                                        voxelCount: tensors.count, threads: 2)
+            var fa = 0.0, md = 0.0
+            for (i, truth) in tensors.enumerated() {
+                let l = fit.eigenvalues(at: i)
+                fa += abs(fractionalAnisotropy(eigenvalues: l) - fractionalAnisotropy(eigenvalues: truth.eigenvalues))
+                md += abs(meanDiffusivity(eigenvalues: l) - meanDiffusivity(eigenvalues: truth.eigenvalues))
+            }
+            faError[method] = fa / Double(tensors.count)
+            mdError[method] = md / Double(tensors.count)
+        }
+        #expect(faError[.wls]! < 0.05)
+        #expect(mdError[.wls]! < 0.05e-3)
+        #expect(faError[.wls]! <= faError[.ols]! * 1.02)
+        #expect(mdError[.wls]! <= mdError[.ols]! * 1.02)
+    }
+
+    @Test("mask, zero and NaN signals: unfitted voxels hold zeros")
+    func maskAndFailures() throws {
+        let table = try standardTable()
+        let t = SyntheticTensor(eigenvalues: SIMD3(1.5e-3, 0.4e-3, 0.3e-3), v1: SIMD3(0, 1, 0))
+        var signals = Array(repeating: t.signal(table, s0: 500), count: 4)
+        signals[2] = Array(repeating: 0, count: table.count)   // all zero: clamped, fitted (to junk but finite)
+        signals[3][7] = .nan                                    // NaN: not fitted
+        let data = volumeMajor(signals, volumes: table.count)
+        let fit = try TensorModel(table: table).fit(data: data, volumeCount: table.count, voxelCount: 4,
+                                                    mask: [true, false, true, true])
+        #expect(fit.fitted == [true, false, true, false])
+        #expect(fit.tensors[6..<12].allSatisfy { $0 == 0 } && fit.s0[1] == 0 && fit.eigenvalues[3..<6].allSatisfy { $0 == 0 })
+        #expect(fit.tensors[18..<24].allSatisfy { $0 == 0 } && fit.residuals[3] == 0)
+        #expect(fit.map(.meanDiffusivity)[1] == 0)
+        #expect(fit.quality.voxelsFitted == 2)
+        #expect(abs(Double(fit.s0[2]) - 1e-4) < 1e-8) // ln(1e-4) everywhere: S0 = the clamp, D = 0
+    }
+
+    @Test("results are bit-identical for 1, 2 and 7 threads")
+    func threadInvariance() throws {
+        let table = try standardTable()
+        let tensors = randomTensors(1500, seed: 8)
+        var rng = SplitMix64(state: 1)
+        let data = volumeMajor(tensors.map { $0.signal(table, s0: 800).map { rician($0, sigma: 40, &rng) } },
+                               volumes: table.count)
+        var mask = (0..<tensors.count).map { _ in rng.uniform() < 0.7 }
+        mask[0] = true
+        for method in TensorFitMethod.allCases {
+            let model = try TensorModel(table: table, method: method, iterations: 2)
+            let one = try model.fit(data: data, volumeCount: table.count, voxelCount: tensors.count, mask: mask, threads: 1)
+            for threads in [2, 7] {
+                let other = try model.fit(data: data, volumeCount: table.count, voxelCount: tensors.count,
+                                          mask: mask, threads: threads)
+                #expect(other.tensors == one.tensors)
+                #expect(other.s0 == one.s0)
+                #expect(other.eigenvalues == one.eigenvalues)
+                #expect(other.principalEigenvectors == one.principalEigenvectors)
+                #expect(other.fitted == one.fitted)
+                #expect(other.residuals == one.residuals)
+                #expect(other.map(.fractionalAnisotropy, threads: threads) == one.map(.fractionalAnisotropy))
+                #expect(other.quality == one.quality)
+            }
+        }
+    }
+
+    @Test("QC counts negative eigenvalues")
+    func negativeEigenvalues() throws {
+        let table = try standardTable()
+        // A signal that rises with b along x (negative diffusivity there).
+        let signal = (0..<table.count).map { v -> Double in
+            let g = table.directions[v]
+            return 100 * Foundation.exp(-table.bValues[v] * (-0.2e-3 * g.x * g.x + 1e-3 * (g.y * g.y + g.z * g.z)))
+        }
+        let good = SyntheticTensor(eigenvalues: SIMD3(1e-3, 0.5e-3, 0.4e-3), v1: SIMD3(0, 0, 1)).signal(table, s0: 100)
+        let fit = try TensorModel(table: table).fit(data: volumeMajor([signal, good], volumes: table.count),
+                                                    volumeCount: table.count, voxelCount: 2)
+        #expect(fit.negativeEigenvalueCount == 1)
+        let q = fit.quality
+        #expect(q.voxelsFitted == 2 && q.negativeEigenvalueVoxels == 1 && q.negativeEigenvalueFraction == 0.5)
+        #expect(abs(Double(fit.eigenvalues[2]) + 0.2e-3) < 1e-8)
+        #expect(q.meanResidual! < 1e-5)
+    }
+}
+
+@Suite("Absurd sizes")
+struct AbsurdSizeTests {
+    @Test("negative or overflowing sizes are errors, not traps")
+    func sizes() throws {
+        let model = try TensorModel(table: try standardTable())
+        #expect(throws: TensorModelError.dataSizeMismatch(expected: -1, actual: 0)) {
+            try model.fit(data: [], volumeCount: 35, voxelCount: -1)
+        }
+        #expect(throws: TensorModelError.dataSizeMismatch(expected: -1, actual: 0)) {
+            try model.fit(data: [], volumeCount: 35, voxelCount: Int.max / 2)
+        }
+        #expect(throws: BrainMaskError.shapeMismatch(expected: -1, actual: 0)) {
+            try brainMask(meanB0: [], shape: (Int.max / 2, 4, 4))
+        }
+        let empty = try model.fit(data: [], volumeCount: 35, voxelCount: 0)
+        #expect(empty.voxelCount == 0 && empty.quality.voxelsFitted == 0 && empty.quality.meanResidual == nil)
+    }
+}
