@@ -63,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "nimetrics",
             dependencies: [
-                "NIfTI", "Tabular", "Functional", "Pipelines", "Trial", "Phantoms",
+                "NIfTI", "Tabular", "Diffusion", "Functional", "Pipelines", "Trial", "Phantoms",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -74,7 +74,7 @@ public enum FunctionalPipeline {
 
         // Atlas and regions.
         let (labels, atlasResampled) = try LabelImage.readLabels(options.atlasPath, onto: bold, resample: options.resampleAtlas, gridName: "BOLD")
-        let entries = try regionEntries(labels: labels, atlasPath: options.atlasPath, tablePath: options.atlasTablePath)
+        let entries = try LabelImage.entries(labels: labels, atlasPath: options.atlasPath, tablePath: options.atlasTablePath)
         var mask: [Bool]?
         if let maskPath = options.maskPath {
             let maskImage = try NIfTIFile.read(maskPath)
@@ -302,22 +302,6 @@ public enum FunctionalPipeline {
         throw PipelineError(options.boldPath, "no repetition time: give --tr, a RepetitionTime in \(sidecarPath), or a pixdim[4] in the header")
     }
 
-    /// Region list: the table's entries, plus labels present in the image but not in the
-    /// table (named by their index); without a table, every label in the image.
-    static func regionEntries(labels: [Int32], atlasPath: String, tablePath: String?) throws -> [LabelTableEntry] {
-        let path = tablePath ?? LabelImage.defaultTablePath(for: atlasPath)
-        var entries: [LabelTableEntry] = []
-        if tablePath != nil || FileManager.default.fileExists(atPath: path) {
-            entries = try LabelImage.readTable(path)
-        }
-        let listed = Set(entries.map(\.index))
-        for label in Set(labels).subtracting([0]).sorted() where !listed.contains(Int(label)) {
-            entries.append(LabelTableEntry(index: Int(label), name: String(label)))
-        }
-        guard !entries.isEmpty else { throw PipelineError(atlasPath, "the atlas has no labels") }
-        return entries.sorted { $0.index < $1.index }
-    }
-
     /// Reads an fMRIPrep confounds table as numeric columns (NaN for n/a).
     static func readConfounds(_ path: String, expectedRows: Int) throws -> [String: [Double]] {
         let table = try TSVTable.read(path)
@@ -339,9 +323,4 @@ public enum FunctionalPipeline {
         return table
     }
 
-    private static func wrap<T>(_ source: String, _ body: () throws -> T) throws -> T {
-        do { return try body() } catch let error as PipelineError { throw error } catch {
-            throw PipelineError(source, "\(error)")
-        }
-    }
 }

@@ -1,18 +1,7 @@
 import Foundation
 import NIfTI
+import Parcellation
 import Tabular
-
-/// One row of an atlas's label table.
-public struct LabelTableEntry: Equatable, Sendable {
-    public var index: Int
-    public var name: String
-    public var network: String?
-    public init(index: Int, name: String, network: String? = nil) {
-        self.index = index
-        self.name = name
-        self.network = network
-    }
-}
 
 /// Reading a label atlas (a NIfTI label image plus its BIDS-style TSV) onto a data grid.
 public enum LabelImage {
@@ -28,14 +17,14 @@ public enum LabelImage {
     /// (BIDS `dseg.tsv` style; other columns are ignored).
     /// - Throws: ``PipelineError`` for missing columns, non-integer or negative indexes,
     ///   duplicate indexes.
-    public static func readTable(_ path: String) throws -> [LabelTableEntry] {
+    public static func readTable(_ path: String) throws -> [LabelEntry] {
         let table = try TSVTable.read(path)
         guard let indexColumn = table.index(of: "index") else {
             throw PipelineError(path, "atlas table has no 'index' column (columns: \(table.columns.joined(separator: ", ")))")
         }
         let nameColumn = table.index(of: "name") ?? table.index(of: "label")
         let networkColumn = table.index(of: "network")
-        var entries: [LabelTableEntry] = []
+        var entries: [LabelEntry] = []
         var seen = Set<Int>()
         for (line, row) in table.rows.enumerated() {
             guard let index = Int(row[indexColumn]), index > 0 else {
@@ -46,8 +35,25 @@ public enum LabelImage {
             }
             let name = nameColumn.map { row[$0] }.flatMap { $0.isEmpty || $0 == "n/a" ? nil : $0 } ?? String(index)
             let network = networkColumn.map { row[$0] }.flatMap { $0.isEmpty || $0 == "n/a" ? nil : $0 }
-            entries.append(LabelTableEntry(index: index, name: name, network: network))
+            entries.append(LabelEntry(index: index, name: name, network: network))
         }
+        return entries.sorted { $0.index < $1.index }
+    }
+
+    /// Region list: the table's entries (the table beside the atlas when `tablePath` is nil
+    /// and that file exists), plus labels present in the image but absent from the table,
+    /// named by their index; without a table, every label in the image.
+    public static func entries(labels: [Int32], atlasPath: String, tablePath: String?) throws -> [LabelEntry] {
+        let path = tablePath ?? defaultTablePath(for: atlasPath)
+        var entries: [LabelEntry] = []
+        if tablePath != nil || FileManager.default.fileExists(atPath: path) {
+            entries = try readTable(path)
+        }
+        let listed = Set(entries.map(\.index))
+        for label in Set(labels).subtracting([0]).sorted() where !listed.contains(Int(label)) {
+            entries.append(LabelEntry(index: Int(label), name: String(label)))
+        }
+        guard !entries.isEmpty else { throw PipelineError(atlasPath, "the atlas has no labels") }
         return entries.sorted { $0.index < $1.index }
     }
 

@@ -1,0 +1,364 @@
+import AtomicFiles
+import Diffusion
+import Foundation
+import NIfTI
+import Parcellation
+import Tabular
+
+/// The frame of the V1 map and the tensor.
+public enum VectorFrame: String, CaseIterable, Sendable {
+    /// FSL's dtifit frame: the image's voxel axes, x negated when the voxel-to-world
+    /// determinant is positive (so FSLeyes shows V1 right).
+    case fsl
+    /// Scanner/template RAS+ axes, as MRtrix's `tensor2metric -vector` gives.
+    case world
+}
+
+/// Everything `nimetrics dti` needs for one DWI series, with the documented defaults.
+public struct DiffusionOptions: Sendable {
+    public var dwiPath: String
+    /// FSL `.bval` and `.bvec` (3 x N or N x 3).
+    public var bvalPath: String?
+    public var bvecPath: String?
+    /// MRtrix-style `[x y z b]` table in world coordinates (instead of bval/bvec).
+    public var gradientTablePath: String?
+    public var maskPath: String?
+    public var atlasPath: String?
+    public var atlasTablePath: String?
+    public var resampleAtlas = false
+    public var lesionMaskPath: String?
+    public var method: TensorFitMethod = .wls
+    /// WLS re-weighting passes (MRtrix's `-iter`).
+    public var iterations = 1
+    /// Shells above this b-value are left out of the fit (DTI is a low-b model).
+    public var maximumB = 1500.0
+    /// b-values at or below this count as b=0.
+    public var b0Threshold = 50.0
+    public var vectorFrame: VectorFrame = .fsl
+    /// Run the gradient orientation check (four extra fits of the white-matter voxels).
+    public var orientationCheck = true
+    public var threads = 1
+    public var outputFolder: String
+    public var prefix: String
+    /// gzip level of the maps (libdeflate, 1 fastest to 12 smallest).
+    public var compressionLevel = 6
+
+    public init(dwiPath: String, bvalPath: String?, bvecPath: String?, outputFolder: String, prefix: String? = nil) {
+        self.dwiPath = dwiPath
+        self.bvalPath = bvalPath
+        self.bvecPath = bvecPath
+        self.outputFolder = outputFolder
+        self.prefix = prefix ?? OutputNaming.prefix(fromInput: dwiPath)
+    }
+}
+
+/// What one DWI series gave.
+public struct DiffusionResult: Sendable {
+    public var summaries: [String: [RegionSummary]]
+    public var metrics: [VisitMetric]
+    public var files: [String]
+    public var warnings: [String]
+    public var quality: TensorFitQuality
+    public var orientation: GradientOrientationReport?
+    public var bValuesUsed: [Double]
+}
+
+/// DWI -> gradient table -> mask -> tensor fit -> maps and regional summaries, for one visit.
+public enum DiffusionPipeline {
+    /// Maps and their BIDS `param-` names, in output order.
+    static let scalarMaps: [(TensorMetric, String, String)] = [
+        (.fractionalAnisotropy, "fa", "fa"), (.meanDiffusivity, "md", "md"),
+        (.axialDiffusivity, "ad", "ad"), (.radialDiffusivity, "rd", "rd"),
+    ]
+
+    public static func run(_ options: DiffusionOptions) throws -> DiffusionResult {
+        var warnings: [String] = []
+        let header = try NIfTIFile.readHeader(options.dwiPath)
+        guard header.volumeCount >= 7 else {
+            throw PipelineError(options.dwiPath, "a DWI series needs at least 7 volumes (1 b=0 + 6 directions), this one has \(header.volumeCount)")
+        }
+        let (fslTable, worldTable) = try readGradients(options, header: header)
+        let selection: (table: GradientTable, volumeIndices: [Int])
+        do {
+            selection = try (options.vectorFrame == .fsl ? fslTable : worldTable).selecting(maximumB: options.maximumB)
+        } catch {
+            throw PipelineError(options.bvalPath ?? options.gradientTablePath ?? options.dwiPath, "\(error)")
+        }
+        if selection.volumeIndices.count < header.volumeCount {
+            warnings.append("\(header.volumeCount - selection.volumeIndices.count) volume(s) with b > \(formatJSONNumber(options.maximumB)) left out of the tensor fit")
+        }
+        let table = selection.table
+        let volumeIndices = selection.volumeIndices
+
+        // Voxels: every volume is read (one inflate), then the kept ones are gathered.
+        let image = try NIfTIFile.read(options.dwiPath, as: Float.self, threads: options.threads)
+        let voxelCount = header.voxelsPerVolume
+        let data: [Float]
+        if volumeIndices.count == header.volumeCount {
+            data = image.voxels
+        } else {
+            var subset = [Float](repeating: 0, count: volumeIndices.count * voxelCount)
+            for (k, v) in volumeIndices.enumerated() {
+                subset.replaceSubrange((k * voxelCount)..<((k + 1) * voxelCount), with: image.voxels[(v * voxelCount)..<((v + 1) * voxelCount)])
+            }
+            data = subset
+        }
+
+        // Mask.
+        let spatial = header.spatialShape
+        let mask: [Bool]
+        var maskSource = "automatic (median filter + Otsu on the mean b=0)"
+        if let maskPath = options.maskPath {
+            let maskImage = try NIfTIFile.read(maskPath)
+            guard maskImage.header.hasSameGrid(as: header) else {
+                throw PipelineError(maskPath, "the mask's grid differs from the DWI grid")
+            }
+            mask = maskImage.voxels.prefix(voxelCount).map { $0 > 0 }
+            maskSource = maskPath
+        } else {
+            let b0 = table.b0Indices
+            var meanB0 = [Float](repeating: 0, count: voxelCount)
+            for v in b0 {
+                for i in 0..<voxelCount { meanB0[i] += data[v * voxelCount + i] }
+            }
+            let scale = 1 / Float(b0.count)
+            for i in 0..<voxelCount { meanB0[i] *= scale }
+            mask = try wrap(options.dwiPath) { try brainMask(meanB0: meanB0, shape: spatial, threads: options.threads) }
+        }
+        let maskCount = mask.reduce(0) { $0 + ($1 ? 1 : 0) }
+        guard maskCount > 0 else { throw PipelineError(options.maskPath ?? options.dwiPath, "the brain mask is empty") }
+
+        // Fit.
+        let model = try wrap(options.dwiPath) { try TensorModel(table: table, method: options.method, iterations: options.iterations) }
+        let fit = try wrap(options.dwiPath) {
+            try model.fit(data: data, volumeCount: table.count, voxelCount: voxelCount, mask: mask, threads: options.threads)
+        }
+        let quality = fit.quality
+        var maps: [(String, [Float])] = scalarMaps.map { metric, _, name in (name, fit.map(metric, threads: options.threads)) }
+        maps.append(("s0", fit.s0))
+        let fa = maps[0].1
+
+        // Gradient orientation check, on white-matter-like voxels and their neighbours.
+        var orientation: GradientOrientationReport?
+        if options.orientationCheck {
+            let candidates = dilate(fa.map { $0 > 0.25 }, shape: spatial)
+            let checkMask = zip(candidates, mask).map { $0 && $1 }
+            if checkMask.contains(true) {
+                let voxelTable = try wrap(options.dwiPath) {
+                    try (options.vectorFrame == .fsl ? table : try table.worldToFSL(linear: header.affine.linear))
+                        .fslToVoxel(linear: header.affine.linear)
+                }
+                orientation = try wrap(options.dwiPath) {
+                    try gradientOrientationCheck(data: data, volumeCount: table.count, shape: spatial, mask: checkMask,
+                                                 table: voxelTable, method: options.method, threads: options.threads)
+                }
+                if let orientation, orientationFlipIsClear(orientation) {
+                    warnings.append("gradient orientation check: flipping voxel axis \(orientation.best) gives more coherent fibres than the table as given; check the b-vectors")
+                }
+            }
+        }
+
+        // Regional summaries.
+        let fitted = fit.fitted
+        var atlas: Atlas
+        var atlasResampled = false
+        if let atlasPath = options.atlasPath {
+            let read = try LabelImage.readLabels(atlasPath, onto: header, resample: options.resampleAtlas, gridName: "DWI")
+            atlasResampled = read.resampled
+            let entries = try LabelImage.entries(labels: read.labels, atlasPath: atlasPath, tablePath: options.atlasTablePath)
+            atlas = try wrap(atlasPath) { try Atlas(labels: read.labels, entries: entries, source: atlasPath) }
+        } else {
+            atlas = try wrap(options.dwiPath) { try Atlas(labels: [Int32](repeating: 0, count: voxelCount), entries: []) }
+        }
+        var extraMasks: [(name: String, mask: [Bool])] = []
+        if let lesionPath = options.lesionMaskPath {
+            let lesionImage = try NIfTIFile.read(lesionPath)
+            guard lesionImage.header.hasSameGrid(as: header) else {
+                throw PipelineError(lesionPath, "the lesion mask's grid differs from the DWI grid")
+            }
+            let lesion = lesionImage.voxels.prefix(voxelCount).map { $0 > 0 }
+            extraMasks = [("lesion", lesion), ("normal_appearing_tissue", lesion.map { !$0 })]
+        }
+        var summaries: [String: [RegionSummary]] = [:]
+        for (metric, key, _) in scalarMaps {
+            let values = maps.first { $0.0 == key }!.1
+            _ = metric
+            summaries[key] = try wrap(options.dwiPath) {
+                try regionalStatistics(values: values, mask: fitted, atlas: atlas, extraMasks: extraMasks, threads: options.threads)
+            }
+        }
+
+        // Outputs.
+        try FileManager.default.createDirectory(atPath: options.outputFolder, withIntermediateDirectories: true)
+        let base = options.outputFolder + "/" + options.prefix
+        var files: [String] = []
+        var geometry = header
+        geometry.pixdim = Array(header.pixdim.prefix(3)) + [1]
+        geometry.timeUnits = 0
+        func writeMap(_ values: [Float], _ shape: [Int], _ suffix: String, datatype: NIfTIDataType = .float32) throws {
+            let path = base + suffix
+            try NIfTIFile.write(values, shape: shape, datatype: datatype, geometry: geometry, to: path,
+                                description: "nimetrics \(NimetricsVersion.string)", compressionLevel: options.compressionLevel)
+            files.append(path)
+        }
+        let shape3 = [spatial.x, spatial.y, spatial.z]
+        for (name, values) in maps {
+            try writeMap(values, shape3, "_model-tensor_param-\(name)_dwimap.nii.gz")
+        }
+        try writeMap(fit.principalEigenvectorVolumes(), shape3 + [3], "_model-tensor_param-v1_dwimap.nii.gz")
+        try writeMap(fit.tensorVolumes(), shape3 + [6], "_model-tensor_param-tensor_dwimap.nii.gz")
+        try writeMap(mask.map { $0 ? 1 : 0 }, shape3, "_desc-brain_mask.nii.gz", datatype: .uint8)
+
+        var summaryTable = TSVTable(columns: ["region", "label", "n_voxels", "metric", "mean", "sd", "median", "p05", "p95"])
+        var metrics: [VisitMetric] = []
+        let regionCount = summaries["fa"]!.count
+        for r in 0..<regionCount {
+            for (_, key, _) in scalarMaps {
+                let s = summaries[key]![r]
+                summaryTable.append([s.name, s.index.map(String.init) ?? "n/a", String(s.count), key,
+                                     tsvCell(s.mean), tsvCell(s.standardDeviation), tsvCell(s.median),
+                                     tsvCell(s.percentile05), tsvCell(s.percentile95)])
+                let stats: [(String, Double?)] = [("mean", s.mean), ("sd", s.standardDeviation), ("median", s.median),
+                                                  ("p05", s.percentile05), ("p95", s.percentile95)]
+                for (statistic, value) in stats {
+                    metrics.append(VisitMetric(modality: "dwi", region: s.name, metric: "\(key)_\(statistic)", value: value ?? .nan))
+                }
+            }
+            let s = summaries["fa"]![r]
+            metrics.append(VisitMetric(modality: "dwi", region: s.name, metric: "n_voxels", value: Double(s.count)))
+        }
+        let summaryPath = base + "_model-tensor_summary.tsv"
+        try summaryTable.write(to: summaryPath)
+        files.append(summaryPath)
+
+        let bUsed = table.bValues
+        let sidecar = JSONValue.object([
+            ("Description", .string("Diffusion tensor maps (Basser et al. 1994) and regional summaries")),
+            ("GeneratedBy", .array([.object([("Name", .string("nimetrics")), ("Version", .string(NimetricsVersion.string))])])),
+            ("Source", .string(options.dwiPath)),
+            ("Gradients", .string(options.gradientTablePath ?? "\(options.bvalPath ?? "") \(options.bvecPath ?? "")")),
+            ("FitMethod", .string(options.method.rawValue.uppercased())),
+            ("Iterations", .int(options.iterations)),
+            ("MaximumBValue", .number(options.maximumB)),
+            ("B0Threshold", .number(options.b0Threshold)),
+            ("BValuesUsed", .array(bUsed.map { .number($0) })),
+            ("Shells", .array(table.shells.map { .number($0) })),
+            ("VolumesUsed", .int(table.count)),
+            ("DirectionsUsed", .int(table.diffusionIndices.count)),
+            ("VectorFrame", .string(options.vectorFrame.rawValue)),
+            ("TensorOrder", .string("D11 D12 D13 D22 D23 D33")),
+            ("DiffusivityUnits", .string("mm^2/s")),
+            ("Mask", .string(maskSource)),
+            ("Atlas", options.atlasPath.map { .string($0) } ?? .null),
+            ("AtlasResampled", .bool(atlasResampled)),
+            ("LesionMask", options.lesionMaskPath.map { .string($0) } ?? .null),
+            ("QC", .object([
+                ("VoxelsInMask", .int(maskCount)),
+                ("VoxelsFitted", .int(quality.voxelsFitted)),
+                ("NegativeEigenvalueVoxels", .int(quality.negativeEigenvalueVoxels)),
+                ("NegativeEigenvalueFraction", .finite(quality.voxelsFitted > 0 ? Double(quality.negativeEigenvalueVoxels) / Double(quality.voxelsFitted) : nil)),
+                ("MeanResidual", .finite(quality.meanResidual)),
+                ("GradientOrientationCheck", orientation.map { report in
+                    .object([
+                        ("Best", .string(report.best.rawValue)),
+                        ("AsGivenIsBest", .bool(report.asGivenIsBest)),
+                        ("FlipRecommended", .bool(orientationFlipIsClear(report))),
+                        ("Margin", .number(orientationMargin)),
+                        ("Coherence", .object(report.scores.map { ($0.flip.rawValue, .finite($0.coherence)) })),
+                    ])
+                } ?? .null),
+            ])),
+            ("Warnings", .array(warnings.map { .string($0) })),
+        ])
+        let sidecarPath = base + "_model-tensor_dwimap.json"
+        try AtomicFile.write(sidecar.rendered() + "\n", to: sidecarPath)
+        files.append(sidecarPath)
+        metrics.append(VisitMetric(modality: "dwi", region: wholeBrainRegion, metric: "negative_eigenvalue_fraction",
+                                   value: quality.voxelsFitted > 0 ? Double(quality.negativeEigenvalueVoxels) / Double(quality.voxelsFitted) : .nan))
+        return DiffusionResult(summaries: summaries, metrics: metrics, files: files, warnings: warnings,
+                               quality: quality, orientation: orientation, bValuesUsed: bUsed)
+    }
+
+    /// Coherence margin (on a 0-1 scale) by which a flipped table must beat the table as given
+    /// before a warning is raised. Straight, uniform bundles score the same under every flip
+    /// (measured on the demo phantom: all four within 0.005), so smaller differences are noise.
+    static let orientationMargin = 0.02
+
+    static func orientationFlipIsClear(_ report: GradientOrientationReport) -> Bool {
+        guard !report.asGivenIsBest,
+              let given = report.scores.first(where: { $0.flip == .none })?.coherence,
+              let best = report.scores.first(where: { $0.flip == report.best })?.coherence else { return false }
+        return best > given + orientationMargin
+    }
+
+    /// Reads the gradient table and returns it in both frames (FSL and world).
+    static func readGradients(_ options: DiffusionOptions, header: NIfTIHeader) throws -> (fsl: GradientTable, world: GradientTable) {
+        let linear = header.affine.linear
+        if let path = options.gradientTablePath {
+            let text = try readText(path)
+            let world = try wrap(path) { try GradientTable.mrtrix(text, source: path, b0Threshold: options.b0Threshold) }
+            try wrap(path) { try world.validate(volumeCount: header.volumeCount) }
+            return (try wrap(path) { try world.worldToFSL(linear: linear) }, world)
+        }
+        guard let bvalPath = options.bvalPath, let bvecPath = options.bvecPath else {
+            throw PipelineError(options.dwiPath, "no gradient table: give --bval and --bvec, or --grad")
+        }
+        let fsl = try wrap(bvecPath) {
+            try GradientTable.fsl(bval: try readText(bvalPath), bvec: try readText(bvecPath), source: bvecPath, b0Threshold: options.b0Threshold)
+        }
+        try wrap(bvecPath) { try fsl.validate(volumeCount: header.volumeCount) }
+        return (fsl, try wrap(bvecPath) { try fsl.fslToWorld(linear: linear) })
+    }
+
+    static func readText(_ path: String) throws -> String {
+        guard FileManager.default.fileExists(atPath: path) else { throw PipelineError(path, "no such file") }
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw PipelineError(path, "cannot read the file as text")
+        }
+        return text
+    }
+
+    /// One-voxel 6-neighbour dilation.
+    static func dilate(_ mask: [Bool], shape: (x: Int, y: Int, z: Int)) -> [Bool] {
+        var out = mask
+        let (nx, ny, nz) = shape
+        for k in 0..<nz {
+            for j in 0..<ny {
+                for i in 0..<nx where mask[i + nx * (j + ny * k)] {
+                    for (di, dj, dk) in [(-1, 0, 0), (1, 0, 0), (0, -1, 0), (0, 1, 0), (0, 0, -1), (0, 0, 1)] {
+                        let a = i + di, b = j + dj, c = k + dk
+                        if a >= 0, a < nx, b >= 0, b < ny, c >= 0, c < nz { out[a + nx * (b + ny * c)] = true }
+                    }
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// Library errors become pipeline errors naming the file they concern.
+func wrap<T>(_ source: String, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch let error as PipelineError { throw error } catch let error as NIfTIError { throw error } catch {
+        throw PipelineError(source, "\(error)")
+    }
+}
+
+extension TensorFit {
+    /// V1 as three volumes (x, y, z components), zero where not fitted.
+    func principalEigenvectorVolumes() -> [Float] {
+        var out = [Float](repeating: 0, count: 3 * voxelCount)
+        for i in 0..<voxelCount where fitted[i] {
+            for c in 0..<3 { out[c * voxelCount + i] = principalEigenvectors[3 * i + c] }
+        }
+        return out
+    }
+
+    /// The tensor as six volumes, D11 D12 D13 D22 D23 D33.
+    func tensorVolumes() -> [Float] {
+        var out = [Float](repeating: 0, count: 6 * voxelCount)
+        for i in 0..<voxelCount where fitted[i] {
+            for c in 0..<6 { out[c * voxelCount + i] = tensors[6 * i + c] }
+        }
+        return out
+    }
+}

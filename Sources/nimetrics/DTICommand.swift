@@ -1,0 +1,115 @@
+import ArgumentParser
+import Diffusion
+import Foundation
+import Pipelines
+
+extension TensorFitMethod: ExpressibleByArgument {}
+extension VectorFrame: ExpressibleByArgument {}
+
+/// `nimetrics dti`: tensor fit, maps and regional summaries of one DWI series.
+struct DTICommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dti",
+        abstract: "Fit diffusion tensors; write FA/MD/AD/RD/S0/V1/tensor maps and regional summaries.",
+        discussion: """
+            Gradients: FSL .bval/.bvec (3 rows or 3 columns; vectors in voxel axes, x negated \
+            when the affine's determinant is positive, exactly as FSL and MRtrix's -fslgrad \
+            read them) or an MRtrix [x y z b] table in world coordinates (--grad). Volumes with \
+            b <= 50 are b=0; shells above --max-b (default 1500) are left out of the fit.
+
+            Fit: weighted least squares on the log signal with weights from an OLS pass \
+            (default, as DIPY; --iterations re-weights as MRtrix's -iter), or OLS. Voxels \
+            outside the mask or where the fit fails are 0 in every map and left out of summaries. \
+            Negative eigenvalues are kept; FA is then computed from the formula as it stands \
+            (it can exceed 1) and the count is reported in the sidecar's QC.
+
+            Outputs in --out, named P_model-tensor_param-{fa,md,ad,rd,s0,v1,tensor}_dwimap.nii.gz \
+            (tensor order D11 D12 D13 D22 D23 D33), P_desc-brain_mask.nii.gz, \
+            P_model-tensor_summary.tsv (region, label, n_voxels, metric, mean, sd, median, p05, \
+            p95) and P_model-tensor_dwimap.json.
+
+            --vector-frame fsl (default): V1 and the tensor in FSL's dtifit frame, shown right \
+            by FSLeyes. world: scanner RAS+ axes, as MRtrix's tensor2metric -vector.
+
+            References: Basser, Mattiello & LeBihan 1994 (tensor model); Basser & Pierpaoli \
+            1996 (FA, MD); Salvador et al. 2005, Veraart et al. 2013 (WLS); Otsu 1979 (mask); \
+            Jeurissen et al. 2014 (gradient orientation check).
+            """
+    )
+
+    @Option(help: "Diffusion-weighted 4D image (.nii or .nii.gz).")
+    var dwi: String
+
+    @Option(help: "FSL b-values file.")
+    var bval: String?
+
+    @Option(help: "FSL b-vectors file.")
+    var bvec: String?
+
+    @Option(help: "MRtrix-style gradient table [x y z b] in world coordinates (instead of --bval/--bvec).")
+    var grad: String?
+
+    @Option(help: "Brain mask on the DWI grid (default: automatic, from the mean b=0).")
+    var mask: String?
+
+    @Option(help: "Label atlas on the DWI grid, with a TSV (index, name) beside it.")
+    var atlas: String?
+
+    @Option(name: .customLong("atlas-table"), help: "The atlas's label table, if not the .tsv beside it.")
+    var atlasTable: String?
+
+    @Flag(name: .customLong("resample-atlas"), help: "Resample the atlas to the DWI grid by nearest neighbour if the grids differ.")
+    var resampleAtlas = false
+
+    @Option(name: .customLong("lesion-mask"), help: "Lesion mask: adds 'lesion' and 'normal_appearing_tissue' summaries.")
+    var lesionMask: String?
+
+    @Option(help: "Fit method: wls (default) or ols.")
+    var fit: TensorFitMethod = .wls
+
+    @Option(help: "WLS re-weighting passes (default 1).")
+    var iterations = 1
+
+    @Option(name: .customLong("max-b"), help: "Largest b-value used in the fit (default 1500).")
+    var maxB = 1500.0
+
+    @Option(name: .customLong("vector-frame"), help: "Frame of V1 and the tensor: fsl (default) or world.")
+    var vectorFrame: VectorFrame = .fsl
+
+    @Flag(name: .customLong("no-orientation-check"), help: "Skip the gradient orientation check.")
+    var noOrientationCheck = false
+
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        if grad == nil && (bval == nil || bvec == nil) {
+            throw ValidationError("give --bval and --bvec, or --grad")
+        }
+        if grad != nil && (bval != nil || bvec != nil) {
+            throw ValidationError("give either --grad or --bval/--bvec, not both")
+        }
+        if iterations < 1 { throw ValidationError("--iterations must be at least 1") }
+        if !(maxB > 0) { throw ValidationError("--max-b must be positive") }
+    }
+
+    func run() throws {
+        try runReportingFailure {
+            var options = DiffusionOptions(dwiPath: dwi, bvalPath: bval, bvecPath: bvec, outputFolder: common.out, prefix: common.prefix)
+            options.gradientTablePath = grad
+            options.maskPath = mask
+            options.atlasPath = atlas
+            options.atlasTablePath = atlasTable
+            options.resampleAtlas = resampleAtlas
+            options.lesionMaskPath = lesionMask
+            options.method = fit
+            options.iterations = iterations
+            options.maximumB = maxB
+            options.vectorFrame = vectorFrame
+            options.orientationCheck = !noOrientationCheck
+            options.threads = common.threads
+            let result = try DiffusionPipeline.run(options)
+            for warning in result.warnings { printWarning(warning) }
+            print("dti: \(result.quality.voxelsFitted) voxels fitted (\(fit.rawValue.uppercased())); wrote \(result.files.count) files to \(common.out)")
+        }
+    }
+}
