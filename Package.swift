@@ -57,7 +57,7 @@ let package = Package(
         .target(name: "Pipelines", dependencies: ["SlabParallel", "AtomicFiles", "NIfTI", "Tabular", "Parcellation", "Diffusion", "Functional"]),
 
         // MARK: - Cohort layer: visits, clinical data, group tables, SQLite
-        .target(name: "Trial", dependencies: ["Pipelines", "Tabular", "CSQLite"]),
+        .target(name: "Trial", dependencies: ["Pipelines", "Diffusion", "Functional", "Tabular", "AtomicFiles", "CSQLite"]),
 
         // MARK: - Command-line tool (thin: parse, call the library, report)
         .executableTarget(

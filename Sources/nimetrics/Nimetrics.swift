@@ -12,6 +12,6 @@ struct Nimetrics: ParsableCommand {
             summaries per region, and links them to participants, visits and clinical scores.
             """,
         version: NimetricsVersion.string,
-        subcommands: [InfoCommand.self, DTICommand.self, FMRICommand.self, DemoCommand.self]
+        subcommands: [InfoCommand.self, DTICommand.self, FMRICommand.self, RunCommand.self, DemoCommand.self]
     )
 }
