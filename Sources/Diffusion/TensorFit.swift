@@ -190,14 +190,14 @@ struct TensorKernel: Sendable {
              voxelCount: Int, out: TensorOutputs) {
         let n = self.n
         let block = Self.blockSize
-        // Per-slab scratch: the log signal of a block of voxels (voxel-major) and one voxel's
-        // prediction. Allocated once per slab, never per voxel.
+        // Per-slab scratch: the log signal of a block of voxels (voxel-major), one voxel's WLS
+        // weights, the normal equations and their factor. Allocated once per slab, never per voxel.
         let logSignal = UnsafeMutablePointer<Double>.allocate(capacity: block * n)
-        let predicted = UnsafeMutablePointer<Double>.allocate(capacity: n)
+        let weights = UnsafeMutablePointer<Double>.allocate(capacity: n)
         let factor = UnsafeMutablePointer<Double>.allocate(capacity: 64)
         factor.initialize(repeating: 0, count: 64)
         let normal = UnsafeMutablePointer<Double>.allocate(capacity: 28)
-        defer { logSignal.deallocate(); predicted.deallocate(); factor.deallocate(); normal.deallocate() }
+        defer { logSignal.deallocate(); weights.deallocate(); factor.deallocate(); normal.deallocate() }
         rows.withUnsafeBufferPointer { rows in
         pinvColumns.withUnsafeBufferPointer { pinv in
         outer.withUnsafeBufferPointer { outer in
@@ -217,7 +217,7 @@ struct TensorKernel: Sendable {
                 }
                 for j in start..<end {
                     let y = logSignal + (j - start) * n
-                    fitVoxel(y: y, predicted: predicted, factor: factor, normal: normal,
+                    fitVoxel(y: y, weights: weights, factor: factor, normal: normal,
                              rows: rows.baseAddress!, pinv: pinv.baseAddress!, outer: outer.baseAddress!,
                              voxel: voxels[j], out: out)
                 }
@@ -227,7 +227,7 @@ struct TensorKernel: Sendable {
     }
 
     @inline(__always)
-    func fitVoxel(y: UnsafeMutablePointer<Double>, predicted: UnsafeMutablePointer<Double>,
+    func fitVoxel(y: UnsafeMutablePointer<Double>, weights: UnsafeMutablePointer<Double>,
                   factor: UnsafeMutablePointer<Double>, normal: UnsafeMutablePointer<Double>,
                   rows: UnsafePointer<Double>, pinv: UnsafePointer<Double>,
                   outer: UnsafePointer<Double>, voxel: Int, out: TensorOutputs) {
@@ -252,7 +252,6 @@ struct TensorKernel: Sendable {
             // precision because weights need only a few digits. Measured (WLS, 200k voxels x 65
             // volumes, 1 thread, CPU time): libm exp 0.44 s, expf 0.42 s, an inlined degree-8
             // polynomial in Double 0.47 s, expf inside the accumulation loop 0.46 s, this 0.35 s.
-            let weights = predicted
             for i in 0..<n {
                 let x = rows + 8 * i
                 let e = x[0] * b0 + x[1] * b1 + x[2] * b2 + x[3] * b3 + x[4] * b4 + x[5] * b5
