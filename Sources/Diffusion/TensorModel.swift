@@ -15,7 +15,7 @@ public enum TensorFitMethod: String, CaseIterable, Sendable, CustomStringConvert
 
     public var description: String { rawValue }
 
-    /// Parses a method name.
+    /// Parses a method name (case-insensitive: `ols`, `wls`).
     /// - Throws: ``TensorModelError/unknownFitMethod(name:valid:)`` naming the valid choices.
     public init(parsing name: String) throws {
         guard let method = TensorFitMethod(rawValue: name.lowercased()) else {
