@@ -1,0 +1,16 @@
+// The Diffusion module: gradient tables, the diffusion tensor model, its fits and metrics.
+//
+// Data flow (maths only; files are read elsewhere and passed in as text or buffers):
+//
+//     GradientTable.fsl(bval:bvec:source:) / .mrtrix(_:source:)   text -> table (FSL frame or world)
+//         .validate(volumeCount:), .selecting(maximumB:)           checks, b <= 1500 subset
+//         .fslToWorld(linear:), .worldToFSL(linear:), .fslToVoxel(linear:)
+//     meanB0(data:table:voxelCount:) -> brainMask(meanB0:shape:)   mask
+//     gradientOrientationCheck(data:volumeCount:shape:mask:table:)  flipped-axis check
+//     TensorModel(table:method:iterations:)                         design, pseudo-inverse
+//         .fit(data:volumeCount:voxelCount:mask:threads:)            -> TensorFit
+//     TensorFit.map(.fractionalAnisotropy) ... , .quality           maps and QC
+//     fractionalAnisotropy(eigenvalues:) ...                         per-voxel metrics
+//
+// Data are volume-major as in NIfTI (`data[v * voxelCount + i]`, x fastest within a volume).
+// Every threaded routine gives bit-identical results for any `threads`.
