@@ -46,9 +46,9 @@ let package = Package(
         /// Label atlases and deterministic regional statistics.
         .target(name: "Parcellation"),
         /// Gradient tables, the diffusion tensor model, its fits and metrics.
-        .target(name: "Diffusion"),
+        .target(name: "Diffusion", dependencies: ["SlabParallel"]),
         /// Resting-state signal cleaning, spectra, connectivity and graph summaries.
-        .target(name: "Functional", dependencies: ["CFFTW"]),
+        .target(name: "Functional", dependencies: ["CFFTW", "SlabParallel"]),
 
         // MARK: - Synthetic data with known truth (tests and the demo trial)
         .target(name: "Phantoms", dependencies: ["NIfTI", "Tabular", "Diffusion"]),

@@ -1,3 +1,4 @@
+import SlabParallel
 // Brain masking from the mean b=0 image, in the spirit of DIPY's median_otsu.
 
 /// A problem with the inputs of ``brainMask(meanB0:shape:medianRadius:threads:)``.

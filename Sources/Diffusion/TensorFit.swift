@@ -1,6 +1,7 @@
 // Fitting the tensor model voxel by voxel: the hot path.
 
 import Foundation
+import SlabParallel
 
 /// Per-voxel tensor parameters over the whole image grid (DIPY's TensorFit), in the voxel order
 /// of the data. Voxels outside the mask or whose fit failed hold zeros and `fitted == false`.

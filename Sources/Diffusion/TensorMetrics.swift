@@ -1,3 +1,4 @@
+import SlabParallel
 // Scalar tensor metrics as pure functions of the eigenvalues (Basser & Pierpaoli 1996).
 
 /// Fractional anisotropy:

@@ -1,6 +1,7 @@
 // Amplitude of low-frequency fluctuations (ALFF, fALFF) and temporal SNR.
 
 import Foundation
+import SlabParallel
 
 /// ALFF and fALFF of one series.
 public struct AmplitudeMeasures: Sendable, Equatable {
@@ -55,9 +56,9 @@ public func amplitudeOfLowFrequencyFluctuations(
     let low = band.low, high = band.high
     var alff = [Double](repeating: .nan, count: x.regions)
     var falff = alff
-    withSharedOutput(&alff) { alffOut in
-        withSharedOutput(&falff) { falffOut in
-            parallelChunks(count: x.regions, threads: threads) { regions in
+    withSharedBuffer(&alff) { alffOut in
+        withSharedBuffer(&falff) { falffOut in
+            forEachSlab(count: x.regions, threads: threads) { regions in
                 let work = plan.makeWorkspace()
                 for region in regions {
                     var finite = true
@@ -113,8 +114,8 @@ public func temporalSNR(_ x: TimeSeriesMatrix, threads: Int = 1) throws(Function
     var out = [Double](repeating: .nan, count: x.regions)
     let input = x.values
     let n = x.timePoints
-    withSharedOutput(&out) { o in
-        parallelChunks(count: x.regions, threads: threads) { regions in
+    withSharedBuffer(&out) { o in
+        forEachSlab(count: x.regions, threads: threads) { regions in
             for r in regions { o[r] = temporalSNR(Array(input[(r * n)..<((r + 1) * n)])) }
         }
     }

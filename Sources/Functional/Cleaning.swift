@@ -2,6 +2,7 @@
 // detrend, band-pass signals and confounds alike, regress confounds, then censor.
 
 import CFFTW
+import SlabParallel
 
 /// Parameters of `cleanSignals`.
 public struct CleaningOptions: Sendable, Equatable {
@@ -156,9 +157,9 @@ public func cleanSignals(
     var missing = [Double](repeating: 0, count: r)
     let input = signals.values
     let detrend = options.detrend
-    withSharedOutput(&output) { out in
-        withSharedOutput(&missing) { missingOut in
-            parallelChunks(count: r, threads: threads) { regions in
+    withSharedBuffer(&output) { out in
+        withSharedBuffer(&missing) { missingOut in
+            forEachSlab(count: r, threads: threads) { regions in
                 let work = plan?.makeWorkspace()
                 var y = [Double](repeating: 0, count: n)
                 for region in regions {

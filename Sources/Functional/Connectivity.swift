@@ -2,6 +2,7 @@
 // Ledoit-Wolf shrunk covariance. Missing regions come out as NaN rows and columns.
 
 import Foundation
+import SlabParallel
 
 /// Indices of the regions usable for connectivity: all samples finite and a non-zero
 /// spread (standard deviation above 1e-12 of the largest absolute sample, which catches
@@ -34,8 +35,8 @@ private func centredColumns(_ x: TimeSeriesMatrix, regions: [Int], scaling: Colu
     let p = regions.count
     var z = [Double](repeating: 0, count: n * p)
     let input = x.values
-    withSharedOutput(&z) { out in
-        parallelChunks(count: p, threads: threads) { columns in
+    withSharedBuffer(&z) { out in
+        forEachSlab(count: p, threads: threads) { columns in
             for c in columns {
                 let start = regions[c] * n
                 var mean = 0.0
@@ -60,8 +61,8 @@ private func centredColumns(_ x: TimeSeriesMatrix, regions: [Int], scaling: Colu
 /// (rows interleaved across threads) and mirrored, so the result is exactly symmetric.
 private func gram(_ z: [Double], rows n: Int, columns p: Int, threads: Int) -> [Double] {
     var g = [Double](repeating: 0, count: p * p)
-    withSharedOutput(&g) { out in
-        parallelInterleaved(count: p, threads: threads) { i in
+    withSharedBuffer(&g) { out in
+        forEachInterleaved(count: p, threads: threads) { i in
             z.withUnsafeBufferPointer { zb in
                 let zi = UnsafeBufferPointer(rebasing: zb[(i * n)..<((i + 1) * n)])
                 for j in i..<p {
@@ -244,8 +245,8 @@ func choleskyInverse(_ a: [Double], size p: Int, threads: Int) throws(Functional
     }
     let factor = l
     var inverse = [Double](repeating: 0, count: p * p)
-    withSharedOutput(&inverse) { out in
-        parallelChunks(count: p, threads: threads) { columns in
+    withSharedBuffer(&inverse) { out in
+        forEachSlab(count: p, threads: threads) { columns in
             var y = [Double](repeating: 0, count: p)
             for j in columns {
                 // L y = e_j: y_i = 0 for i < j.

@@ -2,6 +2,8 @@
 // node strength and weighted global efficiency (Rubinov & Sporns 2010, NeuroImage
 // 52:1059-1069). All sums run in a fixed (row-major) order.
 
+import SlabParallel
+
 /// Mean of the finite upper-triangle entries (i < j) of a connectivity matrix.
 ///
 /// `mean = (1 / |E|) sum_{i<j, r_ij finite} r_ij`; NaN edges (missing regions) are excluded.
@@ -131,8 +133,8 @@ public func globalEfficiency(_ r: SquareMatrix, threads: Int = 1) throws(Functio
     }
     for k in 0..<n {
         let rowK = Array(d[(k * n)..<((k + 1) * n)])  // row k does not change in step k
-        withSharedOutput(&d) { out in
-            parallelChunks(count: n, threads: threads) { rows in
+        withSharedBuffer(&d) { out in
+            forEachSlab(count: n, threads: threads) { rows in
                 for i in rows {
                     let dik = out[i * n + k]
                     guard dik.isFinite else { continue }

@@ -22,6 +22,16 @@ public struct SharedBuffer<Element>: @unchecked Sendable {
         get { base[index] }
         nonmutating set { base[index] = newValue }
     }
+
+    /// The `length` elements from `start`, for a slab that owns them.
+    public func slice(_ start: Int, _ length: Int) -> UnsafeMutableBufferPointer<Element> {
+        UnsafeMutableBufferPointer(start: base + start, count: length)
+    }
+}
+
+/// Calls `body` with a shareable view of `array`'s storage.
+public func withSharedBuffer<Element, Result>(_ array: inout [Element], _ body: (SharedBuffer<Element>) throws -> Result) rethrows -> Result {
+    try array.withUnsafeMutableBufferPointer { try body(SharedBuffer($0)) }
 }
 
 /// A read-only view of a buffer shared by all slabs.
@@ -73,5 +83,21 @@ public func forEachFixedBlock(count: Int, blockSize: Int, threads: Int, _ body: 
             body(b, (b * blockSize)..<min(count, (b + 1) * blockSize))
             b += workers
         }
+    }
+}
+
+/// Runs `body` for every index of `0..<count`, worker `w` of at most `threads` taking the
+/// indices `w, w + workers, w + 2 workers, ...`. The interleaving balances triangular
+/// workloads (row i of a symmetric matrix costing p - i); each index is processed by the
+/// same code whatever the thread count.
+public func forEachInterleaved(count: Int, threads: Int, _ body: @Sendable (Int) -> Void) {
+    guard count > 0 else { return }
+    let workers = max(1, min(threads, count))
+    if workers == 1 {
+        for i in 0..<count { body(i) }
+        return
+    }
+    DispatchQueue.concurrentPerform(iterations: workers) { w in
+        for i in stride(from: w, to: count, by: workers) { body(i) }
     }
 }
