@@ -1,0 +1,148 @@
+import Foundation
+import NIfTI
+import Phantoms
+import Pipelines
+import Testing
+
+/// A noiseless 6x5x4 DWI whose three regions have known tensors in the world frame.
+struct SmallDWI {
+    static let directions: [[Double]] = [[1, 0, 0], [0, 1, 0], [0.6, 0.0, 0.8]]
+    static let eigenvalues: [[Double]] = [[1.7e-3, 0.3e-3, 0.3e-3], [1.2e-3, 0.5e-3, 0.4e-3], [0.8e-3, 0.8e-3, 0.8e-3]]
+    let folder: String
+    let stem: String
+    let phantom: DiffusionPhantom
+    let labels: [Int32]
+
+    init(affine: Affine) throws {
+        folder = makeTemporaryFolder()
+        stem = folder + "/sub-01_ses-baseline_dwi"
+        let shape = [6, 5, 4]
+        let n = shape.reduce(1, *)
+        labels = (0..<n).map { Int32($0 % 6 / 2 + 1) }  // x 0-1 -> 1, 2-3 -> 2, 4-5 -> 3
+        let truth = labels.map { label in
+            TensorTruth(eigenvalues: Self.eigenvalues[Int(label) - 1], principalDirection: Self.directions[Int(label) - 1])
+        }
+        phantom = DiffusionPhantom(shape: shape, affine: affine, scheme: .halfSphere(b0Count: 3, directionCount: 30),
+                                   s0: [Double](repeating: 1000, count: n), truth: truth)
+        let header = NIfTIHeader.make(shape: phantom.seriesShape, affine: affine)
+        try NIfTIFile.write(phantom.noiselessSignal(), shape: phantom.seriesShape, geometry: header, to: stem + ".nii.gz")
+        try phantom.scheme.bvalText.write(toFile: stem + ".bval", atomically: true, encoding: .utf8)
+        try phantom.scheme.bvecText.write(toFile: stem + ".bvec", atomically: true, encoding: .utf8)
+        let geometry = NIfTIHeader.make(shape: shape, affine: affine)
+        try NIfTIFile.write([Float](repeating: 1, count: n), shape: shape, datatype: .uint8, geometry: geometry, to: folder + "/mask.nii.gz")
+        try NIfTIFile.write(labels.map(Float.init), shape: shape, datatype: .int16, geometry: geometry, to: folder + "/atlas.nii.gz")
+        try "index\tname\n1\tstick\n2\tprolate\n3\tsphere\n4\tabsent\n".write(toFile: folder + "/atlas.tsv", atomically: true, encoding: .utf8)
+    }
+
+    func options(frame: VectorFrame, threads: Int = 1, out: String = "out") -> DiffusionOptions {
+        var options = DiffusionOptions(dwiPath: stem + ".nii.gz", bvalPath: stem + ".bval", bvecPath: stem + ".bvec",
+                                       outputFolder: folder + "/" + out)
+        options.maskPath = folder + "/mask.nii.gz"
+        options.atlasPath = folder + "/atlas.nii.gz"
+        options.vectorFrame = frame
+        options.threads = threads
+        return options
+    }
+}
+
+@Suite("DTI pipeline")
+struct DiffusionPipelineTests {
+    static let affines: [(String, Affine)] = [
+        ("RAS", Affine(rows: [[2, 0, 0, -6], [0, 2, 0, -5], [0, 0, 2, -4], [0, 0, 0, 1]])),
+        ("LAS", Affine(rows: [[-2, 0, 0, 6], [0, 2, 0, -5], [0, 0, 2, -4], [0, 0, 0, 1]])),
+        ("oblique", Affine(rows: [
+            [1.8610951965638265, -0.7234737123918072, -0.1420302388856717, -8],
+            [0.6773832470101332, 1.8185229760290895, -0.6048322628065895, -10],
+            [0.2783461981006059, 0.4117766058584689, 2.4215708424719566, 4],
+            [0, 0, 0, 1],
+        ])),
+    ]
+
+    /// |cos| between two 3-vectors.
+    static func alignment(_ a: [Double], _ b: [Double]) -> Double {
+        let dot = zip(a, b).reduce(0) { $0 + $1.0 * $1.1 }
+        let na = a.reduce(0) { $0 + $1 * $1 }.squareRoot(), nb = b.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        return abs(dot) / (na * nb)
+    }
+
+    /// The FSL-frame direction of a world vector, computed by hand: v_fsl = F Rᵀ v_world,
+    /// R the affine's rotation (unit columns) and F = diag(-1, 1, 1) when det R > 0.
+    static func fslFrame(_ world: [Double], affine: Affine) -> [Double] {
+        var r = affine.linear
+        for c in 0..<3 {
+            let norm = (0..<3).reduce(0.0) { $0 + r[$1][c] * r[$1][c] }.squareRoot()
+            for row in 0..<3 { r[row][c] /= norm }
+        }
+        var v = (0..<3).map { c in (0..<3).reduce(0.0) { $0 + r[$1][c] * world[$1] } }
+        if affine.determinant > 0 { v[0] = -v[0] }
+        return v
+    }
+
+    @Test("noiseless tensors: FA and V1 in both frames for RAS, LAS and oblique images", arguments: [0, 1, 2])
+    func frames(index: Int) throws {
+        let (name, affine) = Self.affines[index]
+        let dwi = try SmallDWI(affine: affine)
+        defer { try? FileManager.default.removeItem(atPath: dwi.folder) }
+        for frame in VectorFrame.allCases {
+            let result = try DiffusionPipeline.run(dwi.options(frame: frame, out: frame.rawValue))
+            let prefix = dwi.folder + "/\(frame.rawValue)/sub-01_ses-baseline_model-tensor_param-"
+            let fa = try NIfTIFile.read(prefix + "fa_dwimap.nii.gz").voxels
+            let v1 = try NIfTIFile.read(prefix + "v1_dwimap.nii.gz")
+            #expect(v1.header.shape == [6, 5, 4, 3])
+            #expect(v1.header.affine.maximumDifference(to: affine) < 1e-5)
+            let n = dwi.labels.count
+            for i in 0..<n {
+                let truth = dwi.phantom.truth[i]
+                #expect(abs(Double(fa[i]) - truth.fractionalAnisotropy) < 1e-4, "\(name) \(frame) voxel \(i)")
+                guard truth.fractionalAnisotropy > 0.1 else { continue }
+                let measured = (0..<3).map { Double(v1.voxels[$0 * n + i]) }
+                let expected = frame == .world ? truth.principalDirection : Self.fslFrame(truth.principalDirection, affine: affine)
+                #expect(Self.alignment(measured, expected) > 1 - 1e-4, "\(name) \(frame) voxel \(i): \(measured) vs \(expected)")
+            }
+            // Regional summaries: the true FA, and the absent label kept with n/a.
+            let fas = result.summaries["fa"]!
+            #expect(fas.map(\.name) == ["stick", "prolate", "sphere", "absent", "whole_brain"])
+            for region in 0..<3 {
+                let truth = TensorTruth(eigenvalues: SmallDWI.eigenvalues[region], principalDirection: SmallDWI.directions[region])
+                #expect(abs(fas[region].mean! - truth.fractionalAnisotropy) < 1e-4)
+                #expect(fas[region].count == 40)
+            }
+            #expect(fas[3].count == 0 && fas[3].mean == nil)
+            let rows = readCells(dwi.folder + "/\(frame.rawValue)/sub-01_ses-baseline_model-tensor_summary.tsv")
+            #expect(rows[0] == ["region", "label", "n_voxels", "metric", "mean", "sd", "median", "p05", "p95"])
+            #expect(rows.contains { $0[0] == "absent" && $0[3] == "fa" && $0[4] == "n/a" })
+        }
+    }
+
+    @Test("maps are byte-identical for 1, 2 and 7 threads")
+    func threads() throws {
+        let dwi = try SmallDWI(affine: Self.affines[1].1)
+        defer { try? FileManager.default.removeItem(atPath: dwi.folder) }
+        var outputs: [[Data]] = []
+        for threads in [1, 2, 7] {
+            let options = dwi.options(frame: .fsl, threads: threads, out: "t\(threads)")
+            let result = try DiffusionPipeline.run(options)
+            outputs.append(result.files.filter { !$0.hasSuffix(".json") }.map { FileManager.default.contents(atPath: $0)! })
+        }
+        #expect(outputs[0] == outputs[1])
+        #expect(outputs[0] == outputs[2])
+    }
+
+    @Test("gradient problems name the file and nothing is written")
+    func gradientErrors() throws {
+        let dwi = try SmallDWI(affine: Self.affines[0].1)
+        defer { try? FileManager.default.removeItem(atPath: dwi.folder) }
+        let short = dwi.folder + "/short.bval"
+        try "0 1000 1000\n".write(toFile: short, atomically: true, encoding: .utf8)
+        var options = dwi.options(frame: .fsl)
+        options.bvalPath = short
+        do { _ = try DiffusionPipeline.run(options); Issue.record("no error") } catch {
+            #expect("\(error)".contains("short.bval") || "\(error)".contains(".bvec"), "\(error)")
+        }
+        let zeros = dwi.folder + "/zeros.bval"
+        try (String(repeating: "0 ", count: 33) + "\n").write(toFile: zeros, atomically: true, encoding: .utf8)
+        options.bvalPath = zeros
+        #expect(throws: (any Error).self) { try DiffusionPipeline.run(options) }
+        #expect(!FileManager.default.fileExists(atPath: dwi.folder + "/out"))
+    }
+}
