@@ -64,16 +64,16 @@ struct DTICommand: ParsableCommand {
     @Option(name: .customLong("lesion-mask"), help: "Lesion mask: adds 'lesion' and 'normal_appearing_tissue' summaries.")
     var lesionMask: String?
 
-    @Option(help: "Fit method: wls (default) or ols.")
+    @Option(help: "Fit method: wls or ols.")
     var fit: TensorFitMethod = .wls
 
-    @Option(help: "WLS re-weighting passes (default 1).")
+    @Option(help: "WLS re-weighting passes.")
     var iterations = 1
 
-    @Option(name: .customLong("max-b"), help: "Largest b-value used in the fit (default 1500).")
+    @Option(name: .customLong("max-b"), help: "Largest b-value used in the fit.")
     var maxB = 1500.0
 
-    @Option(name: .customLong("vector-frame"), help: "Frame of V1 and the tensor: fsl (default) or world.")
+    @Option(name: .customLong("vector-frame"), help: "Frame of V1 and the tensor: fsl or world.")
     var vectorFrame: VectorFrame = .fsl
 
     @Flag(name: .customLong("no-orientation-check"), help: "Skip the gradient orientation check.")

@@ -58,16 +58,16 @@ struct FMRICommand: ParsableCommand {
     @Option(name: .customLong("confound-columns"), help: "Explicit comma-separated confound columns (instead of --strategy).")
     var confoundColumns: String?
 
-    @Option(name: .customLong("high-pass"), help: "High-pass cut-off in Hz (default 0.01; 0 for none).")
+    @Option(name: .customLong("high-pass"), help: "High-pass cut-off in Hz (0 for none).")
     var highPass: Double = 0.01
 
-    @Option(name: .customLong("low-pass"), help: "Low-pass cut-off in Hz (default 0.08; 0 for none).")
+    @Option(name: .customLong("low-pass"), help: "Low-pass cut-off in Hz (0 for none).")
     var lowPass: Double = 0.08
 
     @Option(name: .customLong("fd-threshold"), help: "Censor volumes with framewise displacement above this (mm).")
     var fdThreshold: Double?
 
-    @Option(name: .customLong("dummy-scans"), help: "Non-steady-state volumes to drop (default 0).")
+    @Option(name: .customLong("dummy-scans"), help: "Non-steady-state volumes to drop.")
     var dummyScans = 0
 
     @Option(help: "Repetition time in seconds (overrides the sidecar and header).")
@@ -76,7 +76,7 @@ struct FMRICommand: ParsableCommand {
     @Flag(help: "Also compute partial correlation (Ledoit-Wolf shrinkage).")
     var partial = false
 
-    @Option(name: .customLong("min-coverage"), help: "Regions with less of their voxels in the brain are n/a (default 0.5).")
+    @Option(name: .customLong("min-coverage"), help: "Regions with a smaller fraction of their voxels in the brain are n/a.")
     var minCoverage = 0.5
 
     @OptionGroup var common: CommonOptions

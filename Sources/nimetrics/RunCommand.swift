@@ -63,25 +63,25 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Threads per visit (default: cores / jobs).")
     var threads: Int?
 
-    @Option(help: "Tensor fit: wls (default) or ols.")
+    @Option(help: "Tensor fit: wls or ols.")
     var fit: TensorFitMethod = .wls
 
-    @Option(name: .customLong("max-b"), help: "Largest b-value in the tensor fit (default 1500).")
+    @Option(name: .customLong("max-b"), help: "Largest b-value in the tensor fit.")
     var maxB = 1500.0
 
-    @Option(help: "Confound strategy: none, 6P (default), 24P, 36P.")
+    @Option(help: "Confound strategy: none, 6P, 24P or 36P.")
     var strategy: ConfoundStrategy = .sixP
 
-    @Option(name: .customLong("high-pass"), help: "High-pass cut-off in Hz (default 0.01; 0 for none).")
+    @Option(name: .customLong("high-pass"), help: "High-pass cut-off in Hz (0 for none).")
     var highPass = 0.01
 
-    @Option(name: .customLong("low-pass"), help: "Low-pass cut-off in Hz (default 0.08; 0 for none).")
+    @Option(name: .customLong("low-pass"), help: "Low-pass cut-off in Hz (0 for none).")
     var lowPass = 0.08
 
     @Option(name: .customLong("fd-threshold"), help: "Censor volumes with framewise displacement above this (mm).")
     var fdThreshold: Double?
 
-    @Option(name: .customLong("dummy-scans"), help: "Non-steady-state volumes to drop (default 0).")
+    @Option(name: .customLong("dummy-scans"), help: "Non-steady-state volumes to drop.")
     var dummyScans = 0
 
     @Flag(help: "Also compute partial correlation.")
