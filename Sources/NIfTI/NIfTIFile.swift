@@ -43,12 +43,7 @@ public enum NIfTIFile {
     public static func read<Scalar: NIfTIScalar>(_ path: String, as _: Scalar.Type = Float.self, threads: Int = 1) throws -> NIfTIImage<Scalar> {
         let header = try readHeader(path)
         let bytes = try readAllData(header: header, reportPath: path)
-        let count = header.voxelCount
-        let voxels = [Scalar](unsafeUninitializedCapacity: count) { output, initialized in
-            convertVoxels(bytes.bytes, header: header, into: output, threads: threads)
-            initialized = count
-        }
-        return NIfTIImage(header: header, voxels: voxels)
+        return NIfTIImage(header: header, voxels: convertedVoxels(bytes.bytes, header: header, threads: threads))
     }
 
     /// Opens a 4D image for reading one 3D volume at a time, so a long run never has to be in
@@ -136,12 +131,15 @@ public final class NIfTIVolumeReader {
 
     /// Reads the next volume into `volume` (resized to one volume), or returns false after the last.
     /// - Throws: ``NIfTIError`` when the data are truncated or the stream is corrupt.
+    /// Threads used to convert each volume (the result does not depend on it).
+    public var threads = 1
+
     public func next<Scalar: NIfTIScalar>(into volume: inout [Scalar]) throws -> Bool {
         guard nextIndex < header.volumeCount else { return false }
         try stream.read(into: raw.pointer, count: raw.count, alreadyRead: nextIndex * raw.count)
         let count = header.voxelsPerVolume
         if volume.count != count { volume = [Scalar](repeating: 0, count: count) }
-        volume.withUnsafeMutableBufferPointer { convertVoxels(raw.bytes, header: header, into: $0, threads: 1) }
+        volume.withUnsafeMutableBufferPointer { convertVoxels(raw.bytes, header: header, into: $0, threads: threads) }
         nextIndex += 1
         return true
     }
@@ -149,9 +147,37 @@ public final class NIfTIVolumeReader {
 
 // MARK: - Conversion
 
+/// Converts all stored voxels to a new array.
+func convertedVoxels<Scalar: NIfTIScalar>(_ bytes: UnsafeRawBufferPointer, header: NIfTIHeader, threads: Int) -> [Scalar] {
+    let count = header.voxelCount
+    return [Scalar](unsafeUninitializedCapacity: count) { output, initialized in
+        convertVoxels(bytes, header: header, into: output, threads: threads)
+        initialized = count
+    }
+}
+
 /// Converts stored voxels to floating point, byte-swapping and scaling as needed, split
 /// across `threads` (each thread converts a disjoint range).
+///
+/// The public entry points are generic, and callers in other modules reach them
+/// unspecialized, where a generic per-voxel conversion is several times slower; the two
+/// scalar types are therefore dispatched here to specialized loops.
 func convertVoxels<Scalar: NIfTIScalar>(_ bytes: UnsafeRawBufferPointer, header: NIfTIHeader,
+                                        into output: UnsafeMutableBufferPointer<Scalar>, threads: Int) {
+    if Scalar.self == Float.self {
+        let floats = UnsafeMutableRawBufferPointer(output).bindMemory(to: Float.self)
+        convertVoxelsSpecialized(bytes, header: header, into: floats, threads: threads)
+    } else if Scalar.self == Double.self {
+        let doubles = UnsafeMutableRawBufferPointer(output).bindMemory(to: Double.self)
+        convertVoxelsSpecialized(bytes, header: header, into: doubles, threads: threads)
+    } else {
+        convertVoxelsSpecialized(bytes, header: header, into: output, threads: threads)
+    }
+}
+
+@_specialize(where Scalar == Float)
+@_specialize(where Scalar == Double)
+func convertVoxelsSpecialized<Scalar: NIfTIScalar>(_ bytes: UnsafeRawBufferPointer, header: NIfTIHeader,
                                         into output: UnsafeMutableBufferPointer<Scalar>, threads: Int) {
     let count = output.count
     // Conversion is per voxel, so any split gives the same result; small images stay on

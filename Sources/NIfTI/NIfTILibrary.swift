@@ -204,15 +204,22 @@ func readHeaderWithLibrary(path: String) throws -> NIfTIHeader {
 
 // MARK: - Voxel bytes
 
-/// An owned, uninitialised byte buffer (freed in deinit).
+/// An owned, uninitialised byte buffer (freed in deinit); `bytes` starts `offset` bytes in,
+/// so a whole inflated file can hand out its voxel bytes without a copy.
 final class ByteBuffer: @unchecked Sendable {
-    let pointer: UnsafeMutableRawPointer
+    private let storage: UnsafeMutableRawPointer
+    private let offset: Int
     let count: Int
-    init(count: Int) {
+    init(count: Int, offset: Int = 0) {
         self.count = count
-        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1), alignment: 64)
+        self.offset = offset
+        storage = UnsafeMutableRawPointer.allocate(byteCount: max(count + offset, 1), alignment: 64)
     }
-    deinit { pointer.deallocate() }
+    deinit { storage.deallocate() }
+    /// The start of the `count` bytes.
+    var pointer: UnsafeMutableRawPointer { storage + offset }
+    /// The start of the whole allocation (header bytes included).
+    var allocation: UnsafeMutableRawPointer { storage }
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: pointer, count: count) }
 }
 
@@ -275,11 +282,11 @@ private struct InflateFailure: Error {}
 
 /// Inflates a whole gzip file with libdeflate and keeps `byteCount` bytes from `offset`.
 private func inflateWhole(path: String, offset: Int, byteCount: Int) throws -> ByteBuffer {
-    guard let compressed = FileManager.default.contents(atPath: path) else { throw InflateFailure() }
+    guard let compressed = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) else { throw InflateFailure() }
     guard let decompressor = libdeflate_alloc_decompressor() else { throw InflateFailure() }
     defer { libdeflate_free_decompressor(decompressor) }
     let total = offset + byteCount
-    let whole = ByteBuffer(count: total)
+    let whole = ByteBuffer(count: byteCount, offset: offset)
     var produced = 0
     try compressed.withUnsafeBytes { (input: UnsafeRawBufferPointer) in
         var consumed = 0
@@ -289,19 +296,14 @@ private func inflateWhole(path: String, offset: Int, byteCount: Int) throws -> B
             var outUsed = 0
             let result = libdeflate_gzip_decompress_ex(
                 decompressor, input.baseAddress! + consumed, input.count - consumed,
-                whole.pointer + produced, total - produced, &inUsed, &outUsed)
+                whole.allocation + produced, total - produced, &inUsed, &outUsed)
             guard result == LIBDEFLATE_SUCCESS else { throw InflateFailure() }
             consumed += inUsed
             produced += outUsed
         }
     }
     guard produced == total else { throw InflateFailure() }
-    if offset == 0 { return whole }
-    // Keep only the voxel bytes; the header bytes are a few hundred, so this copy is cheap
-    // next to the inflate, and the caller gets a buffer that starts at voxel 0.
-    let data = ByteBuffer(count: byteCount)
-    data.pointer.copyMemory(from: whole.pointer + offset, byteCount: byteCount)
-    return data
+    return whole
 }
 
 /// Sequential reads of a (possibly gzip-compressed) file through zlib, from a byte offset.

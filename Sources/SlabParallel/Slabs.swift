@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 
 // The one place where raw pointers cross threads in nimetrics: views of preallocated buffers
 // that several slabs of a `concurrentPerform` loop read, or write at disjoint indices.
@@ -99,5 +100,28 @@ public func forEachInterleaved(count: Int, threads: Int, _ body: @Sendable (Int)
     }
     DispatchQueue.concurrentPerform(iterations: workers) { w in
         for i in stride(from: w, to: count, by: workers) { body(i) }
+    }
+}
+
+/// Errors thrown by the iterations of a parallel loop, kept by index so the one reported is
+/// the same whatever the thread count.
+public final class ParallelFailures: @unchecked Sendable {
+    private let lock = NSLock()
+    private var errors: [(any Error)?]
+
+    public init(count: Int) { errors = Array(repeating: nil, count: count) }
+
+    public func record(_ error: any Error, at index: Int) {
+        lock.lock()
+        errors[index] = error
+        lock.unlock()
+    }
+
+    /// Throws the error of the lowest failed index, if any.
+    public func throwFirst() throws {
+        lock.lock()
+        let first = errors.compactMap { $0 }.first
+        lock.unlock()
+        if let first { throw first }
     }
 }
