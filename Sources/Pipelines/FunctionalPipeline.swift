@@ -29,6 +29,9 @@ public struct FunctionalOptions: Sendable {
     /// Regions with a smaller fraction of their voxels inside the brain mask are reported
     /// as n/a (XCP-D's default coverage threshold).
     public var minimumCoverage = 0.5
+    /// Also write voxelwise ALFF and fALFF maps. This reads the whole run into memory (the
+    /// streaming region extraction does not need to), so it is off by default.
+    public var amplitudeMaps = false
     public var threads = 1
     public var outputFolder: String
     public var prefix: String
@@ -150,6 +153,10 @@ public enum FunctionalPipeline {
                                                     band: options.amplitudeBand, threads: options.threads)
         }
 
+        let amplitudeMapFiles = options.amplitudeMaps
+            ? try writeAmplitudeMaps(options, confounds: confounds, cleaning: amplitudeOptions, repetitionTime: repetitionTime, mask: mask)
+            : []
+
         // Summaries.
         let names = entries.map(\.name)
         let networks = entries.map(\.network)
@@ -248,6 +255,7 @@ public enum FunctionalPipeline {
             ("Correlation", .string(options.partialCorrelation ? "pearson, partial (Ledoit-Wolf)" : "pearson")),
             ("AmplitudeBand", .array([.number(options.amplitudeBand.low), .number(options.amplitudeBand.high)])),
             ("MinimumCoverage", .number(options.minimumCoverage)),
+            ("AmplitudeMaps", .bool(options.amplitudeMaps)),
             ("BrainMask", .string(options.maskPath ?? "voxels non-zero in the first volume")),
             ("QC", .object([
                 ("VolumesInput", .int(cleaned.qc.inputVolumes)),
@@ -264,11 +272,55 @@ public enum FunctionalPipeline {
             ])),
             ("Warnings", .array(warnings.map { .string($0) })),
         ])
+        files += amplitudeMapFiles
         let sidecarPath = base + "_desc-summary_connectivity.json"
         try AtomicFile.write(sidecar.rendered() + "\n", to: sidecarPath)
         files.append(sidecarPath)
         return FunctionalResult(regionNames: names, pearson: pearson, metrics: metrics, files: files,
                                 warnings: warnings, qc: cleaned.qc, repetitionTime: repetitionTime)
+    }
+
+    /// Voxelwise ALFF and fALFF (Zang et al. 2007; Zou et al. 2008) of every brain voxel, with
+    /// the same detrending and confound regression as the regional values, written as
+    /// `P_stat-alff_boldmap.nii.gz` and `P_stat-falff_boldmap.nii.gz` (0 outside the brain).
+    /// Voxels are processed in blocks of 8192, so the working set beyond the run itself stays
+    /// small.
+    static func writeAmplitudeMaps(_ options: FunctionalOptions, confounds: ConfoundColumns?, cleaning: CleaningOptions,
+                                   repetitionTime: Double, mask: [Bool]?) throws -> [String] {
+        let image = try NIfTIFile.read(options.boldPath, as: Float.self, threads: options.threads)
+        let header = image.header
+        let n = header.voxelsPerVolume, volumes = header.volumeCount
+        let brain = mask ?? (0..<n).map { image.voxels[$0].isFinite && image.voxels[$0] != 0 }
+        let voxels = (0..<n).filter { brain[$0] }
+        var alff = [Float](repeating: 0, count: n), falff = [Float](repeating: 0, count: n)
+        let block = 8192
+        var start = 0
+        while start < voxels.count {
+            let members = Array(voxels[start..<min(voxels.count, start + block)])
+            var values = [Double](repeating: 0, count: members.count * volumes)
+            for (column, voxel) in members.enumerated() {
+                for t in 0..<volumes { values[column * volumes + t] = Double(image.voxels[t * n + voxel]) }
+            }
+            let matrix = try wrap(options.boldPath) { try TimeSeriesMatrix(timePoints: volumes, regions: members.count, values: values) }
+            let cleaned = try wrap(options.boldPath) { try cleanSignals(matrix, confounds: confounds, options: cleaning, threads: options.threads) }
+            let measures = try wrap(options.boldPath) {
+                try amplitudeOfLowFrequencyFluctuations(cleaned.signals, repetitionTime: repetitionTime, band: options.amplitudeBand, threads: options.threads)
+            }
+            for (column, voxel) in members.enumerated() {
+                alff[voxel] = measures[column].alff.isFinite ? Float(measures[column].alff) : 0
+                falff[voxel] = measures[column].falff.isFinite ? Float(measures[column].falff) : 0
+            }
+            start += block
+        }
+        try FileManager.default.createDirectory(atPath: options.outputFolder, withIntermediateDirectories: true)
+        let base = options.outputFolder + "/" + options.prefix
+        var geometry = header
+        geometry.pixdim = Array(header.pixdim.prefix(3))
+        let shape = [header.spatialShape.x, header.spatialShape.y, header.spatialShape.z]
+        let paths = [base + "_stat-alff_boldmap.nii.gz", base + "_stat-falff_boldmap.nii.gz"]
+        try NIfTIFile.write(alff, shape: shape, geometry: geometry, to: paths[0], description: "nimetrics ALFF")
+        try NIfTIFile.write(falff, shape: shape, geometry: geometry, to: paths[1], description: "nimetrics fALFF")
+        return paths
     }
 
     /// TR: `--tr`, else the BOLD sidecar's RepetitionTime (BIDS makes it authoritative), else

@@ -26,7 +26,8 @@ struct FMRICommand: ParsableCommand {
             Outputs (in --out, named with --prefix, default the BOLD file's BIDS entities): \
             P_stat-pearsoncorrelation_relmat.tsv, P_stat-fisherz_relmat.tsv, \
             [P_stat-partialcorrelation_relmat.tsv], P_stat-mean_timeseries.tsv, \
-            P_desc-summary_connectivity.tsv and .json, P_desc-regions_bold.tsv.
+            P_desc-summary_connectivity.tsv and .json, P_desc-regions_bold.tsv, and with \
+            --alff-maps P_stat-alff_boldmap.nii.gz and P_stat-falff_boldmap.nii.gz.
 
             References: Power et al. 2012 (framewise displacement); Satterthwaite et al. 2013 \
             (24P/36P); Zang et al. 2007 (ALFF); Zou et al. 2008 (fALFF); Ledoit & Wolf 2004; \
@@ -79,6 +80,9 @@ struct FMRICommand: ParsableCommand {
     @Option(name: .customLong("min-coverage"), help: "Regions with a smaller fraction of their voxels in the brain are n/a.")
     var minCoverage = 0.5
 
+    @Flag(name: .customLong("alff-maps"), help: "Also write voxelwise ALFF and fALFF maps (reads the whole run into memory).")
+    var alffMaps = false
+
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
@@ -113,6 +117,7 @@ struct FMRICommand: ParsableCommand {
             options.repetitionTime = tr
             options.partialCorrelation = partial
             options.minimumCoverage = minCoverage
+            options.amplitudeMaps = alffMaps
             options.threads = common.threads
             let result = try FunctionalPipeline.run(options)
             for warning in result.warnings { printWarning(warning) }

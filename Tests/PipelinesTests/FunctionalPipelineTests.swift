@@ -164,3 +164,42 @@ struct FunctionalPipelineTests {
         #expect(!FileManager.default.fileExists(atPath: run.folder + "/out"))
     }
 }
+
+@Suite("fMRI voxelwise amplitude maps")
+struct AmplitudeMapTests {
+    @Test("fALFF is 1 for an in-band sinusoid and 0 out of band; ALFF scales with amplitude")
+    func sinusoids() throws {
+        let folder = makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let shape = [4, 1, 1], volumes = 200, tr = 2.0
+        // Frequencies on FFT bins: k / (T * TR).
+        let inBand = 10.0 / (Double(volumes) * tr)   // 0.025 Hz
+        let outOfBand = 80.0 / (Double(volumes) * tr) // 0.2 Hz
+        let series: [(Double, Double)] = [(5, inBand), (10, inBand), (5, outOfBand), (0, inBand)]
+        var voxels = [Float](repeating: 0, count: 4 * volumes)
+        for t in 0..<volumes {
+            for (i, (amplitude, frequency)) in series.enumerated() {
+                voxels[t * 4 + i] = Float(1000 + amplitude * sin(2 * .pi * frequency * Double(t) * tr))
+            }
+        }
+        let affine = Affine.diagonal(3, 3, 3)
+        try NIfTIFile.write(voxels, shape: shape + [volumes], geometry: NIfTIHeader.make(shape: shape + [volumes], affine: affine, repetitionTime: tr),
+                            to: folder + "/bold.nii.gz")
+        try NIfTIFile.write([Float](repeating: 1, count: 4), shape: shape, datatype: .int16,
+                            geometry: NIfTIHeader.make(shape: shape, affine: affine), to: folder + "/atlas.nii.gz")
+        var options = FunctionalOptions(boldPath: folder + "/bold.nii.gz", atlasPath: folder + "/atlas.nii.gz", outputFolder: folder + "/out", prefix: "run")
+        options.strategy = .none
+        options.amplitudeMaps = true
+        let result = try FunctionalPipeline.run(options)
+        #expect(result.files.contains(folder + "/out/run_stat-falff_boldmap.nii.gz"))
+        let alff = try NIfTIFile.read(folder + "/out/run_stat-alff_boldmap.nii.gz", as: Double.self).voxels
+        let falff = try NIfTIFile.read(folder + "/out/run_stat-falff_boldmap.nii.gz", as: Double.self).voxels
+        // Linear detrending takes a little of a finite sinusoid's power out of its own bin
+        // (its projection on the trend), so fALFF is 0.995 rather than 1 here.
+        #expect(falff[0] > 0.99 && falff[1] > 0.99)
+        #expect(abs(falff[0] - falff[1]) < 1e-6)
+        #expect(falff[2] < 1e-4)
+        #expect(abs(alff[1] / alff[0] - 2) < 1e-4)
+        #expect(alff[3] == 0)  // a constant voxel: no amplitude
+    }
+}
