@@ -121,6 +121,9 @@ struct RunCommand: ParsableCommand {
                 parameters.fdThreshold = fdThreshold
                 parameters.dummyScans = dummyScans
                 parameters.partialCorrelation = partial
+                if parameters.funcAtlas == nil, dataset.visits.contains(where: { $0.bold != nil }) {
+                    throw ValidationError("the dataset has BOLD runs: give --atlas or --func-atlas")
+                }
                 let processor = try PipelineVisitProcessor(parameters: parameters)
                 let summary = try TrialRunner.runParticipants(
                     dataset: dataset, output: output, processor: processor, jobs: jobs, threads: threads,
