@@ -67,9 +67,8 @@ public struct DiffusionResult: Sendable {
 /// DWI -> gradient table -> mask -> tensor fit -> maps and regional summaries, for one visit.
 public enum DiffusionPipeline {
     /// Maps and their BIDS `param-` names, in output order.
-    static let scalarMaps: [(TensorMetric, String, String)] = [
-        (.fractionalAnisotropy, "fa", "fa"), (.meanDiffusivity, "md", "md"),
-        (.axialDiffusivity, "ad", "ad"), (.radialDiffusivity, "rd", "rd"),
+    static let scalarMaps: [(metric: TensorMetric, name: String)] = [
+        (.fractionalAnisotropy, "fa"), (.meanDiffusivity, "md"), (.axialDiffusivity, "ad"), (.radialDiffusivity, "rd"),
     ]
 
     public static func run(_ options: DiffusionOptions) throws -> DiffusionResult {
@@ -119,13 +118,9 @@ public enum DiffusionPipeline {
             mask = maskImage.voxels.prefix(voxelCount).map { $0 > 0 }
             maskSource = maskPath
         } else {
-            let b0 = table.b0Indices
-            var meanB0 = [Float](repeating: 0, count: voxelCount)
-            for v in b0 {
-                for i in 0..<voxelCount { meanB0[i] += data[v * voxelCount + i] }
+            let meanB0 = try wrap(options.dwiPath) {
+                try Diffusion.meanB0(data: data, table: table, voxelCount: voxelCount, threads: options.threads)
             }
-            let scale = 1 / Float(b0.count)
-            for i in 0..<voxelCount { meanB0[i] *= scale }
             mask = try wrap(options.dwiPath) { try brainMask(meanB0: meanB0, shape: spatial, threads: options.threads) }
         }
         timer.lap("mask")
@@ -139,7 +134,7 @@ public enum DiffusionPipeline {
         }
         timer.lap("fit")
         let quality = fit.quality
-        var maps: [(String, [Float])] = scalarMaps.map { metric, _, name in (name, fit.map(metric, threads: options.threads)) }
+        var maps: [(String, [Float])] = scalarMaps.map { ($0.name, fit.map($0.metric, threads: options.threads)) }
         maps.append(("s0", fit.s0))
         let fa = maps[0].1
         timer.lap("metric maps")
@@ -189,9 +184,7 @@ public enum DiffusionPipeline {
             extraMasks = [("lesion", lesion), ("normal_appearing_tissue", lesion.map { !$0 })]
         }
         var summaries: [String: [RegionSummary]] = [:]
-        for (metric, key, _) in scalarMaps {
-            let values = maps.first { $0.0 == key }!.1
-            _ = metric
+        for (key, values) in maps where key != "s0" {
             summaries[key] = try wrap(options.dwiPath) {
                 try regionalStatistics(values: values, mask: fitted, atlas: atlas, extraMasks: extraMasks, threads: options.threads)
             }
@@ -235,7 +228,7 @@ public enum DiffusionPipeline {
         var metrics: [VisitMetric] = []
         let regionCount = summaries["fa"]!.count
         for r in 0..<regionCount {
-            for (_, key, _) in scalarMaps {
+            for key in scalarMaps.map(\.name) {
                 let s = summaries[key]![r]
                 summaryTable.append([s.name, s.index.map(String.init) ?? "n/a", String(s.count), key,
                                      tsvCell(s.mean), tsvCell(s.standardDeviation), tsvCell(s.median),
@@ -384,13 +377,6 @@ public enum DiffusionPipeline {
             }
         }
         return out
-    }
-}
-
-/// Library errors become pipeline errors naming the file they concern.
-func wrap<T>(_ source: String, _ body: () throws -> T) throws -> T {
-    do { return try body() } catch let error as PipelineError { throw error } catch let error as NIfTIError { throw error } catch {
-        throw PipelineError(source, "\(error)")
     }
 }
 
