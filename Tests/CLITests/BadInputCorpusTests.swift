@@ -122,3 +122,36 @@ struct BadInputCorpusTests {
         }
     }
 }
+
+/// Inputs that once crashed a fuzz target (Scripts/fuzz), replayed in-process exactly as the
+/// target runs them. Reaching the end of each without a trap is the test; each must also be
+/// refused with a NIfTIError or read consistently.
+@Suite("Fuzz regressions (Fixtures/fuzz-regressions)")
+struct FuzzRegressionTests {
+    static let niftiInputs: [String] = {
+        let folder = repositoryRoot + "/Fixtures/fuzz-regressions/nifti"
+        return ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted().map { folder + "/" + $0 }
+    }()
+
+    @Test("NIfTI reader", arguments: niftiInputs)
+    func nifti(_ input: String) throws {
+        let folder = makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let data = try Data(contentsOf: URL(fileURLWithPath: input))
+        let compressed = data.starts(with: [0x1F, 0x8B])
+        let path = folder + (compressed ? "/input.nii.gz" : "/input.nii")
+        try data.write(to: URL(fileURLWithPath: path))
+        do {
+            let image = try NIfTIFile.read(path, as: Float.self, threads: 2)
+            #expect(image.voxels.count == image.header.voxelCount)
+        } catch let error as NIfTIError {
+            #expect(error.description.hasPrefix(path))
+        }
+        if let reader = try? NIfTIFile.volumes(path) {
+            var volume = [Float]()
+            while (try? reader.next(into: &volume)) == true {
+                #expect(volume.count == reader.header.voxelsPerVolume)
+            }
+        }
+    }
+}
