@@ -137,7 +137,9 @@ func validateRawHeader(path: String) throws -> RawHeaderSummary {
         throw NIfTIError(path: path, kind: .invalidHeader, reason: "invalid header: pixdim[\(axis)] is \(pixdim[axis]), voxel sizes must be positive")
     }
     let headerSize = version == 1 ? 348 : 540
-    guard voxOffset.isFinite, voxOffset >= 0, voxOffset < 9.0e15 else {
+    // NIfTI-1 stores vox_offset as a float but niftilib holds it in an `int`.
+    let largestOffset = version == 1 ? Double(Int32.max) : 9.0e15
+    guard voxOffset.isFinite, voxOffset >= 0, voxOffset <= largestOffset else {
         throw NIfTIError(path: path, kind: .invalidHeader, reason: "invalid header: vox_offset is \(voxOffset)")
     }
     if singleFile && Int(voxOffset) < headerSize {
@@ -197,7 +199,16 @@ func readHeaderWithLibrary(path: String) throws -> NIfTIHeader {
         throw NIfTIError(path: path, kind: .invalidHeader, reason: "invalid header: niftilib and the raw header disagree on the dimensions")
     }
     header.dataPath = nim.iname.map { String(cString: $0) } ?? path
-    header.dataOffset = Int(nim.iname_offset)
+    // niftilib converts a NIfTI-1 vox_offset with `(int)` (nifti_convert_n1hdr2nim): a value
+    // of 2^31 or more is undefined behaviour and came back as -2^31 on x86-64, which the size
+    // check then read as "plenty of data" and a 1.3 GB buffer was allocated for a 348-byte
+    // file (found by Scripts/fuzz; Fixtures/fuzz-regressions/nifti/vox-offset-int-overflow).
+    // The offset is therefore taken from the raw header, and niftilib must agree with it.
+    guard Int(nim.iname_offset) == summary.voxOffset else {
+        throw NIfTIError(path: path, kind: .invalidHeader,
+                         reason: "invalid header: vox_offset \(summary.voxOffset) is out of range")
+    }
+    header.dataOffset = summary.voxOffset
     header.byteSwapped = summary.swapped
     return header
 }
@@ -246,6 +257,7 @@ func readAllData(header: NIfTIHeader, reportPath: String) throws -> ByteBuffer {
     let byteCount = header.voxelCount * header.datatype.size
     let path = header.dataPath
     if isGzip(path) {
+        try checkCompressedSize(path: path, offset: header.dataOffset, byteCount: byteCount, reportPath: reportPath)
         if let buffer = try? inflateWhole(path: path, offset: header.dataOffset, byteCount: byteCount) {
             return buffer
         }
@@ -269,12 +281,39 @@ func readAllData(header: NIfTIHeader, reportPath: String) throws -> ByteBuffer {
 }
 
 func checkUncompressedSize(path: String, offset: Int, byteCount: Int, reportPath: String) throws {
+    guard offset >= 0 else {
+        throw NIfTIError(path: reportPath, kind: .invalidHeader, reason: "invalid header: vox_offset is \(offset)")
+    }
     let size = fileSize(path) ?? 0
     if offset > size {
         throw NIfTIError(path: reportPath, kind: .truncated, reason: "vox_offset \(offset) is past the end of the file (\(size) bytes)")
     }
     if size - offset < byteCount {
         throw NIfTIError(path: reportPath, kind: .truncated, reason: "data truncated: \(formatBytes(size - offset)) of \(formatBytes(byteCount))")
+    }
+}
+
+/// The most bytes deflate can produce per compressed byte: a 258-byte match coded in
+/// 2 bits gives 1032:1 (zlib's "Technical details"; `deflateBound` is the inverse bound).
+/// Every gzip member adds at least 18 bytes of header and trailer, so no gzip file of
+/// n bytes inflates to more than 1032 n.
+let maximumDeflateRatio = 1032
+
+/// Rejects a compressed image whose header declares more data than its file could inflate
+/// to, before any buffer is allocated.
+///
+/// Without it, a few hundred bytes of gzip claiming 2^50 voxels made `readAllData` ask for a
+/// 31 PB buffer and the process died in the allocator (Fixtures/bad/nifti2_huge.nii.gz).
+func checkCompressedSize(path: String, offset: Int, byteCount: Int, reportPath: String) throws {
+    guard offset >= 0 else {
+        throw NIfTIError(path: reportPath, kind: .invalidHeader, reason: "invalid header: vox_offset is \(offset)")
+    }
+    let size = fileSize(path) ?? 0
+    let (bound, overflow) = size.multipliedReportingOverflow(by: maximumDeflateRatio)
+    let (needed, neededOverflow) = offset.addingReportingOverflow(byteCount)
+    if !overflow && (neededOverflow || needed > bound) {
+        throw NIfTIError(path: reportPath, kind: .truncated,
+                         reason: "data truncated: the header declares \(formatBytes(byteCount)) of voxels from vox_offset \(offset), more than a gzip file of \(formatBytes(size)) can hold (at most \(formatBytes(bound)) inflated)")
     }
 }
 
@@ -320,11 +359,14 @@ final class GzipStream {
         self.reportPath = reportPath
         self.expectedBytes = expectedBytes
         gzbuffer(file, 1 << 18)
-        if !isGzip(path) {
+        if isGzip(path) {
+            try checkCompressedSize(path: path, offset: offset, byteCount: expectedBytes, reportPath: reportPath)
+        } else {
             try checkUncompressedSize(path: path, offset: offset, byteCount: expectedBytes, reportPath: reportPath)
         }
+        // Every stored property is set, so a throw from here on runs deinit, which closes the
+        // file; closing it here as well freed the zlib state twice.
         if gzseek(file, off_t(offset), SEEK_SET) != off_t(offset) {
-            gzclose(file)
             throw NIfTIError(path: reportPath, kind: .truncated, reason: "vox_offset \(offset) is past the end of the data")
         }
     }

@@ -2,9 +2,12 @@ import Foundation
 
 /// Runs the built `nimetrics` executable and captures its output.
 struct ToolRun {
+    /// The exit status, or the signal number when `signaled`.
     let status: Int32
     let stdout: String
     let stderr: String
+    /// Whether the process was ended by a signal (a trap, an abort, a kill) rather than exiting.
+    var signaled = false
 }
 
 /// The `nimetrics` binary next to the test bundle.
@@ -29,13 +32,19 @@ func runTool(_ arguments: [String], in directory: String? = nil) throws -> ToolR
     process.standardOutput = out
     process.standardError = err
     try process.run()
-    // Read both pipes before waiting, so a large output cannot block the child.
+    // Read both pipes before waiting, so a large output cannot block the child; stderr on
+    // another thread, so a child that fills it while stdout is still open cannot block either.
+    let errBox = DataBox()
+    let errReader = Thread { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); errBox.done.signal() }
+    errReader.start()
     let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    errBox.done.wait()
+    let errData = errBox.data
     process.waitUntilExit()
     return ToolRun(status: process.terminationStatus,
                    stdout: String(decoding: outData, as: UTF8.self),
-                   stderr: String(decoding: errData, as: UTF8.self))
+                   stderr: String(decoding: errData, as: UTF8.self),
+                   signaled: process.terminationReason == .uncaughtSignal)
 }
 
 let repositoryRoot = URL(fileURLWithPath: #filePath)
@@ -46,3 +55,48 @@ func makeTemporaryFolder() -> String {
     try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }
+
+final class DataBox: @unchecked Sendable {
+    var data = Data()
+    let done = DispatchSemaphore(value: 0)
+}
+
+/// Every regular file under `folder`, as paths relative to it, sorted.
+func filesBelow(_ folder: String) -> [String] {
+    guard let walker = FileManager.default.enumerator(atPath: folder) else { return [] }
+    var files = [String]()
+    while let name = walker.nextObject() as? String {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: folder + "/" + name, isDirectory: &isDirectory), !isDirectory.boolValue {
+            files.append(name)
+        }
+    }
+    return files.sorted()
+}
+
+/// Makes a small demo trial (`nimetrics demo`) once per test process and returns its folder.
+///
+/// Several suites use the same dataset; it is never modified, only read.
+func sharedDemoDataset(participants: Int = 2) throws -> String {
+    try demoDatasetLock.withLock {
+        if let folder = demoDatasets[participants] { return folder }
+        let folder = makeTemporaryFolder() + "/demo"
+        let run = try runTool(["demo", "--out", folder, "--participants", String(participants)])
+        guard run.status == 0, !run.signaled else {
+            throw DemoFailure(message: "nimetrics demo failed (\(run.status)): \(run.stderr)")
+        }
+        demoDatasets[participants] = folder
+        return folder
+    }
+}
+
+struct DemoFailure: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
+
+private let demoDatasetLock = NSLock()
+nonisolated(unsafe) private var demoDatasets: [Int: String] = [:]
+
+/// The bytes of a file, or nil when it cannot be read.
+func contents(_ path: String) -> Data? { FileManager.default.contents(atPath: path) }
