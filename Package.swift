@@ -27,6 +27,7 @@ let package = Package(
             ]
         ),
         .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
+        .systemLibrary(name: "CISAL", pkgConfig: "libisal", providers: [.apt(["libisal-dev"])]),
         .systemLibrary(name: "CFFTW", pkgConfig: "fftw3", providers: [.apt(["libfftw3-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
 
@@ -38,7 +39,7 @@ let package = Package(
         /// Write-to-temporary-then-rename, so no output is ever half-written.
         .target(name: "AtomicFiles"),
         /// NIfTI-1/NIfTI-2 headers and voxel data, read and written through niftilib.
-        .target(name: "NIfTI", dependencies: ["CNIfTI", "CDeflate", "AtomicFiles", "SlabParallel"]),
+        .target(name: "NIfTI", dependencies: ["CNIfTI", "CDeflate", "CISAL", "AtomicFiles", "SlabParallel"]),
         /// TSV tables, JSON sidecars, BIDS-style text formats.
         .target(name: "Tabular", dependencies: ["AtomicFiles"]),
 

@@ -46,13 +46,6 @@ public enum NIfTIFile {
         return NIfTIImage(header: header, voxels: convertedVoxels(bytes.bytes, header: header, threads: threads))
     }
 
-    /// Reads a whole image but keeps its voxels in their stored datatype (an int16 DWI takes
-    /// half the memory of its floats); callers convert the parts they need.
-    public static func readStored(_ path: String) throws -> NIfTIStoredImage {
-        let header = try readHeader(path)
-        return NIfTIStoredImage(header: header, bytes: try readAllData(header: header, reportPath: path))
-    }
-
     /// Opens a 4D image for reading one 3D volume at a time, so a long run never has to be in
     /// memory whole.
     public static func volumes(_ path: String) throws -> NIfTIVolumeReader {
@@ -118,66 +111,12 @@ public enum NIfTIFile {
 
 import AtomicFiles
 
-/// An image whose voxels stay in their stored datatype until asked for.
-public final class NIfTIStoredImage: @unchecked Sendable {
-    public let header: NIfTIHeader
-    // Immutable after init, so sharing across threads is safe.
-    private let bytes: ByteBuffer
-
-    init(header: NIfTIHeader, bytes: ByteBuffer) {
-        self.header = header
-        self.bytes = bytes
-    }
-
-    /// One whole volume, converted (scaling applied).
-    public func volume(_ index: Int) -> [Float] {
-        precondition(index >= 0 && index < header.volumeCount, "volume index out of range")
-        let n = header.voxelsPerVolume
-        let size = header.datatype.size
-        let slice = UnsafeRawBufferPointer(rebasing: bytes.bytes[(index * n * size)..<((index + 1) * n * size)])
-        var single = header
-        single.shape = Array(header.shape.prefix(3))
-        return convertedVoxels(slice, header: single, threads: 1)
-    }
-
-    /// Converts the voxels at `indexes` (within one volume) of volume `volume` into `output`
-    /// (`indexes.count` values, scaling applied).
-    public func gather(volume: Int, voxels indexes: UnsafeBufferPointer<Int32>, into output: UnsafeMutableBufferPointer<Float>) {
-        precondition(volume >= 0 && volume < header.volumeCount && output.count >= indexes.count, "gather out of range")
-        let base = UnsafeRawPointer(bytes.pointer) + volume * header.voxelsPerVolume * header.datatype.size
-        let swapped = header.byteSwapped, scaling = header.scaling
-        func run<Stored: StoredVoxel>(_: Stored.Type, _ size: Int) {
-            if let (slope, intercept) = scaling {
-                for (k, voxel) in indexes.enumerated() {
-                    output[k] = Float(Stored.value(at: base + Int(voxel) * size, swapped: swapped) * slope + intercept)
-                }
-            } else {
-                for (k, voxel) in indexes.enumerated() {
-                    output[k] = Float(Stored.value(at: base + Int(voxel) * size, swapped: swapped))
-                }
-            }
-        }
-        switch header.datatype {
-        case .uint8: run(UInt8.self, 1)
-        case .int8: run(Int8.self, 1)
-        case .int16: run(Int16.self, 2)
-        case .uint16: run(UInt16.self, 2)
-        case .int32: run(Int32.self, 4)
-        case .uint32: run(UInt32.self, 4)
-        case .int64: run(Int64.self, 8)
-        case .uint64: run(UInt64.self, 8)
-        case .float32: run(Float32Bits.self, 4)
-        case .float64: run(Float64Bits.self, 8)
-        }
-    }
-}
-
 /// Streams the volumes of a 3D or 4D image in order, one at a time, through zlib.
 public final class NIfTIVolumeReader {
     public let header: NIfTIHeader
     /// The index of the next volume `next(into:)` returns.
     public private(set) var nextIndex = 0
-    private let stream: GzipStream
+    private let stream: InflateStream
     private let raw: ByteBuffer
     private let path: String
 
@@ -185,7 +124,7 @@ public final class NIfTIVolumeReader {
         header = try NIfTIFile.readHeader(path)
         self.path = path
         let volumeBytes = header.voxelsPerVolume * header.datatype.size
-        stream = try GzipStream(path: header.dataPath, offset: header.dataOffset, reportPath: path,
+        stream = try InflateStream(path: header.dataPath, offset: header.dataOffset, reportPath: path,
                                 expectedBytes: volumeBytes * header.volumeCount)
         raw = ByteBuffer(count: volumeBytes)
     }

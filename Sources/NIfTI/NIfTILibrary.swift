@@ -261,7 +261,7 @@ func readAllData(header: NIfTIHeader, reportPath: String) throws -> ByteBuffer {
         if let buffer = try? inflateWhole(path: path, offset: header.dataOffset, byteCount: byteCount) {
             return buffer
         }
-        let reader = try GzipStream(path: path, offset: header.dataOffset, reportPath: reportPath, expectedBytes: byteCount)
+        let reader = try InflateStream(path: path, offset: header.dataOffset, reportPath: reportPath, expectedBytes: byteCount)
         let buffer = ByteBuffer(count: byteCount)
         try reader.read(into: buffer.pointer, count: byteCount, alreadyRead: 0)
         return buffer

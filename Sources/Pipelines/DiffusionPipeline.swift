@@ -91,15 +91,14 @@ public enum DiffusionPipeline {
         let table = selection.table
         let volumeIndices = selection.volumeIndices
 
-        // Voxels stay in their stored datatype (one inflate); only the mask's voxels of the
-        // kept volumes are converted, voxel-compact, as DIPY fits only masked voxels. Peak
-        // memory is the stored image plus the masked floats, not a float copy of the grid.
-        let stored = try NIfTIFile.readStored(options.dwiPath)
-        timer.lap("read")
+        // The series is streamed volume by volume; only the mask's voxels of the kept volumes
+        // are kept, voxel-compact (DIPY fits only masked voxels too), so peak memory is the
+        // masked floats, not the whole 4D series.
         let voxelCount = header.voxelsPerVolume
         let spatial = header.spatialShape
+        let sliceSize = spatial.x * spatial.y
 
-        // Mask.
+        // Mask (an automatic one needs a first pass over the b=0 volumes).
         let mask: [Bool]
         var maskSource = "automatic (median filter + Otsu on the mean b=0)"
         if let maskPath = options.maskPath {
@@ -110,11 +109,14 @@ public enum DiffusionPipeline {
             mask = maskImage.voxels.prefix(voxelCount).map { $0 > 0 }
             maskSource = maskPath
         } else {
+            let b0Volumes = Set(table.b0Indices.map { volumeIndices[$0] })
             var meanB0 = [Float](repeating: 0, count: voxelCount)
-            let b0Volumes = table.b0Indices.map { volumeIndices[$0] }
-            for v in b0Volumes {
-                let volume = stored.volume(v)
-                for i in 0..<voxelCount { meanB0[i] += volume[i] }
+            let reader = try NIfTIFile.volumes(options.dwiPath)
+            reader.threads = options.threads
+            var volume: [Float] = []
+            for v in 0...(b0Volumes.max() ?? 0) {
+                guard try reader.next(into: &volume) else { break }
+                if b0Volumes.contains(v) { for i in 0..<voxelCount { meanB0[i] += volume[i] } }
             }
             let scale = 1 / Float(b0Volumes.count)
             for i in 0..<voxelCount { meanB0[i] *= scale }
@@ -122,14 +124,24 @@ public enum DiffusionPipeline {
         }
         let maskIndexes = (0..<voxelCount).filter { mask[$0] }.map { Int32($0) }
         guard !maskIndexes.isEmpty else { throw PipelineError(options.maskPath ?? options.dwiPath, "the brain mask is empty") }
-        let data = gather(stored, volumes: volumeIndices, voxels: maskIndexes, threads: options.threads)
-        timer.lap("mask + gather")
+        timer.lap("mask")
 
-        // Fit.
+        // The orientation check's slab of central slices, chosen from the mask now so its
+        // voxels are gathered in the same pass.
+        let slices = options.orientationCheck
+            ? centralSlices(of: mask, shape: spatial, voxelLimit: 3 * orientationCheckVoxels) : 0..<0
+        let slabRange = (slices.lowerBound * sliceSize)..<(slices.upperBound * sliceSize)
         let model = try wrap(options.dwiPath) { try TensorModel(table: table, method: options.method, iterations: options.iterations) }
-        let compactFit = try wrap(options.dwiPath) {
-            try model.fit(data: data, volumeCount: table.count, voxelCount: maskIndexes.count, threads: options.threads)
-        }
+        // Gather and fit in one scope, so the masked series is freed as soon as it is fitted.
+        let (compactFit, slabData) = try { () throws -> (TensorFit, [Float]) in
+            let gathered = try gatherVolumes(options.dwiPath, volumes: volumeIndices,
+                                             sets: [maskIndexes, slabRange.map { Int32($0) }], threads: options.threads)
+            timer.lap("read + gather")
+            let fit = try wrap(options.dwiPath) {
+                try model.fit(data: gathered[0], volumeCount: table.count, voxelCount: maskIndexes.count, threads: options.threads)
+            }
+            return (fit, gathered[1])
+        }()
         timer.lap("fit")
         let quality = compactFit.quality
         let fit = ScatteredFit(compactFit, voxels: maskIndexes, voxelCount: voxelCount, threads: options.threads)
@@ -138,17 +150,13 @@ public enum DiffusionPipeline {
         let fa = maps[0].1
         timer.lap("metric maps")
 
-        // Gradient orientation check, on white-matter-like voxels and their neighbours in a
-        // slab of central slices.
+        // Gradient orientation check, on white-matter-like voxels and their neighbours in the
+        // slab.
         var orientation: GradientOrientationReport?
         if options.orientationCheck {
             let candidates = zip(dilate(fa.map { $0 > 0.25 }, shape: spatial), mask).map { $0 && $1 }
-            let slices = centralSlices(of: candidates, shape: spatial, voxelLimit: orientationCheckVoxels)
-            let sliceSize = spatial.x * spatial.y
-            let slab = (slices.lowerBound * sliceSize)..<(slices.upperBound * sliceSize)
-            let slabMask = Array(candidates[slab])
+            let slabMask = Array(candidates[slabRange])
             if slabMask.contains(true) {
-                let slabData = gather(stored, volumes: volumeIndices, voxels: slab.map { Int32($0) }, threads: options.threads)
                 let voxelTable = try wrap(options.dwiPath) {
                     try (options.vectorFrame == .fsl ? table : try table.worldToFSL(linear: header.affine.linear))
                         .fslToVoxel(linear: header.affine.linear)
@@ -298,11 +306,12 @@ public enum DiffusionPipeline {
                                quality: quality, orientation: orientation, bValuesUsed: bUsed)
     }
 
-    /// Voxels the orientation check fits (four times each). A slab of axial slices through
-    /// the middle of the brain holds the corpus callosum and the corticospinal tracts, which
-    /// is all the check needs; fitting every white-matter voxel four times would cost more
-    /// than the whole rest of the run (measured: 2.6 s against 1.5 s on a 96x96x60 DWI).
-    static let orientationCheckVoxels = 20_000
+    /// About how many white-matter voxels the orientation check fits (four times each): the
+    /// slab holds three times as many brain voxels. A slab of axial slices through the middle
+    /// of the brain holds the corpus callosum and the corticospinal tracts, which is all the
+    /// check needs; fitting every white-matter voxel four times would cost more than the whole
+    /// rest of the run (measured: 2.6 s against 1.5 s on a 96x96x60 DWI).
+    static let orientationCheckVoxels = 8_000
 
     /// The fewest axial slices around the centre of `mask` that hold at least `voxelLimit` of
     /// its voxels (all slices when it has fewer).
@@ -324,21 +333,36 @@ public enum DiffusionPipeline {
         return low..<(high + 1)
     }
 
-    /// Converts the given voxels of the given volumes to floats, volume-major
-    /// (`out[k * voxels.count + j]` is voxel j of the k-th listed volume).
-    static func gather(_ image: NIfTIStoredImage, volumes: [Int], voxels: [Int32], threads: Int) -> [Float] {
-        let n = voxels.count
-        var out = [Float](repeating: 0, count: volumes.count * n)
-        out.withUnsafeMutableBufferPointer { buffer in
-            voxels.withUnsafeBufferPointer { indexBuffer in
-                let output = SharedBuffer(buffer), indexes = SharedReadBuffer(indexBuffer)
-                forEachSlab(count: volumes.count, threads: threads) { range in
-                    let list = UnsafeBufferPointer(start: indexes.base, count: indexes.count)
-                    for k in range { image.gather(volume: volumes[k], voxels: list, into: output.slice(k * n, n)) }
+    /// Streams the series once and keeps, for each voxel set, those voxels of the listed
+    /// volumes, volume-major (`out[s][k * sets[s].count + j]` is voxel `sets[s][j]` of the k-th
+    /// listed volume).
+    static func gatherVolumes(_ path: String, volumes: [Int], sets: [[Int32]], threads: Int) throws -> [[Float]] {
+        var position = [Int: Int]()
+        for (k, v) in volumes.enumerated() { position[v] = k }
+        var outputs = sets.map { [Float](repeating: 0, count: volumes.count * $0.count) }
+        let reader = try NIfTIFile.volumes(path)
+        reader.threads = threads
+        var volume: [Float] = []
+        var v = 0
+        while let last = volumes.last, v <= last, try reader.next(into: &volume) {
+            defer { v += 1 }
+            guard let k = position[v] else { continue }
+            for s in sets.indices {
+                let indexes = sets[s], n = indexes.count
+                volume.withUnsafeBufferPointer { source in
+                    outputs[s].withUnsafeMutableBufferPointer { target in
+                        let from = SharedReadBuffer(source), to = SharedBuffer(target)
+                        indexes.withUnsafeBufferPointer { indexBuffer in
+                            let list = SharedReadBuffer(indexBuffer)
+                            forEachSlab(count: n, threads: threads) { range in
+                                for j in range { to[k * n + j] = from[Int(list[j])] }
+                            }
+                        }
+                    }
                 }
             }
         }
-        return out
+        return outputs
     }
 
     /// Coherence margin (on a 0-1 scale) by which a flipped table must beat the table as given
