@@ -15,6 +15,7 @@ dwi, bval, bvec, mask, out = sys.argv[1:6]
 img = nib.load(dwi)
 data = np.asanyarray(img.dataobj)
 bvals, bvecs = read_bvals_bvecs(bval, bvec)
+bvecs = np.nan_to_num(bvecs)  # dipy's small_64D has 'nan nan nan' for its b=0
 try:
     gtab = gradient_table(bvals, bvecs=bvecs, b0_threshold=50)
 except TypeError:  # older DIPY: positional bvecs
