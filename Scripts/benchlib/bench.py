@@ -178,6 +178,10 @@ def main():
             c = Case(f"read {label}", "gzip -dc", g, "libdeflate-gunzip" if ld else None, ld).run(a.pairs)
             commands[f"read {label}"] = [g] + ([ld] if ld else [])
             rows.append(c.row())
+            if shutil.which("igzip"):  # ISA-L (Debian isal), when present: a streaming inflater
+                ig = f"igzip -dc {path} > /dev/null"
+                rows.append(Case(f"read {label}", "igzip -dc (ISA-L)", ig, None, None).run(a.pairs).row())
+                commands[f"read {label}"].append(ig)
     if "dti" in cases:
         os.makedirs(f"{w}/mrtrix", exist_ok=True)
         c = Case("dti", "nimetrics", nim_dti, "MRtrix3", mrtrix, "<= 0.35, RSS <= 1.0",
