@@ -18,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 
+import numpy as np
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
@@ -48,8 +50,9 @@ def fresh(path):
 
 
 class Case:
-    def __init__(self, name, a_label, a_cmd, b_label, b_cmd, target=None, a_prep=None, b_prep=None, pairs=None):
+    def __init__(self, name, a_label, a_cmd, b_label, b_cmd, target=None, a_prep=None, b_prep=None, pairs=None, judge=None):
         self.name, self.a_label, self.a_cmd, self.b_label, self.b_cmd = name, a_label, a_cmd, b_label, b_cmd
+        self.judge = judge
         self.target, self.a_prep, self.b_prep, self.pairs = target, a_prep, b_prep, pairs
         self.a, self.b = [], []
 
@@ -77,8 +80,21 @@ class Case:
             rss_ratio = med([x[1] / y[1] for x, y in zip(self.a, self.b)])
         else:
             bw = br = ratio = rss_ratio = float("nan")
-        return dict(case=self.name, a=self.a_label, b=self.b_label or "-", aw=aw, ar=ar, bw=bw, br=br,
-                    ratio=ratio, rss_ratio=rss_ratio, n=len(self.a), target=self.target or "")
+        row = dict(case=self.name, a=self.a_label, b=self.b_label or "-", aw=aw, ar=ar, bw=bw, br=br,
+                   ratio=ratio, rss_ratio=rss_ratio, n=len(self.a), target=self.target or "")
+        row["met"] = self.judge(row) if self.judge else ""
+        return row
+
+
+def ratio_judge(target):
+    return lambda r: "yes" if r["ratio"] <= target else f"no: {r['ratio']:.3f} = {r['ratio'] / target:.1f}x the target"
+
+
+def loadavg():
+    try:
+        return " ".join(open("/proc/loadavg").read().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def fmt(x, digits=2):
@@ -87,11 +103,11 @@ def fmt(x, digits=2):
 
 def table(rows):
     out = ["| case | A | B | runs | A wall (s) | A peak RSS (MiB) | B wall (s) | B peak RSS (MiB) "
-           "| wall A/B (median of pairs) | RSS A/B | target |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| wall A/B (median of pairs) | RSS A/B | target | met |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r['case']} | {r['a']} | {r['b']} | {r['n']} | {fmt(r['aw'])} | {fmt(r['ar'], 0)} | "
-                   f"{fmt(r['bw'])} | {fmt(r['br'], 0)} | {fmt(r['ratio'], 3)} | {fmt(r['rss_ratio'], 2)} | {r['target']} |")
+                   f"{fmt(r['bw'])} | {fmt(r['br'], 0)} | {fmt(r['ratio'], 3)} | {fmt(r['rss_ratio'], 2)} | {r['target']} | {r['met']} |")
     return "\n".join(out)
 
 
@@ -157,6 +173,7 @@ def main():
     atlas = f"{bold_dir}/atlas-bench_dseg.nii.gz"
     conf = f"{bold_dir}/sub-bench_task-rest_desc-confounds_timeseries.tsv"
     cases = a.cases.split(",")
+    load_before = loadavg()
     commands = {}
     rows = []
 
@@ -184,15 +201,27 @@ def main():
                 commands[f"read {label}"].append(ig)
     if "dti" in cases:
         os.makedirs(f"{w}/mrtrix", exist_ok=True)
-        c = Case("dti", "nimetrics", nim_dti, "MRtrix3", mrtrix, "<= 0.35, RSS <= 1.0",
+        def judge_mrtrix(r):
+            bad = [f"wall {r['ratio']:.2f} = {r['ratio'] / 0.35:.1f}x the target"] if r["ratio"] > 0.35 else []
+            bad += [f"RSS {r['rss_ratio']:.2f}x MRtrix3's"] if r["rss_ratio"] > 1.0 else []
+            return "yes" if not bad else "no: " + "; ".join(bad)
+        c = Case("dti", "nimetrics", nim_dti, "MRtrix3", mrtrix, "<= 0.35, RSS <= 1.0", judge=judge_mrtrix,
                  a_prep=fresh(f"{w}/nim-dti"), b_prep=fresh(f"{w}/mrtrix")).run(a.pairs)
         rows.append(c.row())
-        c = Case("dti", "nimetrics", nim_dti, "DIPY WLS", dipy, "<= 0.05",
+        c = Case("dti", "nimetrics", nim_dti, "DIPY WLS", dipy, "<= 0.05", judge=ratio_judge(0.05),
                  a_prep=fresh(f"{w}/nim-dti"), b_prep=fresh(f"{w}/dipy"), pairs=a.dipy_pairs).run(a.pairs)
         rows.append(c.row())
         commands["dti"] = [nim_dti, mrtrix, dipy]
     if "fmri" in cases:
-        c = Case("fmri", "nimetrics", nim_fmri, "nilearn", nilearn, "<= 0.15; RSS < 0.5 x uncompressed",
+        import nibabel
+        bold_img = nibabel.load(bold)
+        half = bold_img.header.get_data_dtype().itemsize * int(np.prod(bold_img.shape)) / 2 / 2**20
+        def judge_fmri(r):
+            bad = [f"wall {r['ratio']:.3f} = {r['ratio'] / 0.15:.2f}x the target"] if r["ratio"] > 0.15 else []
+            bad += [f"RSS {r['ar']:.0f} MiB over {half:.0f} MiB"] if r["ar"] >= half else []
+            return "yes" if not bad else "no: " + "; ".join(bad)
+        c = Case("fmri", "nimetrics", nim_fmri, "nilearn", nilearn, f"<= 0.15; RSS < {half:.0f} MiB (half the uncompressed run)",
+                 judge=judge_fmri,
                  a_prep=fresh(f"{w}/nim-fmri")).run(a.pairs)
         rows.append(c.row())
         commands["fmri"] = [nim_fmri, nilearn]
@@ -204,7 +233,7 @@ def main():
             subprocess.run([a.bin, "demo", "--out", demo], check=True, stdout=subprocess.DEVNULL)
         run = lambda jobs: (f"{nim} run {demo} {w}/batch-j{jobs} participant --group "
                             f"--atlas {demo}/atlas/atlas-demo_dseg.nii.gz --jobs {jobs}")
-        c = Case("batch (demo trial)", "--jobs 2", run(2), "--jobs 1", run(1), "<= 0.6",
+        c = Case("batch (demo trial)", "--jobs 2", run(2), "--jobs 1", run(1), "<= 0.6", judge=ratio_judge(0.6),
                  a_prep=lambda: shutil.rmtree(f"{w}/batch-j2", ignore_errors=True),
                  b_prep=lambda: shutil.rmtree(f"{w}/batch-j1", ignore_errors=True)).run(a.pairs)
         rows.append(c.row())
@@ -215,17 +244,20 @@ def main():
                f"--confounds {big}/sub-bench_task-rest_desc-confounds_timeseries.tsv --threads 2 --strategy 6P "
                f"--high-pass 0.01 --low-pass 0.08 --out {w}/nim-fmri-large --prefix sub-bench")
         c = Case("fmri large (91x109x91x1200)", "nimetrics", cmd, None, None, "RSS < 1024 MiB",
+                 judge=lambda r: "yes" if r["ar"] < 1024 else f"no: {r['ar']:.0f} MiB",
                  a_prep=fresh(f"{w}/nim-fmri-large"), pairs=min(a.pairs, 2)).run(a.pairs)
         rows.append(c.row())
         commands["fmri large"] = [cmd]
 
     t = table(rows)
     print(t)
+    load = f"{load_before} before, {loadavg()} after"
+    log(f"load average (1, 5, 15 min): {load}")
     if a.write_docs:
-        write_docs(a, rows, t, commands)
+        write_docs(a, rows, t, commands, load)
 
 
-def write_docs(a, rows, t, commands):
+def write_docs(a, rows, t, commands, load):
     m = machine()
     v = versions(shlex.quote(a.python))
     path = os.path.join(ROOT, "docs/benchmarks.md")
@@ -242,6 +274,8 @@ def write_docs(a, rows, t, commands):
         "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {m['nproc']} cores ({m['cpu']}), {m['mem']} memory, Linux {m['kernel']}",
+        f"- load average (1, 5, 15 min) of the machine: {load} (other work on the machine shows here; "
+        "alternating A and B spreads it over both)",
         f"- OpenBLAS environment (left as found, for the Python peers): {m['blas']}",
         f"- versions: nimetrics `{v['nimetrics']}`; MRtrix3 `{v['mrtrix']}`; {v['python']}, DIPY {v['dipy']}, "
         f"nilearn {v['nilearn']}, nibabel {v['nibabel']}, numpy {v['numpy']}; libdeflate-tools {v['libdeflate']}",
