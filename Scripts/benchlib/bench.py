@@ -29,17 +29,17 @@ def log(msg):
 
 
 def timed(cmd, cwd=ROOT, prepare=None):
-    """(wall seconds, peak RSS in MiB) of one run of the shell command `cmd`."""
+    """(wall seconds, peak RSS in MiB, CPU seconds user + system) of one run of `cmd`."""
     if prepare:
         prepare()
     with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
-        full = ["/usr/bin/time", "-f", "%e %M", "-o", tf.name, "bash", "-c", cmd]
+        full = ["/usr/bin/time", "-f", "%e %M %U %S", "-o", tf.name, "bash", "-c", cmd]
         r = subprocess.run(full, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if r.returncode != 0:
             raise SystemExit(f"bench: command failed (exit {r.returncode}): {cmd}\n{r.stderr[-3000:]}")
         line = tf.read().strip().splitlines()[-1]
-    wall, kb = line.split()
-    return float(wall), int(kb) / 1024.0
+    wall, kb, user, system = line.split()
+    return float(wall), int(kb) / 1024.0, float(user) + float(system)
 
 
 def fresh(path):
@@ -73,14 +73,14 @@ class Case:
 
     def row(self):
         med = lambda xs: statistics.median(xs) if xs else float("nan")
-        aw, ar = med([w for w, _ in self.a]), med([r for _, r in self.a])
+        aw, ar, ac = med([x[0] for x in self.a]), med([x[1] for x in self.a]), med([x[2] for x in self.a])
         if self.b:
-            bw, br = med([w for w, _ in self.b]), med([r for _, r in self.b])
+            bw, br, bc = med([x[0] for x in self.b]), med([x[1] for x in self.b]), med([x[2] for x in self.b])
             ratio = med([x[0] / y[0] for x, y in zip(self.a, self.b)])
             rss_ratio = med([x[1] / y[1] for x, y in zip(self.a, self.b)])
         else:
-            bw = br = ratio = rss_ratio = float("nan")
-        row = dict(case=self.name, a=self.a_label, b=self.b_label or "-", aw=aw, ar=ar, bw=bw, br=br,
+            bw = br = bc = ratio = rss_ratio = float("nan")
+        row = dict(case=self.name, a=self.a_label, b=self.b_label or "-", aw=aw, ar=ar, ac=ac, bw=bw, br=br, bc=bc,
                    ratio=ratio, rss_ratio=rss_ratio, n=len(self.a), target=self.target or "")
         row["met"] = self.judge(row) if self.judge else ""
         return row
@@ -102,12 +102,12 @@ def fmt(x, digits=2):
 
 
 def table(rows):
-    out = ["| case | A | B | runs | A wall (s) | A peak RSS (MiB) | B wall (s) | B peak RSS (MiB) "
+    out = ["| case | A | B | runs | A wall (s) | A CPU (s) | A peak RSS (MiB) | B wall (s) | B CPU (s) | B peak RSS (MiB) "
            "| wall A/B (median of pairs) | RSS A/B | target | met |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        out.append(f"| {r['case']} | {r['a']} | {r['b']} | {r['n']} | {fmt(r['aw'])} | {fmt(r['ar'], 0)} | "
-                   f"{fmt(r['bw'])} | {fmt(r['br'], 0)} | {fmt(r['ratio'], 3)} | {fmt(r['rss_ratio'], 2)} | {r['target']} | {r['met']} |")
+        out.append(f"| {r['case']} | {r['a']} | {r['b']} | {r['n']} | {fmt(r['aw'])} | {fmt(r['ac'])} | {fmt(r['ar'], 0)} | "
+                   f"{fmt(r['bw'])} | {fmt(r['bc'])} | {fmt(r['br'], 0)} | {fmt(r['ratio'], 3)} | {fmt(r['rss_ratio'], 2)} | {r['target']} | {r['met']} |")
     return "\n".join(out)
 
 
@@ -280,8 +280,8 @@ def write_docs(a, rows, t, commands, load):
         f"- versions: nimetrics `{v['nimetrics']}`; MRtrix3 `{v['mrtrix']}`; {v['python']}, DIPY {v['dipy']}, "
         f"nilearn {v['nilearn']}, nibabel {v['nibabel']}, numpy {v['numpy']}; libdeflate-tools {v['libdeflate']}",
         f"- method: one warm-up run of each command, then {a.pairs} alternating pairs (A B A B ...) unless the "
-        "`runs` column says otherwise; wall time and peak RSS from `/usr/bin/time -f '%e %M'` "
-        "(peak RSS of the largest process in the tree); `wall A/B` is the median of the per-pair ratios.",
+        "`runs` column says otherwise; wall time, peak RSS and CPU time (user + system) from `/usr/bin/time -f '%e %M %U %S'` "
+        "(peak RSS of the largest process in the tree; medians); `wall A/B` is the median of the per-pair ratios.",
         "",
         t,
         "",
