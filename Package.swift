@@ -52,7 +52,7 @@ let package = Package(
         .target(name: "Functional", dependencies: ["CFFTW", "SlabParallel"]),
 
         // MARK: - Synthetic data with known truth (tests and the demo trial)
-        .target(name: "Phantoms", dependencies: ["NIfTI", "Tabular", "Diffusion"]),
+        .target(name: "Phantoms", dependencies: ["NIfTI", "Tabular", "AtomicFiles"]),
 
         // MARK: - Per-visit pipelines: files -> models -> metrics -> files
         .target(name: "Pipelines", dependencies: ["SlabParallel", "AtomicFiles", "NIfTI", "Tabular", "Parcellation", "Diffusion", "Functional"]),

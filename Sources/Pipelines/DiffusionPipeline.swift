@@ -94,6 +94,9 @@ public enum DiffusionPipeline {
         // The series is streamed volume by volume; only the mask's voxels of the kept volumes
         // are kept, voxel-compact (DIPY fits only masked voxels too), so peak memory is the
         // masked floats, not the whole 4D series.
+        // Opening a reader checks that the file can hold the voxels its header declares,
+        // before anything the size of a volume is allocated.
+        _ = try NIfTIFile.volumes(options.dwiPath)
         let voxelCount = header.voxelsPerVolume
         let spatial = header.spatialShape
         let sliceSize = spatial.x * spatial.y
@@ -370,8 +373,13 @@ public enum DiffusionPipeline {
     /// (measured on the demo phantom: all four within 0.005), so smaller differences are noise.
     static let orientationMargin = 0.02
 
+    /// Fewest neighbour pairs the check must have scored before its verdict is trusted (a
+    /// two-slice test image gave a false warning).
+    static let orientationMinimumPairs = 500
+
     static func orientationFlipIsClear(_ report: GradientOrientationReport) -> Bool {
         guard !report.asGivenIsBest,
+              report.scores.allSatisfy({ $0.pairs >= orientationMinimumPairs }),
               let given = report.scores.first(where: { $0.flip == .none })?.coherence,
               let best = report.scores.first(where: { $0.flip == report.best })?.coherence else { return false }
         return best > given + orientationMargin

@@ -20,7 +20,7 @@ import Tabular
 enum GroupDatabase {
     static func write(to path: String, visits: [GroupVisit], dataset: Dataset, baselines: [String: String?]) throws {
         do {
-            try AtomicFile.write(to: path) { temporary in
+            try AtomicFile.write(to: path, durable: true) { temporary in
                 let db = try SQLiteDatabase(path: temporary)
                 try fill(db, visits: visits, dataset: dataset, baselines: baselines)
             }

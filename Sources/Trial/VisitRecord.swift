@@ -64,7 +64,7 @@ public struct VisitRecord: Sendable {
 
     /// Writes the record atomically.
     public func write(to path: String) throws {
-        try AtomicFile.write(json.rendered() + "\n", to: path)
+        try AtomicFile.write(json.rendered() + "\n", to: path, durable: true)
     }
 
     /// Reads a record.
