@@ -142,7 +142,9 @@ public struct GradientTable: Sendable, Equatable {
             guard value.isFinite else { throw GradientTableError.nonFiniteBValue(source: source, row: row) }
             guard value >= 0 else { throw GradientTableError.negativeBValue(source: source, row: row, value: value) }
             let finite = vector.x.isFinite && vector.y.isFinite && vector.z.isFinite
-            let norm = finite ? (vector * vector).sum().squareRoot() : 0
+            // Scaled by the largest component, so a huge vector's squared norm cannot overflow.
+            let largest = finite ? max(abs(vector.x), abs(vector.y), abs(vector.z)) : 0
+            let norm = largest > 0 ? largest * ((vector / largest) * (vector / largest)).sum().squareRoot() : 0
             if norm < 1e-6 {
                 guard value <= b0Threshold else {
                     throw GradientTableError.invalidDirection(source: source, row: row, bValue: value)
@@ -152,6 +154,9 @@ public struct GradientTable: Sendable, Equatable {
                 continue
             }
             let scaledB = abs(norm - 1) > Self.normTolerance ? value * norm * norm : value
+            guard scaledB.isFinite else {
+                throw GradientTableError.malformed(source: source, reason: "row \(row): a direction of norm \(norm) scales its b-value beyond any number")
+            }
             b.append(scaledB)
             g.append(vector / norm)
         }

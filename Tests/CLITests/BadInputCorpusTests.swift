@@ -140,10 +140,6 @@ struct FuzzRegressionTests {
         return ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted().map { folder + "/" + $0 }
     }()
 
-    /// Inputs whose bug lies outside NIfTI/Tabular and is not fixed yet (docs/robustness.md).
-    static let knownTableIssues: Set<String> = [
-        "mrtrix-direction-norm-overflow", "mrtrix-direction-norm-overflow-fuzzed", "fsl-b0-direction-norm-overflow",
-    ]
 
     /// The FuzzTables target's dispatch (first byte: 0 TSV, 1 FSL bval NUL bvec, 2 MRtrix) and
     /// its invariants on an accepted gradient table.
@@ -176,12 +172,7 @@ struct FuzzRegressionTests {
                         "accepted direction of norm \(norm) with b = \(b)")
             }
         }
-        let name = URL(fileURLWithPath: input).lastPathComponent
-        if Self.knownTableIssues.contains(name) {
-            withKnownIssue("GradientTable.init: the squared norm of a huge direction overflows to +inf") { check() }
-        } else {
-            check()
-        }
+        check()
     }
 
     @Test("NIfTI reader", arguments: niftiInputs)
