@@ -69,6 +69,7 @@ public struct FunctionalResult: Sendable {
 public enum FunctionalPipeline {
     public static func run(_ options: FunctionalOptions) throws -> FunctionalResult {
         var warnings: [String] = []
+        var timer = PhaseTimer("fmri")
         let bold = try NIfTIFile.readHeader(options.boldPath)
         guard bold.volumeCount >= 3 else {
             throw PipelineError(options.boldPath, "a BOLD run needs at least 3 volumes, this one has \(bold.volumeCount)")
@@ -118,6 +119,7 @@ public enum FunctionalPipeline {
         let extracted = try RegionalTimeSeriesExtractor.extract(
             boldPath: options.boldPath, labels: labels, regionIndexes: entries.map(\.index),
             brainMask: mask, skipVolumesForTSNR: options.dummyScans, threads: options.threads)
+        timer.lap("stream + region means")
         let coverage = extracted.coverage
         var series = extracted.series
         for r in series.indices where coverage[r] < options.minimumCoverage || extracted.brainVoxels[r] == 0 {
@@ -141,6 +143,7 @@ public enum FunctionalPipeline {
         let partial: SquareMatrix? = options.partialCorrelation
             ? try wrap(options.boldPath) { try partialCorrelation(cleaned.signals, threads: options.threads) } : nil
 
+        timer.lap("cleaning + connectivity")
         // Amplitude: detrended, confound-regressed, unfiltered, uncensored.
         var amplitudeOptions = cleaningOptions
         amplitudeOptions.highPass = nil
@@ -157,6 +160,7 @@ public enum FunctionalPipeline {
             ? try writeAmplitudeMaps(options, confounds: confounds, cleaning: amplitudeOptions, repetitionTime: repetitionTime, mask: mask)
             : []
 
+        timer.lap("amplitude")
         // Summaries.
         let names = entries.map(\.name)
         let networks = entries.map(\.network)
@@ -276,6 +280,7 @@ public enum FunctionalPipeline {
         let sidecarPath = base + "_desc-summary_connectivity.json"
         try AtomicFile.write(sidecar.rendered() + "\n", to: sidecarPath)
         files.append(sidecarPath)
+        timer.lap("summaries + outputs")
         return FunctionalResult(regionNames: names, pearson: pearson, metrics: metrics, files: files,
                                 warnings: warnings, qc: cleaned.qc, repetitionTime: repetitionTime)
     }

@@ -45,6 +45,7 @@ public enum RegionalTimeSeriesExtractor {
         skipVolumesForTSNR: Int, threads: Int
     ) throws -> RegionalTimeSeries {
         let reader = try NIfTIFile.volumes(boldPath)
+        reader.threads = threads
         let header = reader.header
         let voxelCount = header.voxelsPerVolume
         guard header.volumeCount >= 2 else {
