@@ -84,7 +84,12 @@ public indirect enum JSONValue: Equatable, Sendable {
         return members.first { $0.0 == key }?.1
     }
 
-    /// Parses JSON text (object key order is kept as written).
+    /// Parses JSON text with Foundation's `JSONSerialization`.
+    ///
+    /// Object keys come back sorted, not in the order written: `JSONSerialization` returns
+    /// dictionaries, which keep no order. (Rendering keeps the order a `JSONValue` was built
+    /// with; parsing cannot.) Nesting deeper than Foundation's limit and numbers out of Double
+    /// range are reported as invalid JSON.
     public static func parse(_ text: String) throws -> JSONValue {
         let object = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
         return JSONValue(foundation: object)
