@@ -65,8 +65,23 @@ public enum AtomicFile {
     /// Writes `data` to `path` atomically.
     public static func write(_ data: Data, to path: String, durable: Bool = false) throws {
         try write(to: path, durable: durable) { temporary in
-            guard FileManager.default.createFile(atPath: temporary, contents: data) else {
+            // Written directly (not with FileManager.createFile, which on Linux goes through a
+            // temporary of its own that a killed process would leave behind, and copies twice).
+            let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            guard descriptor >= 0 else {
                 throw AtomicWriteError(path: path, reason: "cannot create file: \(String(cString: strerror(errno)))")
+            }
+            defer { close(descriptor) }
+            try data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+                var written = 0
+                while written < bytes.count {
+                    let result = Glibc.write(descriptor, bytes.baseAddress! + written, bytes.count - written)
+                    if result < 0 && errno == EINTR { continue }
+                    guard result > 0 else {
+                        throw AtomicWriteError(path: path, reason: "cannot write: \(String(cString: strerror(errno)))")
+                    }
+                    written += result
+                }
             }
         }
     }

@@ -190,18 +190,22 @@ public struct GradientTable: Sendable, Equatable {
     ///   - bval: contents of the `.bval` file.
     ///   - bvec: contents of the `.bvec` file.
     ///   - source: a name for error messages (e.g. the `.bvec` path).
+    ///   - bvalSource: the name of the b-values in error messages (e.g. the `.bval` path);
+    ///     by default `source` followed by "(bval)".
     ///   - b0Threshold: volumes with b <= this are b=0 volumes.
     /// - Throws: ``GradientTableError``.
-    public static func fsl(bval: String, bvec: String, source: String, b0Threshold: Double = 50) throws -> GradientTable {
-        let bRows = try numberRows(bval, source: source + " (bval)")
-        guard !bRows.isEmpty else { throw GradientTableError.empty(source: source + " (bval)") }
+    public static func fsl(bval: String, bvec: String, source: String, bvalSource: String? = nil,
+                           b0Threshold: Double = 50) throws -> GradientTable {
+        let bvalName = bvalSource ?? source + " (bval)"
+        let bRows = try numberRows(bval, source: bvalName)
+        guard !bRows.isEmpty else { throw GradientTableError.empty(source: bvalName) }
         let bValues: [Double]
         if bRows.count == 1 {
             bValues = bRows[0]
         } else if bRows.allSatisfy({ $0.count == 1 }) {
             bValues = bRows.map { $0[0] }
         } else {
-            throw GradientTableError.malformed(source: source + " (bval)",
+            throw GradientTableError.malformed(source: bvalName,
                                                reason: "expected one row or one column, found \(bRows.count) rows of \(bRows[0].count)")
         }
         let vRows = try numberRows(bvec, source: source + " (bvec)")

@@ -49,7 +49,10 @@ public struct TensorFit: Sendable {
         // Sequential, in voxel order: the sums do not depend on the thread count.
         for i in 0..<voxelCount where fitted[i] {
             fittedCount += 1
-            if eigenvalues[3 * i + 2] < 0 { negative += 1 }
+            // A zero tensor's rounding-noise eigenvalues are not "negative" (see zeroTensorNorm).
+            if eigenvalues[3 * i + 2] < 0 && abs(Double(eigenvalues[3 * i])) + abs(Double(eigenvalues[3 * i + 2])) > zeroTensorNorm {
+                negative += 1
+            }
             residualSum += Double(residuals[i])
         }
         return TensorFitQuality(voxelsFitted: fittedCount, negativeEigenvalueVoxels: negative,

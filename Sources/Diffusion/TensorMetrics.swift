@@ -5,7 +5,10 @@ import SlabParallel
 ///
 ///     FA = sqrt(1/2) * sqrt((λ1−λ2)² + (λ2−λ3)² + (λ3−λ1)²) / sqrt(λ1² + λ2² + λ3²)
 ///
-/// Basser & Pierpaoli 1996, J Magn Reson B 111:209. 0 for the zero tensor.
+/// Basser & Pierpaoli 1996, J Magn Reson B 111:209. 0 for the zero tensor, and for tensors
+/// whose eigenvalue norm is below ``zeroTensorNorm`` (a voxel whose signal does not change
+/// with diffusion weighting, such as background pulled into a mask, fits a tensor of rounding
+/// noise, about 1e-19 mm²/s, whose "anisotropy" would be meaningless).
 ///
 /// Negative eigenvalues (non-physical tensors fitted to noisy data) are used as they are, as
 /// in DIPY and MRtrix3: the formula then gives values that can exceed 1 (e.g. λ = (1, 0, −1)
@@ -14,10 +17,14 @@ import SlabParallel
 @inlinable
 public func fractionalAnisotropy(eigenvalues l: SIMD3<Double>) -> Double {
     let denominator = (l * l).sum()
-    guard denominator > 0 else { return 0 }
+    guard denominator > zeroTensorNorm * zeroTensorNorm else { return 0 }
     let a = l.x - l.y, b = l.y - l.z, c = l.z - l.x
     return (0.5 * (a * a + b * b + c * c) / denominator).squareRoot()
 }
+
+/// Eigenvalue norm (mm²/s, for b in s/mm²) below which a tensor counts as zero: six orders
+/// of magnitude below tissue diffusivities (about 1e-3 mm²/s).
+public let zeroTensorNorm = 1e-9
 
 /// Mean diffusivity MD = (λ1 + λ2 + λ3) / 3 = trace(D) / 3 (Basser & Pierpaoli 1996).
 @inlinable

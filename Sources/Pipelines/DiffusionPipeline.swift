@@ -80,11 +80,7 @@ public enum DiffusionPipeline {
         }
         let (fslTable, worldTable) = try readGradients(options, header: header)
         let selection: (table: GradientTable, volumeIndices: [Int])
-        do {
-            selection = try (options.vectorFrame == .fsl ? fslTable : worldTable).selecting(maximumB: options.maximumB)
-        } catch {
-            throw PipelineError(options.bvalPath ?? options.gradientTablePath ?? options.dwiPath, "\(error)")
-        }
+        selection = try (options.vectorFrame == .fsl ? fslTable : worldTable).selecting(maximumB: options.maximumB)
         if selection.volumeIndices.count < header.volumeCount {
             warnings.append("\(header.volumeCount - selection.volumeIndices.count) volume(s) with b > \(formatJSONNumber(options.maximumB)) left out of the tensor fit")
         }
@@ -388,20 +384,20 @@ public enum DiffusionPipeline {
     /// Reads the gradient table and returns it in both frames (FSL and world).
     static func readGradients(_ options: DiffusionOptions, header: NIfTIHeader) throws -> (fsl: GradientTable, world: GradientTable) {
         let linear = header.affine.linear
+        // Gradient-table errors already name the file they concern; they pass through as they are.
         if let path = options.gradientTablePath {
             let text = try readText(path)
-            let world = try wrap(path) { try GradientTable.mrtrix(text, source: path, b0Threshold: options.b0Threshold) }
-            try wrap(path) { try world.validate(volumeCount: header.volumeCount) }
-            return (try wrap(path) { try world.worldToFSL(linear: linear) }, world)
+            let world = try GradientTable.mrtrix(text, source: path, b0Threshold: options.b0Threshold)
+            try world.validate(volumeCount: header.volumeCount)
+            return (try world.worldToFSL(linear: linear), world)
         }
         guard let bvalPath = options.bvalPath, let bvecPath = options.bvecPath else {
             throw PipelineError(options.dwiPath, "no gradient table: give --bval and --bvec, or --grad")
         }
-        let fsl = try wrap(bvecPath) {
-            try GradientTable.fsl(bval: try readText(bvalPath), bvec: try readText(bvecPath), source: bvecPath, b0Threshold: options.b0Threshold)
-        }
-        try wrap(bvecPath) { try fsl.validate(volumeCount: header.volumeCount) }
-        return (fsl, try wrap(bvecPath) { try fsl.fslToWorld(linear: linear) })
+        let fsl = try GradientTable.fsl(bval: try readText(bvalPath), bvec: try readText(bvecPath), source: bvecPath,
+                                        bvalSource: bvalPath, b0Threshold: options.b0Threshold)
+        try fsl.validate(volumeCount: header.volumeCount)
+        return (fsl, try fsl.fslToWorld(linear: linear))
     }
 
     static func readText(_ path: String) throws -> String {

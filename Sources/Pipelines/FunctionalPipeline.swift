@@ -75,6 +75,7 @@ public enum FunctionalPipeline {
             throw PipelineError(options.boldPath, "a BOLD run needs at least 3 volumes, this one has \(bold.volumeCount)")
         }
         let repetitionTime = try resolveRepetitionTime(options, header: bold, warnings: &warnings)
+        try checkBand(options, volumes: bold.volumeCount - options.dummyScans, repetitionTime: repetitionTime)
 
         // Atlas and regions.
         let (labels, atlasResampled) = try LabelImage.readLabels(options.atlasPath, onto: bold, resample: options.resampleAtlas, gridName: "BOLD")
@@ -326,6 +327,30 @@ public enum FunctionalPipeline {
         try NIfTIFile.write(alff, shape: shape, geometry: geometry, to: paths[0], description: "nimetrics ALFF")
         try NIfTIFile.write(falff, shape: shape, geometry: geometry, to: paths[1], description: "nimetrics fALFF")
         return paths
+    }
+
+    /// Refuses a band-pass that keeps no frequency of the run (a TR given in milliseconds,
+    /// say, puts every frequency far below 0.01 Hz), which would otherwise turn every number
+    /// into n/a without a word), or an ALFF band that holds no frequency of the run.
+    static func checkBand(_ options: FunctionalOptions, volumes: Int, repetitionTime: Double) throws {
+        guard volumes >= 3 else {
+            throw PipelineError(options.boldPath, "\(volumes) volumes after --dummy-scans: too few to analyse")
+        }
+        let resolution = 1 / (Double(volumes) * repetitionTime)
+        let frequencies = (1...(volumes / 2)).map { Double($0) * resolution }
+        func holds(_ low: Double?, _ high: Double?) -> Bool {
+            frequencies.contains { ($0 >= (low ?? 0)) && ($0 <= (high ?? .infinity)) }
+        }
+        if options.highPass != nil || options.lowPass != nil, !holds(options.highPass, options.lowPass) {
+            throw PipelineError(options.boldPath, String(
+                format: "no frequency of this run (%d volumes, TR %g s: %.4g to %.4g Hz) lies in the pass band; is the TR in seconds?",
+                volumes, repetitionTime, frequencies.first ?? 0, frequencies.last ?? 0))
+        }
+        if !holds(options.amplitudeBand.low, options.amplitudeBand.high) {
+            throw PipelineError(options.boldPath, String(
+                format: "no frequency of this run (%d volumes, TR %g s) lies in the ALFF band %g-%g Hz; is the TR in seconds?",
+                volumes, repetitionTime, options.amplitudeBand.low, options.amplitudeBand.high))
+        }
     }
 
     /// TR: `--tr`, else the BOLD sidecar's RepetitionTime (BIDS makes it authoritative), else

@@ -49,18 +49,8 @@ struct CrashSafetyTests {
             #expect(contents(output + "/group/" + table) == contents(reference + "/group/" + table),
                     "group/\(table) differs from the uninterrupted run (\(description))")
         }
-        // Known bug (docs/robustness.md): AtomicFile.write(_:to:) creates its temporary with
-        // FileManager.createFile, which on Linux writes atomically itself, through a
-        // `.dat.nosync*` file of its own; a kill at that moment leaves one behind, and the
-        // restart's cleanup only knows `.nimetrics-tmp-*`. Those are checked apart, as an
-        // intermittent known issue, so every other difference still fails the test.
-        let foundationTemporaries = filesBelow(output).filter { $0.split(separator: "/").last?.hasPrefix(".dat.nosync") == true }
-        withKnownIssue("AtomicFile.write(_:to:) leaves Foundation's .dat.nosync* temporaries after a kill", isIntermittent: true) {
-            #expect(foundationTemporaries.isEmpty, "left after \(description): \(foundationTemporaries)")
-        }
-        for file in foundationTemporaries { try? FileManager.default.removeItem(atPath: output + "/" + file) }
         try expectSameOutputs(reference, output, label: "after kills (\(description))")
-        let leftovers = filesBelow(output).filter { $0.contains(".nimetrics-tmp-") }
+        let leftovers = filesBelow(output).filter { $0.contains(".nimetrics-tmp-") || $0.contains(".dat.nosync") }
         #expect(leftovers.isEmpty, "temporary files left after \(description): \(leftovers)")
     }
 }

@@ -273,3 +273,14 @@ struct AbsurdSizeTests {
         #expect(empty.voxelCount == 0 && empty.quality.voxelsFitted == 0 && empty.quality.meanResidual == nil)
     }
 }
+
+@Suite("Zero tensors")
+struct ZeroTensorTests {
+    @Test("a tensor of rounding noise has FA 0, and noise far above it does not")
+    func roundingNoise() {
+        #expect(fractionalAnisotropy(eigenvalues: SIMD3(3e-19, -1e-19, -2e-19)) == 0)
+        #expect(fractionalAnisotropy(eigenvalues: SIMD3(1.7e-3, 0.3e-3, 0.3e-3)) > 0.79)
+        // Just above the threshold the formula applies again.
+        #expect(fractionalAnisotropy(eigenvalues: SIMD3(2e-9, 0, 0)) == 1)
+    }
+}

@@ -150,6 +150,10 @@ struct FunctionalPipelineTests {
         var options = FunctionalOptions(boldPath: run.bold, atlasPath: run.atlas, outputFolder: run.folder + "/out")
         #expect(throws: PipelineError.self) { try FunctionalPipeline.run(options) }
         do { _ = try FunctionalPipeline.run(options) } catch { #expect("\(error)".contains("no repetition time")) }
+        options.repetitionTime = 2000  // milliseconds by mistake: no frequency in the band
+        do { _ = try FunctionalPipeline.run(options); Issue.record("no error") } catch {
+            #expect("\(error)".contains("is the TR in seconds?"), "\(error)")
+        }
         options.repetitionTime = 2
         let short = run.folder + "/short.tsv"
         try "trans_x\ttrans_y\ttrans_z\trot_x\trot_y\trot_z\n0\t0\t0\t0\t0\t0\n".write(toFile: short, atomically: true, encoding: .utf8)
