@@ -70,13 +70,15 @@ let package = Package(
         ),
 
         // MARK: - Tests
+        /// Helpers shared by the test targets (a seeded generator).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "NIfTITests", dependencies: ["NIfTI"]),
         .testTarget(name: "TabularTests", dependencies: ["Tabular"]),
-        .testTarget(name: "ParcellationTests", dependencies: ["Parcellation"]),
-        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion"]),
-        .testTarget(name: "FunctionalTests", dependencies: ["Functional"]),
+        .testTarget(name: "ParcellationTests", dependencies: ["TestSupport", "Parcellation"]),
+        .testTarget(name: "DiffusionTests", dependencies: ["TestSupport", "Diffusion"]),
+        .testTarget(name: "FunctionalTests", dependencies: ["TestSupport", "Functional"]),
         .testTarget(name: "PhantomsTests", dependencies: ["Phantoms", "NIfTI", "Tabular"]),
-        .testTarget(name: "PipelinesTests", dependencies: ["Pipelines", "Phantoms", "NIfTI"]),
+        .testTarget(name: "PipelinesTests", dependencies: ["TestSupport", "Pipelines", "Phantoms", "NIfTI"]),
         .testTarget(name: "TrialTests", dependencies: ["Trial", "Phantoms"]),
         .testTarget(name: "CLITests", dependencies: ["nimetrics", "NIfTI", "Phantoms"]),
     ]

@@ -1,3 +1,4 @@
+import TestSupport
 import Foundation
 import Testing
 @testable import Functional
@@ -5,11 +6,11 @@ import Testing
 @Suite("Confound strategies")
 struct ConfoundStrategyTests {
     static func motionTable(timePoints: Int, seed: UInt64) -> [String: [Double]] {
-        var rng = SeededGenerator(seed: seed)
+        var rng = SplitMix64(seed: seed)
         var table: [String: [Double]] = [:]
         for name in ConfoundStrategy.motionParameters + ConfoundStrategy.physiologicalSignals {
             var level = 0.0
-            table[name] = (0..<timePoints).map { _ in level += 0.05 * rng.gaussian(); return level }
+            table[name] = (0..<timePoints).map { _ in level += 0.05 * rng.normal(); return level }
         }
         return table
     }

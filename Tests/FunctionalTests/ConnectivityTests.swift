@@ -1,3 +1,4 @@
+import TestSupport
 import Foundation
 import Testing
 @testable import Functional
@@ -14,10 +15,10 @@ struct ConnectivityTests {
 
     static func correlatedSeries(timePoints: Int, seed: UInt64) throws -> TimeSeriesMatrix {
         let l = referenceCholesky(population)
-        var rng = SeededGenerator(seed: seed)
+        var rng = SplitMix64(seed: seed)
         var columns = [[Double]](repeating: [], count: 4)
         for _ in 0..<timePoints {
-            let z = (0..<4).map { _ in rng.gaussian() }
+            let z = (0..<4).map { _ in rng.normal() }
             for i in 0..<4 {
                 var v = 0.0
                 for k in 0...i { v += l[i][k] * z[k] }
@@ -129,10 +130,10 @@ struct ConnectivityTests {
             if i + 1 < p { precision[i][i + 1] = -0.4; precision[i + 1][i] = -0.4 }
         }
         let l = referenceCholesky(precision)
-        var rng = SeededGenerator(seed: 2024)
+        var rng = SplitMix64(seed: 2024)
         var columns = [[Double]](repeating: [], count: p)
         for _ in 0..<n {
-            var v = (0..<p).map { _ in rng.gaussian() }
+            var v = (0..<p).map { _ in rng.normal() }
             for i in stride(from: p - 1, through: 0, by: -1) {
                 for k in (i + 1)..<p { v[i] -= l[k][i] * v[k] }
                 v[i] /= l[i][i]

@@ -1,18 +1,7 @@
+
+import TestSupport
 import Testing
 @testable import Parcellation
-
-/// A small deterministic generator (SplitMix64) so the tests need no system randomness.
-struct SplitMix64 {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
-}
 
 /// Naive reference statistics, written independently of the library's code path.
 func naiveSummary(_ values: [Double]) -> (n: Int, mean: Double?, sd: Double?, median: Double?, p05: Double?, p95: Double?) {

@@ -1,3 +1,4 @@
+import TestSupport
 import Foundation
 import Functional
 import NIfTI
@@ -21,19 +22,19 @@ struct SmallRun {
         bold = folder + "/sub-01_ses-baseline_task-rest_bold.nii.gz"
         atlas = folder + "/atlas.nii.gz"
         confounds = folder + "/sub-01_ses-baseline_task-rest_desc-confounds_timeseries.tsv"
-        var random = TestRandom(state: seed)
+        var random = SplitMix64(state: seed)
         let n = shape.reduce(1, *)
         labels = (0..<n).map { i in
             let x = i % 6, z = i / 36
             if z == 0 { return 0 }  // background slab
             return Int32(x / 2 + 1)  // regions 1, 2, 3 by x
         }
-        let latent = (0..<volumes).map { _ in random.gaussian() }
+        let latent = (0..<volumes).map { _ in random.normal() }
         let loadings: [Double] = [0, 1.0, 0.6, -0.4]
         voxels = [Float](repeating: 0, count: n * volumes)
         for t in 0..<volumes {
             for i in 0..<n where labels[i] != 0 {
-                let value = 1000 + 5 * loadings[Int(labels[i])] * latent[t] + random.gaussian()
+                let value = 1000 + 5 * loadings[Int(labels[i])] * latent[t] + random.normal()
                 voxels[t * n + i] = Float(value)
             }
         }
@@ -48,7 +49,7 @@ struct SmallRun {
             .write(toFile: folder + "/atlas.tsv", atomically: true, encoding: .utf8)
         var text = "trans_x\ttrans_y\ttrans_z\trot_x\trot_y\trot_z\tframewise_displacement\n"
         for t in 0..<volumes {
-            let row = (0..<6).map { _ in String(random.gaussian() * 0.1) } + [t == 0 ? "n/a" : String(t % 10 == 0 ? 0.9 : 0.1)]
+            let row = (0..<6).map { _ in String(random.normal() * 0.1) } + [t == 0 ? "n/a" : String(t % 10 == 0 ? 0.9 : 0.1)]
             text += row.joined(separator: "\t") + "\n"
         }
         try text.write(toFile: confounds, atomically: true, encoding: .utf8)
