@@ -1,5 +1,4 @@
 import Foundation
-
 @testable import Diffusion
 
 /// `count` directions on a golden-angle (Fibonacci) spiral over the sphere: deterministic and

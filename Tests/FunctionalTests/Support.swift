@@ -2,7 +2,6 @@
 
 import TestSupport
 import Foundation
-
 @testable import Functional
 
 /// Lower Cholesky factor of a small SPD row-major matrix (test reference, independent of

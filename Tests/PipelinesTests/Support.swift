@@ -1,5 +1,4 @@
 import Foundation
-
 import NIfTI
 
 func makeTemporaryFolder() -> String {
