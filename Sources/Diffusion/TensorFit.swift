@@ -101,6 +101,20 @@ extension TensorModel {
     /// - Throws: ``TensorModelError`` when sizes disagree.
     public func fit(data: UnsafeBufferPointer<Float>, volumeCount: Int, voxelCount: Int,
                     mask: [Bool]? = nil, threads: Int = 1) throws -> TensorFit {
+        try fit(samples: SharedReadBuffer(data), volumeCount: volumeCount, voxelCount: voxelCount, mask: mask, threads: threads)
+    }
+
+    /// Fits the tensor to an integer signal as stored (an int16 DWI without scaling), so a
+    /// caller can keep half the memory of its floats; the result is the same as for the
+    /// signal converted to Float.
+    public func fit(data: UnsafeBufferPointer<Int16>, volumeCount: Int, voxelCount: Int,
+                    mask: [Bool]? = nil, threads: Int = 1) throws -> TensorFit {
+        try fit(samples: Int16Samples(values: SharedReadBuffer(data)), volumeCount: volumeCount,
+                voxelCount: voxelCount, mask: mask, threads: threads)
+    }
+
+    func fit<Samples: SignalSamples>(samples data: Samples, volumeCount: Int, voxelCount: Int,
+                                     mask: [Bool]?, threads: Int) throws -> TensorFit {
         guard volumeCount == table.count else {
             throw TensorModelError.volumeCountMismatch(entries: table.count, volumes: volumeCount)
         }
@@ -127,7 +141,7 @@ extension TensorModel {
         var residuals = [Float](repeating: 0, count: voxelCount)
 
         let kernel = TensorKernel(model: self)
-        let input = SharedReadBuffer(data)
+        let input = data
         voxels.withUnsafeBufferPointer { voxelList in
             let list = SharedReadBuffer(voxelList)
             tensors.withUnsafeMutableBufferPointer { t in
@@ -155,6 +169,29 @@ extension TensorModel {
             try fit(data: $0, volumeCount: volumeCount, voxelCount: voxelCount, mask: mask, threads: threads)
         }
     }
+
+    /// Fits the tensor to an integer signal array as stored; see the buffer version.
+    public func fit(data: [Int16], volumeCount: Int, voxelCount: Int,
+                    mask: [Bool]? = nil, threads: Int = 1) throws -> TensorFit {
+        try data.withUnsafeBufferPointer {
+            try fit(data: $0, volumeCount: volumeCount, voxelCount: voxelCount, mask: mask, threads: threads)
+        }
+    }
+}
+
+/// Signal samples the kernel reads, as Float, whatever they are stored as.
+protocol SignalSamples: Sendable {
+    var count: Int { get }
+    subscript(index: Int) -> Float { get }
+}
+
+extension SharedReadBuffer: SignalSamples where Element == Float {}
+
+/// Integer samples, converted as they are read.
+struct Int16Samples: SignalSamples {
+    let values: SharedReadBuffer<Int16>
+    var count: Int { values.count }
+    @inline(__always) subscript(index: Int) -> Float { Float(values[index]) }
 }
 
 /// Output views shared by the slabs (each writes only its own voxels).
@@ -190,8 +227,8 @@ struct TensorKernel: Sendable {
         bScale = model.bScale
     }
 
-    func fit(voxels: SharedReadBuffer<Int>, range: Range<Int>, data: SharedReadBuffer<Float>,
-             voxelCount: Int, out: TensorOutputs) {
+    func fit<Samples: SignalSamples>(voxels: SharedReadBuffer<Int>, range: Range<Int>, data: Samples,
+                                     voxelCount: Int, out: TensorOutputs) {
         let n = self.n
         let block = Self.blockSize
         // Per-slab scratch: the log signal of a block of voxels (voxel-major), one voxel's WLS

@@ -132,14 +132,22 @@ public enum DiffusionPipeline {
         let slabRange = (slices.lowerBound * sliceSize)..<(slices.upperBound * sliceSize)
         let model = try wrap(options.dwiPath) { try TensorModel(table: table, method: options.method, iterations: options.iterations) }
         // Gather and fit in one scope, so the masked series is freed as soon as it is fitted.
+        // An integer series without scaling is kept as stored (half the memory of floats).
+        let keepIntegers = [.int16, .uint8, .int8].contains(header.datatype) && header.scaling == nil
         let (compactFit, slabData) = try { () throws -> (TensorFit, [Float]) in
-            let gathered = try gatherVolumes(options.dwiPath, volumes: volumeIndices,
-                                             sets: [maskIndexes, slabRange.map { Int32($0) }], threads: options.threads)
+            let gathered = try gatherVolumes(options.dwiPath, volumes: volumeIndices, maskVoxels: maskIndexes,
+                                             slabVoxels: slabRange.map { Int32($0) }, integers: keepIntegers,
+                                             threads: options.threads)
             timer.lap("read + gather")
             let fit = try wrap(options.dwiPath) {
-                try model.fit(data: gathered[0], volumeCount: table.count, voxelCount: maskIndexes.count, threads: options.threads)
+                switch gathered.mask {
+                case .float(let values):
+                    try model.fit(data: values, volumeCount: table.count, voxelCount: maskIndexes.count, threads: options.threads)
+                case .int16(let values):
+                    try model.fit(data: values, volumeCount: table.count, voxelCount: maskIndexes.count, threads: options.threads)
+                }
             }
-            return (fit, gathered[1])
+            return (fit, gathered.slab)
         }()
         timer.lap("fit")
         let quality = compactFit.quality
@@ -210,11 +218,17 @@ public enum DiffusionPipeline {
         geometry.pixdim = Array(header.pixdim.prefix(3)) + [1]
         geometry.timeUnits = 0
         let shape3 = [spatial.x, spatial.y, spatial.z]
-        var outputs: [(values: [Float], shape: [Int], suffix: String, datatype: NIfTIDataType)] = maps.map { name, values in
-            (values, shape3, "_model-tensor_param-\(name)_dwimap.nii.gz", .float32)
+        // The two multi-volume maps first, at even positions, so the interleaved workers
+        // never compress both at once (their buffers set the peak memory of the write).
+        var outputs: [(values: [Float], shape: [Int], suffix: String, datatype: NIfTIDataType)] = [
+            (fit.tensors, shape3 + [6], "_model-tensor_param-tensor_dwimap.nii.gz", .float32),
+        ]
+        for (index, (name, values)) in maps.enumerated() {
+            outputs.append((values, shape3, "_model-tensor_param-\(name)_dwimap.nii.gz", .float32))
+            if index == 0 {
+                outputs.append((fit.principalEigenvectors, shape3 + [3], "_model-tensor_param-v1_dwimap.nii.gz", .float32))
+            }
         }
-        outputs.append((fit.principalEigenvectors, shape3 + [3], "_model-tensor_param-v1_dwimap.nii.gz", .float32))
-        outputs.append((fit.tensors, shape3 + [6], "_model-tensor_param-tensor_dwimap.nii.gz", .float32))
         outputs.append((mask.map { $0 ? 1 : 0 }, shape3, "_desc-brain_mask.nii.gz", .uint8))
         // Compression dominates writing, and the maps are independent: they are written in
         // parallel (the bytes of each file do not depend on it).
@@ -332,13 +346,24 @@ public enum DiffusionPipeline {
         return low..<(high + 1)
     }
 
-    /// Streams the series once and keeps, for each voxel set, those voxels of the listed
-    /// volumes, volume-major (`out[s][k * sets[s].count + j]` is voxel `sets[s][j]` of the k-th
-    /// listed volume).
-    static func gatherVolumes(_ path: String, volumes: [Int], sets: [[Int32]], threads: Int) throws -> [[Float]] {
+    /// A gathered signal, as floats or as stored integers.
+    enum GatheredSignal {
+        case float([Float])
+        case int16([Int16])
+    }
+
+    /// Streams the series once and keeps the mask's voxels (as Int16 when `integers`, which
+    /// the caller sets only for integer data without scaling, so the values are exact) and the
+    /// slab's voxels (as Float) of the listed volumes, volume-major: element `k * n + j` is
+    /// voxel j of the k-th listed volume.
+    static func gatherVolumes(_ path: String, volumes: [Int], maskVoxels: [Int32], slabVoxels: [Int32],
+                              integers: Bool, threads: Int) throws -> (mask: GatheredSignal, slab: [Float]) {
         var position = [Int: Int]()
         for (k, v) in volumes.enumerated() { position[v] = k }
-        var outputs = sets.map { [Float](repeating: 0, count: volumes.count * $0.count) }
+        let n = maskVoxels.count, m = slabVoxels.count
+        var maskFloats = [Float](repeating: 0, count: integers ? 0 : volumes.count * n)
+        var maskIntegers = [Int16](repeating: 0, count: integers ? volumes.count * n : 0)
+        var slab = [Float](repeating: 0, count: volumes.count * m)
         let reader = try NIfTIFile.volumes(path)
         reader.threads = threads
         var volume: [Float] = []
@@ -346,22 +371,37 @@ public enum DiffusionPipeline {
         while let last = volumes.last, v <= last, try reader.next(into: &volume) {
             defer { v += 1 }
             guard let k = position[v] else { continue }
-            for s in sets.indices {
-                let indexes = sets[s], n = indexes.count
-                volume.withUnsafeBufferPointer { source in
-                    outputs[s].withUnsafeMutableBufferPointer { target in
-                        let from = SharedReadBuffer(source), to = SharedBuffer(target)
-                        indexes.withUnsafeBufferPointer { indexBuffer in
-                            let list = SharedReadBuffer(indexBuffer)
+            volume.withUnsafeBufferPointer { source in
+                let from = SharedReadBuffer(source)
+                maskVoxels.withUnsafeBufferPointer { maskBuffer in
+                    let list = SharedReadBuffer(maskBuffer)
+                    if integers {
+                        maskIntegers.withUnsafeMutableBufferPointer { target in
+                            let to = SharedBuffer(target)
+                            forEachSlab(count: n, threads: threads) { range in
+                                for j in range { to[k * n + j] = Int16(from[Int(list[j])]) }
+                            }
+                        }
+                    } else {
+                        maskFloats.withUnsafeMutableBufferPointer { target in
+                            let to = SharedBuffer(target)
                             forEachSlab(count: n, threads: threads) { range in
                                 for j in range { to[k * n + j] = from[Int(list[j])] }
                             }
                         }
                     }
                 }
+                slabVoxels.withUnsafeBufferPointer { slabBuffer in
+                    slab.withUnsafeMutableBufferPointer { target in
+                        let list = SharedReadBuffer(slabBuffer), to = SharedBuffer(target)
+                        forEachSlab(count: m, threads: threads) { range in
+                            for j in range { to[k * m + j] = from[Int(list[j])] }
+                        }
+                    }
+                }
             }
         }
-        return outputs
+        return (integers ? .int16(maskIntegers) : .float(maskFloats), slab)
     }
 
     /// Coherence margin (on a 0-1 scale) by which a flipped table must beat the table as given

@@ -262,15 +262,15 @@ struct AbsurdSizeTests {
     func sizes() throws {
         let model = try TensorModel(table: try standardTable())
         #expect(throws: TensorModelError.dataSizeMismatch(expected: -1, actual: 0)) {
-            try model.fit(data: [], volumeCount: 35, voxelCount: -1)
+            try model.fit(data: [Float](), volumeCount: 35, voxelCount: -1)
         }
         #expect(throws: TensorModelError.dataSizeMismatch(expected: -1, actual: 0)) {
-            try model.fit(data: [], volumeCount: 35, voxelCount: Int.max / 2)
+            try model.fit(data: [Float](), volumeCount: 35, voxelCount: Int.max / 2)
         }
         #expect(throws: BrainMaskError.shapeMismatch(expected: -1, actual: 0)) {
             try brainMask(meanB0: [], shape: (Int.max / 2, 4, 4))
         }
-        let empty = try model.fit(data: [], volumeCount: 35, voxelCount: 0)
+        let empty = try model.fit(data: [Float](), volumeCount: 35, voxelCount: 0)
         #expect(empty.voxelCount == 0 && empty.quality.voxelsFitted == 0 && empty.quality.meanResidual == nil)
     }
 }
@@ -283,5 +283,20 @@ struct ZeroTensorTests {
         #expect(fractionalAnisotropy(eigenvalues: SIMD3(1.7e-3, 0.3e-3, 0.3e-3)) > 0.79)
         // Just above the threshold the formula applies again.
         #expect(fractionalAnisotropy(eigenvalues: SIMD3(2e-9, 0, 0)) == 1)
+    }
+}
+
+@Suite("Integer signal")
+struct IntegerSignalTests {
+    @Test("fitting an int16 signal as stored gives exactly the fit of its floats")
+    func int16() throws {
+        let model = try TensorModel(table: try standardTable())
+        var rng = SplitMix64(state: 5)
+        let voxels = 50, volumes = model.table.count
+        let stored: [Int16] = (0..<(voxels * volumes)).map { _ in Int16(200 + rng.uniform() * 800) }
+        let a = try model.fit(data: stored, volumeCount: volumes, voxelCount: voxels, threads: 2)
+        let b = try model.fit(data: stored.map(Float.init), volumeCount: volumes, voxelCount: voxels, threads: 2)
+        #expect(a.tensors == b.tensors && a.s0 == b.s0 && a.fitted == b.fitted && a.residuals == b.residuals)
+        #expect(a.fitted.contains(true))
     }
 }
