@@ -345,57 +345,6 @@ private func inflateWhole(path: String, offset: Int, byteCount: Int) throws -> B
     return whole
 }
 
-/// Sequential reads of a (possibly gzip-compressed) file through zlib, from a byte offset.
-final class GzipStream {
-    private let file: gzFile
-    private let reportPath: String
-    private let expectedBytes: Int
-
-    init(path: String, offset: Int, reportPath: String, expectedBytes: Int) throws {
-        guard let file = gzopen(path, "rb") else {
-            throw NIfTIError(path: reportPath, kind: .unreadable, reason: "cannot open \(path): \(String(cString: strerror(errno)))")
-        }
-        self.file = file
-        self.reportPath = reportPath
-        self.expectedBytes = expectedBytes
-        gzbuffer(file, 1 << 18)
-        if isGzip(path) {
-            try checkCompressedSize(path: path, offset: offset, byteCount: expectedBytes, reportPath: reportPath)
-        } else {
-            try checkUncompressedSize(path: path, offset: offset, byteCount: expectedBytes, reportPath: reportPath)
-        }
-        // Every stored property is set, so a throw from here on runs deinit, which closes the
-        // file; closing it here as well freed the zlib state twice.
-        if gzseek(file, off_t(offset), SEEK_SET) != off_t(offset) {
-            throw NIfTIError(path: reportPath, kind: .truncated, reason: "vox_offset \(offset) is past the end of the data")
-        }
-    }
-
-    deinit { gzclose(file) }
-
-    /// Reads exactly `count` bytes or throws (truncation or corrupt stream).
-    func read(into destination: UnsafeMutableRawPointer, count: Int, alreadyRead: Int) throws {
-        var done = 0
-        while done < count {
-            let chunk = UInt32(min(count - done, 1 << 30))
-            let got = gzread(file, destination + done, chunk)
-            if got < 0 {
-                throw NIfTIError(path: reportPath, kind: .corruptCompression, reason: "corrupt gzip stream: \(gzipErrorText(file))")
-            }
-            if got == 0 {
-                var code: Int32 = 0
-                _ = gzerror(file, &code)
-                if code != Z_OK && code != Z_BUF_ERROR {
-                    throw NIfTIError(path: reportPath, kind: .corruptCompression, reason: "corrupt gzip stream: \(gzipErrorText(file))")
-                }
-                throw NIfTIError(path: reportPath, kind: .truncated,
-                                 reason: "data truncated: \(formatBytes(alreadyRead + done)) of \(formatBytes(expectedBytes))")
-            }
-            done += Int(got)
-        }
-    }
-}
-
 // MARK: - Writing
 
 /// Encodes a header for writing through niftilib's own converter, so the bytes on disk are
