@@ -46,8 +46,10 @@ let package = Package(
         // MARK: - Maths (no files, no visits)
         /// Label atlases and deterministic regional statistics.
         .target(name: "Parcellation"),
+        /// The tensor fit's vectorised inner kernel (C, compiled per instruction set), used by Diffusion.
+        .target(name: "TensorKernels"),
         /// Gradient tables, the diffusion tensor model, its fits and metrics.
-        .target(name: "Diffusion", dependencies: ["SlabParallel"]),
+        .target(name: "Diffusion", dependencies: ["SlabParallel", "TensorKernels"]),
         /// Resting-state signal cleaning, spectra, connectivity and graph summaries.
         .target(name: "Functional", dependencies: ["CFFTW", "SlabParallel"]),
 

@@ -2,6 +2,7 @@
 
 import Foundation
 import SlabParallel
+internal import TensorKernels
 
 /// Per-voxel tensor parameters over the whole image grid (DIPY's TensorFit), in the voxel order
 /// of the data. Voxels outside the mask or whose fit failed hold zeros and `fitted == false`.
@@ -80,16 +81,17 @@ extension TensorModel {
     /// Only voxels in the mask are fitted (DIPY style). The masked voxels are split into
     /// `threads` contiguous slabs run with `DispatchQueue.concurrentPerform`; each slab writes
     /// its own voxels of the preallocated outputs, so the result is bit-identical for any
-    /// thread count. Within a slab, blocks of voxels are first gathered from the volume-major
-    /// data into a voxel-major scratch buffer (one pass over each volume's contiguous run),
-    /// then fitted with no heap allocation.
+    /// thread count. Within a slab, voxels are fitted eight at a time in the lanes of the
+    /// vector registers (the TensorKernels C target, compiled for AVX-512, AVX2 and the
+    /// baseline), a block of parameters at a time, then decomposed here.
     ///
     /// Per voxel: y_i = ln max(S_i, minimumSignal); OLS β = (XᵀX)⁻¹Xᵀy. For WLS, each pass
     /// solves (Xᵀ W X) β = Xᵀ W y by Cholesky with w_i = exp(2 ŷ_i), ŷ = X β from the previous
     /// pass (Salvador et al. 2005, Hum Brain Mapp 24:144; Veraart et al. 2013, NeuroImage
     /// 81:335; as DIPY's `wls_fit_tensor`). Weights are computed as exp(2 (ŷ_i − ln S0)),
-    /// the same up to a factor common to all volumes, so they do not overflow. Eigenvalues and V1 come from
-    /// ``SymmetricEigen3`` in Double before rounding to Float.
+    /// the same up to a factor common to all volumes, so they do not overflow; they are capped
+    /// at e⁸⁰ for wild non-physical tensors. Logarithms, weights and solves are in Double.
+    /// Eigenvalues and V1 come from ``SymmetricEigen3`` in Double before rounding to Float.
     ///
     /// - Parameters:
     ///   - data: the signal, volume-major as in NIfTI: `data[v * voxelCount + i]`.
@@ -101,7 +103,8 @@ extension TensorModel {
     /// - Throws: ``TensorModelError`` when sizes disagree.
     public func fit(data: UnsafeBufferPointer<Float>, volumeCount: Int, voxelCount: Int,
                     mask: [Bool]? = nil, threads: Int = 1) throws -> TensorFit {
-        try fit(samples: SharedReadBuffer(data), volumeCount: volumeCount, voxelCount: voxelCount, mask: mask, threads: threads)
+        try fit(samples: .float(SharedReadBuffer(data)), volumeCount: volumeCount, voxelCount: voxelCount,
+                mask: mask, threads: threads)
     }
 
     /// Fits the tensor to an integer signal as stored (an int16 DWI without scaling), so a
@@ -109,12 +112,12 @@ extension TensorModel {
     /// signal converted to Float.
     public func fit(data: UnsafeBufferPointer<Int16>, volumeCount: Int, voxelCount: Int,
                     mask: [Bool]? = nil, threads: Int = 1) throws -> TensorFit {
-        try fit(samples: Int16Samples(values: SharedReadBuffer(data)), volumeCount: volumeCount,
+        try fit(samples: .int16(SharedReadBuffer(data)), volumeCount: volumeCount,
                 voxelCount: voxelCount, mask: mask, threads: threads)
     }
 
-    func fit<Samples: SignalSamples>(samples data: Samples, volumeCount: Int, voxelCount: Int,
-                                     mask: [Bool]?, threads: Int) throws -> TensorFit {
+    func fit(samples data: SignalSamples, volumeCount: Int, voxelCount: Int,
+             mask: [Bool]?, threads: Int) throws -> TensorFit {
         guard volumeCount == table.count else {
             throw TensorModelError.volumeCountMismatch(entries: table.count, volumes: volumeCount)
         }
@@ -141,7 +144,6 @@ extension TensorModel {
         var residuals = [Float](repeating: 0, count: voxelCount)
 
         let kernel = TensorKernel(model: self)
-        let input = data
         voxels.withUnsafeBufferPointer { voxelList in
             let list = SharedReadBuffer(voxelList)
             tensors.withUnsafeMutableBufferPointer { t in
@@ -153,7 +155,7 @@ extension TensorModel {
                 let out = TensorOutputs(tensors: SharedBuffer(t), s0: SharedBuffer(s), eigenvalues: SharedBuffer(e),
                                         v1: SharedBuffer(v), fitted: SharedBuffer(f), residuals: SharedBuffer(r))
                 forEachSlab(count: list.count, threads: threads) { range in
-                    kernel.fit(voxels: list, range: range, data: input, voxelCount: voxelCount, out: out)
+                    kernel.fit(voxels: list, range: range, data: data, voxelCount: voxelCount, out: out)
                 }
             }}}}}}
         }
@@ -179,19 +181,17 @@ extension TensorModel {
     }
 }
 
-/// Signal samples the kernel reads, as Float, whatever they are stored as.
-protocol SignalSamples: Sendable {
-    var count: Int { get }
-    subscript(index: Int) -> Float { get }
-}
+/// The signal the kernel reads, as it is stored.
+enum SignalSamples: Sendable {
+    case float(SharedReadBuffer<Float>)
+    case int16(SharedReadBuffer<Int16>)
 
-extension SharedReadBuffer: SignalSamples where Element == Float {}
-
-/// Integer samples, converted as they are read.
-struct Int16Samples: SignalSamples {
-    let values: SharedReadBuffer<Int16>
-    var count: Int { values.count }
-    @inline(__always) subscript(index: Int) -> Float { Float(values[index]) }
+    var count: Int {
+        switch self {
+        case .float(let values): values.count
+        case .int16(let values): values.count
+        }
+    }
 }
 
 /// Output views shared by the slabs (each writes only its own voxels).
@@ -204,18 +204,19 @@ struct TensorOutputs: Sendable {
     let residuals: SharedBuffer<Float>
 }
 
-/// The per-voxel fitting code with the model's precomputed quantities in flat buffers.
+/// The model's precomputed quantities in the flat layouts of the C kernel, and the per-voxel
+/// work that follows the least-squares fit (scaling, eigen-decomposition, outputs).
 struct TensorKernel: Sendable {
     let n: Int
     let rows: [Double]
     let pinvColumns: [Double]
     let outer: [Double]
     let passes: Int
-    let minimumSignal: Float
+    let minimumSignal: Double
     let bScale: Double
 
-    /// Voxels gathered per block: 64 x N floats of scratch (16 KB for 65 volumes) stays in L1/L2.
-    static let blockSize = 64
+    /// Voxels whose parameters are held at once per slab: 7 x 256 doubles (14 KB) stay in L1/L2.
+    static let blockSize = 256
 
     init(model: TensorModel) {
         n = model.table.count
@@ -223,129 +224,51 @@ struct TensorKernel: Sendable {
         pinvColumns = model.pinvColumns
         outer = model.outer
         passes = model.method == .wls ? model.iterations : 0
-        minimumSignal = model.minimumSignal
+        minimumSignal = Double(model.minimumSignal)
         bScale = model.bScale
     }
 
-    func fit<Samples: SignalSamples>(voxels: SharedReadBuffer<Int>, range: Range<Int>, data: Samples,
-                                     voxelCount: Int, out: TensorOutputs) {
-        let n = self.n
+    func fit(voxels: SharedReadBuffer<Int>, range: Range<Int>, data: SignalSamples, voxelCount: Int, out: TensorOutputs) {
         let block = Self.blockSize
-        // Per-slab scratch: the log signal of a block of voxels (voxel-major), one voxel's WLS
-        // weights, the normal equations and their factor. Allocated once per slab, never per voxel.
-        let logSignal = UnsafeMutablePointer<Double>.allocate(capacity: block * n)
-        let weights = UnsafeMutablePointer<Double>.allocate(capacity: n)
-        let factor = UnsafeMutablePointer<Double>.allocate(capacity: 64)
-        factor.initialize(repeating: 0, count: 64)
-        let normal = UnsafeMutablePointer<Double>.allocate(capacity: 28)
-        defer { logSignal.deallocate(); weights.deallocate(); factor.deallocate(); normal.deallocate() }
+        // Per-slab scratch, allocated once: the kernel's log signal and weights (64-byte
+        // aligned vectors), and a block's parameters, residuals and flags.
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: nm_tensor_scratch_bytes(Int32(n)), alignment: 64)
+        let beta = UnsafeMutablePointer<Double>.allocate(capacity: 7 * block)
+        let sumSquares = UnsafeMutablePointer<Double>.allocate(capacity: block)
+        let ok = UnsafeMutablePointer<UInt8>.allocate(capacity: block)
+        defer { scratch.deallocate(); beta.deallocate(); sumSquares.deallocate(); ok.deallocate() }
         rows.withUnsafeBufferPointer { rows in
         pinvColumns.withUnsafeBufferPointer { pinv in
         outer.withUnsafeBufferPointer { outer in
+            var design = nm_tensor_design(volume_count: Int32(n), passes: Int32(passes), minimum_signal: minimumSignal,
+                                          rows: rows.baseAddress, pinv: pinv.baseAddress, outer: outer.baseAddress)
             var start = range.lowerBound
             while start < range.upperBound {
-                let end = min(start + block, range.upperBound)
-                // Gather: for each volume, read the block's voxels (increasing addresses).
-                let floorSignal = minimumSignal
-                for vol in 0..<n {
-                    let offset = vol * voxelCount
-                    for j in start..<end {
-                        let s = data[offset + voxels[j]]
-                        // `max` would pass NaN through; a NaN signal makes the voxel unfitted below.
-                        let clamped = s > floorSignal ? s : (s.isNaN ? s : floorSignal)
-                        logSignal[(j - start) * n + vol] = Double(Foundation.log(clamped))
-                    }
+                let count = min(block, range.upperBound - start)
+                switch data {
+                case .float(let values):
+                    nm_tensor_fit_float(&design, values.base, voxelCount, voxels.base + start, count, scratch, beta, sumSquares, ok)
+                case .int16(let values):
+                    nm_tensor_fit_int16(&design, values.base, voxelCount, voxels.base + start, count, scratch, beta, sumSquares, ok)
                 }
-                for j in start..<end {
-                    let y = logSignal + (j - start) * n
-                    fitVoxel(y: y, weights: weights, factor: factor, normal: normal,
-                             rows: rows.baseAddress!, pinv: pinv.baseAddress!, outer: outer.baseAddress!,
-                             voxel: voxels[j], out: out)
+                for k in 0..<count where ok[k] != 0 {
+                    store(beta: beta + 7 * k, sumSquares: sumSquares[k], voxel: voxels[start + k], out: out)
                 }
-                start = end
+                start += count
             }
         }}}
     }
 
+    /// Scales the parameters of one voxel to mm²/s, decomposes the tensor and writes the
+    /// voxel's outputs (left zero, and unfitted, when anything is not finite).
     @inline(__always)
-    func fitVoxel(y: UnsafeMutablePointer<Double>, weights: UnsafeMutablePointer<Double>,
-                  factor: UnsafeMutablePointer<Double>, normal: UnsafeMutablePointer<Double>,
-                  rows: UnsafePointer<Double>, pinv: UnsafePointer<Double>,
-                  outer: UnsafePointer<Double>, voxel: Int, out: TensorOutputs) {
-        let n = self.n
-        // OLS: β = pinv · y, seven scalars kept in registers.
-        var b0 = 0.0, b1 = 0.0, b2 = 0.0, b3 = 0.0, b4 = 0.0, b5 = 0.0, b6 = 0.0
-        for i in 0..<n {
-            let p = pinv + 8 * i
-            let yi = y[i]
-            b0 += p[0] * yi; b1 += p[1] * yi; b2 += p[2] * yi; b3 += p[3] * yi
-            b4 += p[4] * yi; b5 += p[5] * yi; b6 += p[6] * yi
-        }
-        var ok = (b0 + b1 + b2 + b3 + b4 + b5 + b6).isFinite
-        // WLS passes.
-        var pass = 0
-        while ok && pass < passes {
-            // Weights first, in their own loop: every XMM register is caller-saved, so an exp
-            // call inside the accumulation loop would spill the accumulators on each volume.
-            // w ∝ exp(2 ŷ_i) with ŷ_i = x_i · β; the factor exp(2 β7) common to all volumes
-            // is dropped (x_i7 = 1), so exponents stay near 0 whatever S0 is; capped at 80 so
-            // the single-precision exp cannot overflow on wild non-physical tensors. Single
-            // precision because weights need only a few digits. Measured (WLS, 200k voxels x 65
-            // volumes, 1 thread, CPU time): libm exp 0.44 s, expf 0.42 s, an inlined degree-8
-            // polynomial in Double 0.47 s, expf inside the accumulation loop 0.46 s, this 0.35 s.
-            for i in 0..<n {
-                let x = rows + 8 * i
-                let e = x[0] * b0 + x[1] * b1 + x[2] * b2 + x[3] * b3 + x[4] * b4 + x[5] * b5
-                weights[i] = Double(Foundation.exp(Float(min(2 * e, 80))))
-            }
-            // The 28 packed entries of Xᵀ W X accumulate in seven 4-lane values (kept in
-            // registers or stack slots the compiler knows do not alias the inputs).
-            var n0 = SIMD4<Double>(), n1 = SIMD4<Double>(), n2 = SIMD4<Double>(), n3 = SIMD4<Double>()
-            var n4 = SIMD4<Double>(), n5 = SIMD4<Double>(), n6 = SIMD4<Double>()
-            var r0 = 0.0, r1 = 0.0, r2 = 0.0, r3 = 0.0, r4 = 0.0, r5 = 0.0, r6 = 0.0
-            for i in 0..<n {
-                let w = weights[i]
-                let x = rows + 8 * i
-                let o = UnsafeRawPointer(outer + 28 * i)
-                let stride = MemoryLayout<SIMD4<Double>>.size
-                n0 += w * o.loadUnaligned(as: SIMD4<Double>.self)
-                n1 += w * o.loadUnaligned(fromByteOffset: stride, as: SIMD4<Double>.self)
-                n2 += w * o.loadUnaligned(fromByteOffset: 2 * stride, as: SIMD4<Double>.self)
-                n3 += w * o.loadUnaligned(fromByteOffset: 3 * stride, as: SIMD4<Double>.self)
-                n4 += w * o.loadUnaligned(fromByteOffset: 4 * stride, as: SIMD4<Double>.self)
-                n5 += w * o.loadUnaligned(fromByteOffset: 5 * stride, as: SIMD4<Double>.self)
-                n6 += w * o.loadUnaligned(fromByteOffset: 6 * stride, as: SIMD4<Double>.self)
-                let wy = w * y[i]
-                r0 += wy * x[0]; r1 += wy * x[1]; r2 += wy * x[2]; r3 += wy * x[3]
-                r4 += wy * x[4]; r5 += wy * x[5]; r6 += wy * x[6]
-            }
-            let packed = UnsafeMutableRawPointer(normal)
-            let stride = MemoryLayout<SIMD4<Double>>.size
-            packed.storeBytes(of: n0, as: SIMD4<Double>.self)
-            packed.storeBytes(of: n1, toByteOffset: stride, as: SIMD4<Double>.self)
-            packed.storeBytes(of: n2, toByteOffset: 2 * stride, as: SIMD4<Double>.self)
-            packed.storeBytes(of: n3, toByteOffset: 3 * stride, as: SIMD4<Double>.self)
-            packed.storeBytes(of: n4, toByteOffset: 4 * stride, as: SIMD4<Double>.self)
-            packed.storeBytes(of: n5, toByteOffset: 5 * stride, as: SIMD4<Double>.self)
-            packed.storeBytes(of: n6, toByteOffset: 6 * stride, as: SIMD4<Double>.self)
-            guard Cholesky7.factor(packed: normal, into: factor) else { ok = false; break }
-            (b0, b1, b2, b3, b4, b5, b6) = Cholesky7.solve(factor, r0, r1, r2, r3, r4, r5, r6)
-            ok = (b0 + b1 + b2 + b3 + b4 + b5 + b6).isFinite
-            pass += 1
-        }
-        guard ok else { return } // outputs stay zero, fitted stays false
-        var sumSquares = 0.0
-        for i in 0..<n {
-            let x = rows + 8 * i
-            let r = y[i] - (x[0] * b0 + x[1] * b1 + x[2] * b2 + x[3] * b3 + x[4] * b4 + x[5] * b5 + x[6] * b6)
-            sumSquares += r * r
-        }
+    func store(beta b: UnsafePointer<Double>, sumSquares: Double, voxel: Int, out: TensorOutputs) {
         let scale = 1 / bScale
-        let d11 = b0 * scale, d12 = b1 * scale, d13 = b2 * scale
-        let d22 = b3 * scale, d23 = b4 * scale, d33 = b5 * scale
+        let d11 = b[0] * scale, d12 = b[1] * scale, d13 = b[2] * scale
+        let d22 = b[3] * scale, d23 = b[4] * scale, d33 = b[5] * scale
         let eigen = SymmetricEigen3(d11, d12, d13, d22, d23, d33)
-        let s0 = Foundation.exp(b6)
-        guard s0.isFinite, sumSquares.isFinite, (eigen.values * eigen.values).sum().isFinite else { return }
+        let s0 = Foundation.exp(b[6])
+        guard s0.isFinite, (eigen.values * eigen.values).sum().isFinite else { return }
         let t = voxel * 6
         out.tensors[t] = Float(d11); out.tensors[t + 1] = Float(d12); out.tensors[t + 2] = Float(d13)
         out.tensors[t + 3] = Float(d22); out.tensors[t + 4] = Float(d23); out.tensors[t + 5] = Float(d33)
@@ -360,4 +283,3 @@ struct TensorKernel: Sendable {
         out.fitted[voxel] = true
     }
 }
-

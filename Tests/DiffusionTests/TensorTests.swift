@@ -237,6 +237,51 @@ struct TensorFitTests {
         }
     }
 
+    @Test("a voxel's fit does not depend on its lane: shifted by 0-8 voxels, float and int16 alike")
+    func laneInvariance() throws {
+        let table = try standardTable()
+        let tensors = randomTensors(20, seed: 21)
+        var rng = SplitMix64(state: 5)
+        let signals = tensors.map { $0.signal(table, s0: 900).map { rician($0, sigma: 30, &rng).rounded() } }
+        for method in TensorFitMethod.allCases {
+            let model = try TensorModel(table: table, method: method)
+            var reference: (tensors: [Float], s0: Float)?
+            for shift in 0...8 {
+                // The 20 voxels after `shift` copies of another voxel: voxel k sits in lane (shift + k) % 8.
+                let shifted = Array(repeating: signals[19], count: shift) + signals
+                let floats = volumeMajor(shifted, volumes: table.count)
+                let integers = floats.map { Int16($0) }
+                let a = try model.fit(data: floats, volumeCount: table.count, voxelCount: shifted.count)
+                let b = try model.fit(data: integers, volumeCount: table.count, voxelCount: shifted.count)
+                let first = Array(a.tensors[(6 * shift)..<(6 * shift + 6)])
+                #expect(Array(b.tensors[(6 * shift)..<(6 * shift + 6)]) == first)
+                #expect(a.fitted.allSatisfy { $0 })
+                if let reference {
+                    #expect(first == reference.tensors, "shift \(shift), \(method)")
+                    #expect(a.s0[shift] == reference.s0)
+                } else {
+                    reference = (first, a.s0[0])
+                }
+            }
+        }
+    }
+
+    @Test("infinite signals are not fitted; tiny and huge finite ones are")
+    func extremeSignals() throws {
+        let table = try standardTable()
+        let t = SyntheticTensor(eigenvalues: SIMD3(1.7e-3, 0.3e-3, 0.2e-3), v1: SIMD3(1, 0, 0))
+        var signals = Array(repeating: t.signal(table, s0: 1000), count: 3)
+        signals[0][3] = .infinity
+        signals[1] = t.signal(table, s0: 1e-30).map { max($0, 1e-38) }   // below the clamp: clamped, finite
+        signals[2] = t.signal(table, s0: 1e30)                            // ln S ~ 69: well within range
+        let fit = try TensorModel(table: table).fit(data: volumeMajor(signals, volumes: table.count),
+                                                    volumeCount: table.count, voxelCount: 3)
+        #expect(fit.fitted == [false, true, true])
+        let md = fit.map(.meanDiffusivity)
+        #expect(abs(Double(md[2]) - 2.2e-3 / 3) < 1e-7)
+        #expect(abs(Double(fit.s0[2]) / 1e30 - 1) < 1e-5)
+    }
+
     @Test("QC counts negative eigenvalues")
     func negativeEigenvalues() throws {
         let table = try standardTable()
