@@ -46,6 +46,8 @@ public enum RegionalTimeSeriesExtractor {
     ) throws -> RegionalTimeSeries {
         let reader = try NIfTIFile.volumes(boldPath)
         reader.threads = threads
+        // Inflate the next volume while this one is summed (the same sums, sooner).
+        reader.readsAhead = true
         let header = reader.header
         let voxelCount = header.voxelsPerVolume
         guard header.volumeCount >= 2 else {
