@@ -91,7 +91,7 @@ extension TensorModel {
     /// 81:335; as DIPY's `wls_fit_tensor`). Weights are computed as exp(2 (ŷ_i − ln S0)),
     /// the same up to a factor common to all volumes, so they do not overflow; they are capped
     /// at e⁸⁰ for wild non-physical tensors. Logarithms, weights and solves are in Double.
-    /// Eigenvalues and V1 come from ``SymmetricEigen3`` in Double before rounding to Float.
+    /// Eigenvalues and V1 come from ``SymmetricEigen3/principal(_:_:_:_:_:_:)`` (closed form, Jacobi where the gap is small) in Double before rounding to Float.
     ///
     /// - Parameters:
     ///   - data: the signal, volume-major as in NIfTI: `data[v * voxelCount + i]`.
@@ -266,7 +266,7 @@ struct TensorKernel: Sendable {
         let scale = 1 / bScale
         let d11 = b[0] * scale, d12 = b[1] * scale, d13 = b[2] * scale
         let d22 = b[3] * scale, d23 = b[4] * scale, d33 = b[5] * scale
-        let eigen = SymmetricEigen3(d11, d12, d13, d22, d23, d33)
+        let eigen = SymmetricEigen3.principal(d11, d12, d13, d22, d23, d33)
         let s0 = Foundation.exp(b[6])
         guard s0.isFinite, (eigen.values * eigen.values).sum().isFinite else { return }
         let t = voxel * 6
@@ -277,7 +277,7 @@ struct TensorKernel: Sendable {
         out.eigenvalues[e] = Float(eigen.values.x)
         out.eigenvalues[e + 1] = Float(eigen.values.y)
         out.eigenvalues[e + 2] = Float(eigen.values.z)
-        let v = eigen.vectors.0
+        let v = eigen.vector
         out.v1[e] = Float(v.x); out.v1[e + 1] = Float(v.y); out.v1[e + 2] = Float(v.z)
         out.residuals[voxel] = Float((sumSquares / Double(n)).squareRoot())
         out.fitted[voxel] = true

@@ -123,15 +123,27 @@ NM_INLINE vd exp_lanes(vd z) {
 }
 
 /// Reads volume v of eight voxels as doubles, raised to the minimum signal (NaN kept).
+/// `contiguous`: the eight voxels are consecutive (as in a masked, compacted series), so they
+/// are read with one vector load instead of eight.
 NM_INLINE vd load_signal(const void *signal, int is_int16, ptrdiff_t offset, const ptrdiff_t *lane_voxels,
-                         vd floor) {
+                         int contiguous, vd floor) {
     double s[LANES];
     if (is_int16) {
         const int16_t *values = (const int16_t *)signal + offset;
-        for (int l = 0; l < LANES; l++) s[l] = values[lane_voxels[l]];
+        if (contiguous) {
+            values += lane_voxels[0];
+            for (int l = 0; l < LANES; l++) s[l] = values[l];
+        } else {
+            for (int l = 0; l < LANES; l++) s[l] = values[lane_voxels[l]];
+        }
     } else {
         const float *values = (const float *)signal + offset;
-        for (int l = 0; l < LANES; l++) s[l] = values[lane_voxels[l]];
+        if (contiguous) {
+            values += lane_voxels[0];
+            for (int l = 0; l < LANES; l++) s[l] = values[l];
+        } else {
+            for (int l = 0; l < LANES; l++) s[l] = values[lane_voxels[l]];
+        }
     }
     const vd x = load(s);
     // `x > floor` is false for NaN, which must pass through: NaN != NaN.
@@ -184,7 +196,10 @@ NM_INLINE void fit_lanes(const nm_tensor_design *design, const void *signal, int
                          const ptrdiff_t *lane_voxels, vd *y, vd *w, vd beta[7], vd *sum_squares, vl *ok) {
     const int n = design->volume_count;
     const vd floor = splat(design->minimum_signal);
-    for (int v = 0; v < n; v++) y[v] = log_lanes(load_signal(signal, is_int16, (ptrdiff_t)v * stride, lane_voxels, floor));
+    int contiguous = 1;
+    for (int l = 1; l < LANES; l++) contiguous &= lane_voxels[l] == lane_voxels[0] + l;
+    for (int v = 0; v < n; v++)
+        y[v] = log_lanes(load_signal(signal, is_int16, (ptrdiff_t)v * stride, lane_voxels, contiguous, floor));
 
     // OLS.
     vd b[7] = {0};
@@ -204,14 +219,26 @@ NM_INLINE void fit_lanes(const nm_tensor_design *design, const void *signal, int
             z = select_lanes(z > 80.0, splat(80.0), z); // wild non-physical tensors must not overflow
             w[v] = exp_lanes(z);
         }
-        vd a[28] = {0};
+        // Xᵀ W X (28 packed entries) in four passes of seven accumulators, then Xᵀ W y: seven
+        // vectors stay in registers (with AVX2 they are 14 of the 16), where 35 at once went
+        // through memory on every volume (measured on the standard visit, 1 thread: the whole fit
+        // went from 0.15 to 0.10 s).
+        vd a[28];
+        for (int g = 0; g < 28; g += 7) {
+            vd acc[7] = {0};
+            for (int v = 0; v < n; v++) {
+                const double *o = design->outer + 28 * v + g;
+                const vd wv = w[v];
+#pragma clang loop unroll(full)
+                for (int k = 0; k < 7; k++) acc[k] += o[k] * wv;
+            }
+            for (int k = 0; k < 7; k++) a[g + k] = acc[k];
+        }
         vd rhs[7] = {0};
         for (int v = 0; v < n; v++) {
-            const double *o = design->outer + 28 * v;
             const double *x = design->rows + 8 * v;
-            const vd wv = w[v];
-            for (int q = 0; q < 28; q++) a[q] += o[q] * wv;
-            const vd wy = wv * y[v];
+            const vd wy = w[v] * y[v];
+#pragma clang loop unroll(full)
             for (int c = 0; c < 7; c++) rhs[c] += x[c] * wy;
         }
         cholesky_solve(a, rhs, &good);
