@@ -174,6 +174,75 @@ struct OrientationCheckTests {
     }
 }
 
+@Suite("Tensor fit under a flipped gradient axis")
+struct FlippedAxisFitTests {
+    /// Negating gradient axis a (g' = F g, F = diag(±1)) negates the design-matrix columns of
+    /// the off-diagonal elements that involve a: X' = X S with S = diag(s) of ±1. The
+    /// least-squares solution is then β' = S β (OLS: (SXᵀXS)⁻¹SXᵀy = S(XᵀX)⁻¹Xᵀy; WLS: the
+    /// predictions X'β' = Xβ and so the weights are unchanged), i.e. D' = F D F, V1' = ±F V1,
+    /// with the same eigenvalues. The orientation check scores its four candidates from one
+    /// fit on the strength of this identity; here it is checked on noisy fits.
+    @Test("D' = F D F and V1' = ±F V1 on noisy data",
+          arguments: [(TensorFitMethod.ols, 1), (.wls, 1), (.wls, 3)])
+    func identity(method: TensorFitMethod, iterations: Int) throws {
+        // Two shells on distinct directions, 4 b=0 volumes.
+        let directions = spiralDirections(60)
+        let table = try GradientTable(bValues: Array(repeating: 0, count: 4) + Array(repeating: 1000, count: 30)
+                                          + Array(repeating: 2000, count: 30),
+                                      directions: Array(repeating: .zero, count: 4) + directions)
+        // Random prolate tensors at random orientations (distinct λ1, so V1 is defined), with
+        // Rician noise at SNR 25.
+        var rng = SplitMix64(state: 77)
+        let voxelCount = 500
+        var signals = [[Double]]()
+        for _ in 0..<voxelCount {
+            let l1 = 1.2e-3 + 0.8e-3 * rng.uniform(), l2 = 0.3e-3 + 0.4e-3 * rng.uniform()
+            let tensor = SyntheticTensor(eigenvalues: SIMD3(l1, l2, 0.8 * l2), v1: rng.unitVector(), roll: rng.uniform())
+            signals.append(tensor.signal(table, s0: 1000).map { s in
+                let re = s + 40 * rng.normal(), im = 40 * rng.normal()
+                return (re * re + im * im).squareRoot()
+            })
+        }
+        let data = volumeMajor(signals, volumes: table.count)
+        let given = try TensorModel(table: table, method: method, iterations: iterations)
+            .fit(data: data, volumeCount: table.count, voxelCount: voxelCount)
+        #expect(given.fitted.allSatisfy { $0 })
+        // Which of D11 D12 D13 D22 D23 D33 change sign, and the diagonal of F.
+        let cases: [(GradientAxisFlip, [Float], SIMD3<Double>)] = [
+            (.x, [1, -1, -1, 1, 1, 1], SIMD3(-1, 1, 1)),
+            (.y, [1, -1, 1, 1, -1, 1], SIMD3(1, -1, 1)),
+            (.z, [1, 1, -1, 1, -1, 1], SIMD3(1, 1, -1)),
+        ]
+        for (flip, signs, f) in cases {
+            let flipped = try TensorModel(table: table.flipped(flip), method: method, iterations: iterations)
+                .fit(data: data, volumeCount: table.count, voxelCount: voxelCount)
+            var largestChange: Float = 0
+            for i in 0..<voxelCount {
+                #expect(flipped.fitted[i])
+                let d = given.tensors[(6 * i)..<(6 * i + 6)], dFlipped = flipped.tensors[(6 * i)..<(6 * i + 6)]
+                let norm = d.map(abs).max()!
+                for k in 0..<6 {
+                    // Tolerance: 16 single-precision ulps of the largest element (measured: equal).
+                    #expect(abs(dFlipped[6 * i + k] - signs[k] * d[6 * i + k]) <= 1e-6 * norm,
+                            "\(method) \(flip) voxel \(i) element \(k): \(dFlipped[6 * i + k]) vs \(signs[k] * d[6 * i + k])")
+                    largestChange = max(largestChange, abs(dFlipped[6 * i + k] - d[6 * i + k]) / norm)
+                }
+                let v = given.principalEigenvector(at: i) * f, vFlipped = flipped.principalEigenvector(at: i)
+                // ±: the fit fixes the sign so that the largest component is positive.
+                let minus = vFlipped - v, plus = vFlipped + v
+                let difference = min(max(abs(minus.x), abs(minus.y), abs(minus.z)), max(abs(plus.x), abs(plus.y), abs(plus.z)))
+                #expect(difference <= 1e-5, "\(method) \(flip) voxel \(i): V1 \(vFlipped) vs F V1 \(v)")
+                for k in 0..<3 {
+                    #expect(abs(flipped.eigenvalues[3 * i + k] - given.eigenvalues[3 * i + k]) <= 1e-6 * norm)
+                }
+            }
+            // The flip does change the fit (oblique tensors have off-diagonal elements), so the
+            // comparisons above are not between equal things.
+            #expect(largestChange > 0.1, "\(flip)")
+        }
+    }
+}
+
 @Suite("Median filter")
 struct MedianFilterTests {
     @Test("fast interior path and border path match a sort-based median", arguments: [1, 2])
