@@ -163,6 +163,126 @@ struct OrientationCheckTests {
         #expect(report.best == axis)
     }
 
+    /// The check as it was before it scored the flips from one fit: the tensor refitted with
+    /// each flipped table, and each fit's own V1 scored, sequentially in voxel order. Kept
+    /// here as the reference the one-fit check must reproduce.
+    func refitReference(data: [Float], volumeCount: Int, shape: (x: Int, y: Int, z: Int), table: GradientTable,
+                        faThreshold: Double = 0.3) throws -> GradientOrientationReport {
+        let (nx, ny, nz) = shape
+        var scores = [GradientOrientationScore]()
+        for flip in GradientAxisFlip.allCases {
+            let fit = try TensorModel(table: table.flipped(flip))
+                .fit(data: data, volumeCount: volumeCount, voxelCount: nx * ny * nz)
+            let fa = fit.map(.fractionalAnisotropy)
+            var sum = 0.0
+            var pairs = 0
+            for z in 0..<nz {
+                for y in 0..<ny {
+                    for x in 0..<nx {
+                        let i = (z * ny + y) * nx + x
+                        guard fit.fitted[i], Double(fa[i]) > faThreshold else { continue }
+                        let v = fit.principalEigenvector(at: i)
+                        for direction in [1.0, -1.0] {
+                            let px = Double(x) + direction * v.x, py = Double(y) + direction * v.y
+                            let pz = Double(z) + direction * v.z
+                            guard px >= 0, py >= 0, pz >= 0, px <= Double(nx - 1), py <= Double(ny - 1),
+                                  pz <= Double(nz - 1) else { continue }
+                            let x0 = Int(px), y0 = Int(py), z0 = Int(pz)
+                            let fx = px - Double(x0), fy = py - Double(y0), fz = pz - Double(z0)
+                            var agreement = 0.0
+                            for corner in 0..<8 {
+                                let cx = corner & 1, cy = (corner >> 1) & 1, cz = corner >> 2
+                                let weight = (cx == 1 ? fx : 1 - fx) * (cy == 1 ? fy : 1 - fy) * (cz == 1 ? fz : 1 - fz)
+                                guard weight > 0 else { continue }
+                                let j = ((z0 + cz) * ny + (y0 + cy)) * nx + (x0 + cx)
+                                if fit.fitted[j] && Double(fa[j]) > faThreshold {
+                                    agreement += weight * abs((v * fit.principalEigenvector(at: j)).sum())
+                                }
+                            }
+                            sum += agreement
+                            pairs += 1
+                        }
+                    }
+                }
+            }
+            scores.append(GradientOrientationScore(flip: flip, coherence: pairs > 0 ? sum / Double(pairs) : 0, pairs: pairs))
+        }
+        var best = scores[0]
+        for score in scores.dropFirst() where score.coherence > best.coherence { best = score }
+        return GradientOrientationReport(scores: scores, best: best.flip)
+    }
+
+    @Test("one fit gives the report of four refits, for any thread count",
+          arguments: ["fan", "noisy fan", "curved bundle"], [GradientAxisFlip.none, .x, .y, .z])
+    func matchesRefits(phantomName: String, axis: GradientAxisFlip) throws {
+        let table = try standardTable()
+        var (data, shape) = phantomName == "curved bundle" ? arcBundle(table: table.flipped(axis))
+            : phantom(table: table.flipped(axis))
+        if phantomName == "noisy fan" {
+            var rng = SplitMix64(state: 21)
+            for k in data.indices {
+                let re = Double(data[k]) + 50 * rng.normal(), im = 50 * rng.normal()
+                data[k] = Float((re * re + im * im).squareRoot())
+            }
+        }
+        let reference = try refitReference(data: data, volumeCount: table.count, shape: shape, table: table)
+        let report = try gradientOrientationCheck(data: data, volumeCount: table.count, shape: shape, table: table)
+        #expect(report.best == reference.best)
+        #expect(report.scores.map(\.flip) == reference.scores.map(\.flip))
+        #expect(report.scores.map(\.pairs) == reference.scores.map(\.pairs))
+        for (score, expected) in zip(report.scores, reference.scores) {
+            // Only the order of the additions differs (blocks of voxels; measured: at most 1.1e-16).
+            #expect(abs(score.coherence - expected.coherence) <= 1e-12, "\(score.flip): \(score.coherence) vs \(expected.coherence)")
+        }
+        #expect(report.scores[0].pairs > 500)
+        // The scores are the same bits whatever the thread count.
+        for threads in [2, 7] {
+            #expect(try gradientOrientationCheck(data: data, volumeCount: table.count, shape: shape, table: table,
+                                                 threads: threads) == report)
+        }
+    }
+
+    @Test("a field in voxel axes: thresholds, unfitted voxels and sizes")
+    func field() throws {
+        // A straight bundle along x through the middle row of a 6x3x3 grid, FA 0.8; the
+        // voxel at x = 3 is not fitted, so the steps into it score 0.
+        let shape = (x: 6, y: 3, z: 3)
+        let n = 54
+        var v1 = [Float](repeating: 0, count: 3 * n), fa = [Float](repeating: 0.1, count: n)
+        var fitted = [Bool](repeating: true, count: n)
+        for x in 0..<6 {
+            let i = (1 * 3 + 1) * 6 + x
+            v1[3 * i] = 1
+            fa[i] = 0.8
+        }
+        fitted[(1 * 3 + 1) * 6 + 3] = false
+        let report = try gradientOrientationCheck(principalEigenvectors: v1, fractionalAnisotropy: fa, fitted: fitted,
+                                                  shape: shape, threads: 3)
+        // Scored voxels x = 0, 1, 2, 4, 5; the steps off the grid (from 0 and from 5) are not
+        // counted, which leaves 8, of which the 2 into x = 3 score 0 and the others 1.
+        // Flipping an axis perpendicular to V1, or V1's own axis, leaves a straight bundle
+        // as it is: all four candidates tie, and "as given" wins the tie.
+        #expect(report.scores.allSatisfy { $0.pairs == 8 })
+        #expect(report.scores.allSatisfy { abs($0.coherence - 6.0 / 8) < 1e-15 })
+        #expect(report.best == .none)
+        // Above the threshold only: FA equal to it is not anisotropic.
+        let lowered = try gradientOrientationCheck(principalEigenvectors: v1, fractionalAnisotropy: fa.map { $0 == 0.8 ? 0.5 : $0 },
+                                                   fitted: fitted, shape: shape, faThreshold: 0.5)
+        #expect(lowered.scores.allSatisfy { $0.pairs == 0 && $0.coherence == 0 })
+        #expect(throws: GradientOrientationCheckError.sizeMismatch(input: "principal eigenvectors (3 per voxel)",
+                                                                   expected: 162, actual: 54)) {
+            try gradientOrientationCheck(principalEigenvectors: fa, fractionalAnisotropy: fa, fitted: fitted, shape: shape)
+        }
+        #expect(throws: GradientOrientationCheckError.sizeMismatch(input: "fitted voxels", expected: 54, actual: 53)) {
+            try gradientOrientationCheck(principalEigenvectors: v1, fractionalAnisotropy: fa,
+                                         fitted: Array(fitted.dropLast()), shape: shape)
+        }
+        #expect(throws: GradientOrientationCheckError.sizeMismatch(input: "principal eigenvectors (3 per voxel)",
+                                                                   expected: -1, actual: 162)) {
+            try gradientOrientationCheck(principalEigenvectors: v1, fractionalAnisotropy: fa, fitted: fitted, shape: (6, 0, 3))
+        }
+    }
+
     @Test("isotropic data has nothing to score")
     func isotropic() throws {
         let table = try standardTable()
