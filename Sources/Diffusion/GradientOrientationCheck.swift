@@ -195,54 +195,98 @@ struct CoherenceScorer: Sendable {
     /// workers balanced on a brain, and the blocks' sums are few to add.
     static let blockSize = 8192
 
-    /// The sign of each voxel axis under each candidate, in ``GradientAxisFlip/allCases`` order.
-    static let signs: [SIMD3<Double>] = [SIMD3(1, 1, 1), SIMD3(-1, 1, 1), SIMD3(1, -1, 1), SIMD3(1, 1, -1)]
-
     @inline(__always)
     func isAnisotropic(_ j: Int) -> Bool { fitted[j] && Double(fa[j]) > faThreshold }
 
+    /// |v · V1(j)|, or 0 when voxel j is not anisotropic: a step into tissue that is not
+    /// anisotropic ends the fibre. It is the same for every candidate (F u · F w = u · w).
     @inline(__always)
-    func vector(_ i: Int) -> SIMD3<Double> { SIMD3(Double(v1[3 * i]), Double(v1[3 * i + 1]), Double(v1[3 * i + 2])) }
+    func agreement(_ vx: Double, _ vy: Double, _ vz: Double, _ j: Int) -> Double {
+        guard isAnisotropic(j) else { return 0 }
+        return abs(vx * Double(v1[3 * j]) + vy * Double(v1[3 * j + 1]) + vz * Double(v1[3 * j + 2]))
+    }
 
     /// Writes the block's sums of agreements and its step counts to `sums` and `pairs`, one
     /// entry per candidate.
+    ///
+    /// Every step of voxel (x, y, z) lands within one voxel of it, so its 8 corners lie in the
+    /// 3 x 3 x 3 neighbourhood (a corner two voxels away is reached only with weight 0, and
+    /// skipped). The agreements |V1(i) · V1(j)| of that neighbourhood are computed once per
+    /// voxel (0 for a voxel that is not anisotropic or off the grid) and shared by the 8 steps
+    /// of the 4 candidates, which would otherwise compute up to 64; the sums are the same, bit
+    /// for bit, as computing each corner's agreement where it is used. Measured on the standard
+    /// DWI (77k anisotropic voxels): <!--SCORING-->.
     func score(_ range: Range<Int>, sums: UnsafeMutableBufferPointer<Double>, pairs: UnsafeMutableBufferPointer<Int>) {
         let sliceSize = nx * ny
-        let upper = SIMD3(Double(nx - 1), Double(ny - 1), Double(nz - 1))
-        // Per-candidate accumulators for the block, in the lanes of none, x, y, z.
-        var blockSums = SIMD4<Double>(), blockPairs = SIMD4<Int>()
-        for i in range where isAnisotropic(i) {
-            let z = i / sliceSize, y = (i - z * sliceSize) / nx, x = i - z * sliceSize - y * nx
-            let position = SIMD3(Double(x), Double(y), Double(z))
-            let v = vector(i)
-            for candidate in 0..<4 {
-                let step = v * Self.signs[candidate]
-                for direction in 0..<2 {
-                    // The point one voxel along ±V1, and the 8 voxels around it.
-                    let p = direction == 0 ? position + step : position - step
-                    // Off the grid: no information, not counted. (A corner past the last voxel
-                    // can only be reached with weight 0, and is skipped below.)
-                    guard p.x >= 0, p.y >= 0, p.z >= 0, p.x <= upper.x, p.y <= upper.y, p.z <= upper.z else { continue }
-                    let x0 = Int(p.x), y0 = Int(p.y), z0 = Int(p.z)
-                    let fx = p.x - Double(x0), fy = p.y - Double(y0), fz = p.z - Double(z0)
-                    var agreement = 0.0
-                    for corner in 0..<8 {
-                        let cx = corner & 1, cy = (corner >> 1) & 1, cz = corner >> 2
-                        let weight = (cx == 1 ? fx : 1 - fx) * (cy == 1 ? fy : 1 - fy) * (cz == 1 ? fz : 1 - fz)
-                        guard weight > 0 else { continue }
-                        let j = ((z0 + cz) * ny + (y0 + cy)) * nx + (x0 + cx)
-                        // A step into tissue that is not anisotropic ends the fibre: it scores 0.
-                        // The agreement is the same for every candidate: F u · F w = u · w.
-                        if isAnisotropic(j) { agreement += weight * abs((v * vector(j)).sum()) }
+        // Per-candidate accumulators for the block (none, x, y, z).
+        var sum0 = 0.0, sum1 = 0.0, sum2 = 0.0, sum3 = 0.0
+        var pairs0 = 0, pairs1 = 0, pairs2 = 0, pairs3 = 0
+        // The neighbourhood's agreements, at (dz + 1) * 16 + (dy + 1) * 4 + (dx + 1) for the
+        // voxel at offset (dx, dy, dz) of -1...1; offset 2 (reached only with weight 0) holds 0.
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: 64) { neighbourhood in
+            let agreements = neighbourhood.baseAddress!
+            agreements.initialize(repeating: 0, count: 64)
+            for i in range where isAnisotropic(i) {
+                let z = i / sliceSize, y = (i - z * sliceSize) / nx, x = i - z * sliceSize - y * nx
+                let vx = Double(v1[3 * i]), vy = Double(v1[3 * i + 1]), vz = Double(v1[3 * i + 2])
+                // Unit vectors (the fit's) step within the neighbourhood; anything else (a
+                // component above 1, or NaN) takes the agreement of each corner where it is used.
+                let local = abs(vx) <= 1 && abs(vy) <= 1 && abs(vz) <= 1
+                if local {
+                    for dz in -1...1 {
+                        for dy in -1...1 {
+                            for dx in -1...1 {
+                                let xx = x + dx, yy = y + dy, zz = z + dz
+                                let inGrid = xx >= 0 && xx < nx && yy >= 0 && yy < ny && zz >= 0 && zz < nz
+                                agreements[(dz + 1) * 16 + (dy + 1) * 4 + dx + 1]
+                                    = inGrid ? agreement(vx, vy, vz, (zz * ny + yy) * nx + xx) : 0
+                            }
+                        }
                     }
-                    blockSums[candidate] += agreement
-                    blockPairs[candidate] += 1
                 }
+                /// Adds the step to (x, y, z) + (sx, sy, sz) to a candidate's sums.
+                @inline(__always)
+                func step(_ sx: Double, _ sy: Double, _ sz: Double, _ sum: inout Double, _ count: inout Int) {
+                    // The point one voxel along ±V1, and the 8 voxels around it.
+                    let px = Double(x) + sx, py = Double(y) + sy, pz = Double(z) + sz
+                    // Off the grid: no information, not counted.
+                    guard px >= 0, py >= 0, pz >= 0, px <= Double(nx - 1), py <= Double(ny - 1),
+                          pz <= Double(nz - 1) else { return }
+                    let x0 = Int(px), y0 = Int(py), z0 = Int(pz)
+                    let fx = px - Double(x0), fy = py - Double(y0), fz = pz - Double(z0)
+                    let gx = 1 - fx, gy = 1 - fy, gz = 1 - fz
+                    // Corner (cx, cy, cz) has weight wx * wy * wz; a corner of weight 0 is
+                    // skipped, as it may lie past the neighbourhood or the grid.
+                    var total = 0.0
+                    if local {
+                        let base = (z0 - z + 1) * 16 + (y0 - y + 1) * 4 + (x0 - x + 1)
+                        @inline(__always)
+                        func corner(_ weight: Double, _ offset: Int) {
+                            if weight > 0 { total += weight * agreements[base + offset] }
+                        }
+                        corner(gx * gy * gz, 0); corner(fx * gy * gz, 1); corner(gx * fy * gz, 4); corner(fx * fy * gz, 5)
+                        corner(gx * gy * fz, 16); corner(fx * gy * fz, 17); corner(gx * fy * fz, 20); corner(fx * fy * fz, 21)
+                    } else {
+                        @inline(__always)
+                        func corner(_ weight: Double, _ cx: Int, _ cy: Int, _ cz: Int) {
+                            if weight > 0 { total += weight * agreement(vx, vy, vz, ((z0 + cz) * ny + y0 + cy) * nx + x0 + cx) }
+                        }
+                        corner(gx * gy * gz, 0, 0, 0); corner(fx * gy * gz, 1, 0, 0)
+                        corner(gx * fy * gz, 0, 1, 0); corner(fx * fy * gz, 1, 1, 0)
+                        corner(gx * gy * fz, 0, 0, 1); corner(fx * gy * fz, 1, 0, 1)
+                        corner(gx * fy * fz, 0, 1, 1); corner(fx * fy * fz, 1, 1, 1)
+                    }
+                    sum += total
+                    count += 1
+                }
+                // Each candidate's V1 (one axis negated), forwards then backwards.
+                step(vx, vy, vz, &sum0, &pairs0); step(-vx, -vy, -vz, &sum0, &pairs0)
+                step(-vx, vy, vz, &sum1, &pairs1); step(vx, -vy, -vz, &sum1, &pairs1)
+                step(vx, -vy, vz, &sum2, &pairs2); step(-vx, vy, -vz, &sum2, &pairs2)
+                step(vx, vy, -vz, &sum3, &pairs3); step(-vx, -vy, vz, &sum3, &pairs3)
             }
         }
-        for candidate in 0..<4 {
-            sums[candidate] = blockSums[candidate]
-            pairs[candidate] = blockPairs[candidate]
-        }
+        sums[0] = sum0; sums[1] = sum1; sums[2] = sum2; sums[3] = sum3
+        pairs[0] = pairs0; pairs[1] = pairs1; pairs[2] = pairs2; pairs[3] = pairs3
     }
 }
