@@ -11,7 +11,7 @@ fi
 d="$cache/data" w="$cache/work/profile"
 mkdir -p "$w"
 dwi="$d/dwi/sub-bench_dwi" f="$d/func"
-phases='TensorModelV3fit|gradientOrientationCheck|convertVoxels|inflate|readAllData|VolumeReader|NIfTIFileO5write|storeVoxels|_arrayConditionalCast|regionalStatistics|cleanSignals|pearsonCorrelation|amplitudeOfLow|RegionalTimeSeriesExtractor|exc_page_fault'
+phases='TensorModelV3fit|gradientOrientationCheck|CoherenceScorer|principalEigenvectorField|convertVoxels|inflate|readAllData|VolumeReader|NIfTIFileO5write|storeVoxels|_arrayConditionalCast|regionalStatistics|cleanSignals|pearsonCorrelation|amplitudeOfLow|RegionalTimeSeriesExtractor|exc_page_fault'
 report() {
   local data="$1"
   echo "CPU samples by library:"

@@ -5,12 +5,15 @@
 //     GradientTable.fsl(bval:bvec:source:) / .mrtrix(_:source:)   text -> table (FSL frame or world)
 //         .validate(volumeCount:), .selecting(maximumB:)           checks, b <= 1500 subset
 //         .fslToWorld(linear:), .worldToFSL(linear:), .fslToVoxel(linear:)
+//     DirectionTransform(from:to:linear:)                           directions: voxel <-> FSL <-> world
 //     meanB0(data:table:voxelCount:) -> brainMask(meanB0:shape:)   mask
-//     gradientOrientationCheck(data:volumeCount:shape:mask:table:)  flipped-axis check
 //     TensorModel(table:method:iterations:)                         design, pseudo-inverse
 //         .fit(data:volumeCount:voxelCount:mask:threads:)            -> TensorFit
 //     TensorFit.map(.fractionalAnisotropy) ... , .quality           maps and QC
 //     fractionalAnisotropy(eigenvalues:) ...                         per-voxel metrics
+//     gradientOrientationCheck(principalEigenvectors:fractionalAnisotropy:fitted:shape:)
+//                                                                   flipped-axis check from one fit's V1
+//     gradientOrientationCheck(data:volumeCount:shape:mask:table:)  the same, fitting the data once
 //
 // Data are volume-major as in NIfTI (`data[v * voxelCount + i]`, x fastest within a volume).
 // Every threaded routine gives bit-identical results for any `threads`.

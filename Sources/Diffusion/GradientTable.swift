@@ -330,42 +330,33 @@ public struct GradientTable: Sendable, Equatable {
     /// - Parameter linear: the 3 x 3 linear part of the voxel-to-world affine, `linear[row][column]`.
     /// - Throws: ``GradientTableError/invalidTransform(source:reason:)``.
     public func fslToWorld(linear: [[Double]]) throws -> GradientTable {
-        let (r, flipX) = try Self.frame(linear, source: source)
-        return transformed { g in r.apply(flipX ? SIMD3(-g.x, g.y, g.z) : g) }
+        transformed(by: try DirectionTransform(from: .fsl, to: .world, linear: linear, source: source))
     }
 
     /// Converts world (scanner RAS) directions to FSL's frame: the inverse of
     /// ``fslToWorld(linear:)``, `g = F * R^-1 * world`.
     /// - Throws: ``GradientTableError/invalidTransform(source:reason:)``.
     public func worldToFSL(linear: [[Double]]) throws -> GradientTable {
-        let (r, flipX) = try Self.frame(linear, source: source)
-        let inverse = r.inverse
-        return transformed { w in
-            let g = inverse.apply(w)
-            return flipX ? SIMD3(-g.x, g.y, g.z) : g
-        }
+        transformed(by: try DirectionTransform(from: .world, to: .fsl, linear: linear, source: source))
     }
 
     /// Converts FSL-frame directions to the image's voxel axes: `F * g`, which undoes FSL's x
     /// negation when det(linear) > 0. Used by ``gradientOrientationCheck(data:volumeCount:shape:mask:table:method:faThreshold:threads:)``,
-    /// which steps through voxel indices along the principal direction.
+    /// which steps through voxel indices along the principal direction (``DirectionTransform``
+    /// converts fitted directions the same way).
     /// - Throws: ``GradientTableError/invalidTransform(source:reason:)``.
     public func fslToVoxel(linear: [[Double]]) throws -> GradientTable {
         let (_, flipX) = try Self.frame(linear, source: source)
         return flipX ? flipped(.x) : self
     }
 
-    private func transformed(_ map: (SIMD3<Double>) -> SIMD3<Double>) -> GradientTable {
-        let rotated = directions.map { g -> SIMD3<Double> in
-            if g == .zero { return g }
-            let w = map(g)
-            return w / (w * w).sum().squareRoot()
-        }
-        return GradientTable(validatedBValues: bValues, directions: rotated, b0Threshold: b0Threshold, source: source)
+    private func transformed(by transform: DirectionTransform) -> GradientTable {
+        GradientTable(validatedBValues: bValues, directions: directions.map(transform.apply), b0Threshold: b0Threshold,
+                      source: source)
     }
 
     /// The column-normalised matrix and whether FSL's x flip applies.
-    private static func frame(_ linear: [[Double]], source: String) throws -> (Matrix3, Bool) {
+    fileprivate static func frame(_ linear: [[Double]], source: String) throws -> (Matrix3, Bool) {
         guard linear.count == 3, linear.allSatisfy({ $0.count == 3 }) else {
             throw GradientTableError.invalidTransform(source: source, reason: "expected 3 rows of 3 values")
         }
@@ -390,6 +381,70 @@ public struct GradientTable: Sendable, Equatable {
     }
 }
 
+/// The axes a direction (a gradient, a fitted V1) is expressed in.
+public enum DirectionFrame: String, CaseIterable, Sendable {
+    /// The image's voxel axes, in which ``gradientOrientationCheck(principalEigenvectors:fractionalAnisotropy:fitted:shape:faThreshold:threads:)``
+    /// steps.
+    case voxel
+    /// FSL's bvec and dtifit frame: the voxel axes with x negated when the voxel-to-world
+    /// determinant is positive.
+    case fsl
+    /// Scanner/template RAS+ axes (MRtrix gradient tables, `tensor2metric -vector`).
+    case world
+}
+
+/// A change of frame for directions, `v' = M v / ‖M v‖` (the zero vector stays zero), built
+/// from the image's voxel-to-world matrix as MRtrix3's `-fslgrad` import does.
+///
+/// With R the voxel-to-world linear part with unit columns and F = diag(-1, 1, 1) when
+/// det(linear) > 0 (else the identity), a direction v in voxel axes is `F v` in FSL's frame
+/// and `R v` in world axes; so, for instance, world to voxel is `R^-1` and FSL to world is
+/// `R F`. Results are renormalised, since a sheared matrix would change their norm.
+///
+/// ``GradientTable/fslToWorld(linear:)`` and ``GradientTable/worldToFSL(linear:)`` convert a
+/// table with it; the DTI pipeline converts the fitted V1 field into voxel axes for the
+/// gradient orientation check.
+public struct DirectionTransform: Sendable, Equatable {
+    let matrix: Matrix3
+
+    /// The transform taking directions in `from` to directions in `to`.
+    /// - Parameters:
+    ///   - from: the frame of the directions given to ``apply(_:)``.
+    ///   - to: the frame of its results.
+    ///   - linear: the 3 x 3 linear part of the voxel-to-world affine, `linear[row][column]`.
+    ///   - source: a name for error messages (e.g. the gradient table or the image).
+    /// - Throws: ``GradientTableError/invalidTransform(source:reason:)``.
+    public init(from: DirectionFrame, to: DirectionFrame, linear: [[Double]], source: String = "voxel-to-world matrix") throws {
+        let (r, flipX) = try GradientTable.frame(linear, source: source)
+        let identity = Matrix3(rows: [[1, 0, 0], [0, 1, 0], [0, 0, 1]])
+        let f = flipX ? Matrix3(rows: [[-1, 0, 0], [0, 1, 0], [0, 0, 1]]) : identity
+        guard from != to else {
+            matrix = identity
+            return
+        }
+        // Each frame to voxel axes (F is its own inverse), then voxel axes to the target.
+        let toVoxel: Matrix3
+        switch from {
+        case .voxel: toVoxel = identity
+        case .fsl: toVoxel = f
+        case .world: toVoxel = r.inverse
+        }
+        switch to {
+        case .voxel: matrix = toVoxel
+        case .fsl: matrix = f * toVoxel
+        case .world: matrix = r * toVoxel
+        }
+    }
+
+    /// The direction `v` in the target frame, unit length (zero when `v` is zero).
+    @inline(__always)
+    public func apply(_ v: SIMD3<Double>) -> SIMD3<Double> {
+        if v == .zero { return v }
+        let w = matrix.apply(v)
+        return w / (w * w).sum().squareRoot()
+    }
+}
+
 /// A small 3 x 3 matrix for frame conversions (rows stored as SIMD3).
 struct Matrix3: Equatable {
     var r0: SIMD3<Double>, r1: SIMD3<Double>, r2: SIMD3<Double>
@@ -411,6 +466,16 @@ struct Matrix3: Equatable {
     }
 
     func column(_ c: Int) -> SIMD3<Double> { SIMD3(r0[c], r1[c], r2[c]) }
+
+    /// The product a b. With a or b a signed identity (the FSL flip) the entries of the other
+    /// are only negated or kept, so a product with it transforms directions to the same values,
+    /// bit for bit, as applying the two one after the other.
+    static func * (a: Matrix3, b: Matrix3) -> Matrix3 {
+        let c0 = b.column(0), c1 = b.column(1), c2 = b.column(2)
+        return Matrix3(r0: SIMD3((a.r0 * c0).sum(), (a.r0 * c1).sum(), (a.r0 * c2).sum()),
+                       r1: SIMD3((a.r1 * c0).sum(), (a.r1 * c1).sum(), (a.r1 * c2).sum()),
+                       r2: SIMD3((a.r2 * c0).sum(), (a.r2 * c1).sum(), (a.r2 * c2).sum()))
+    }
 
     func apply(_ v: SIMD3<Double>) -> SIMD3<Double> {
         SIMD3((r0 * v).sum(), (r1 * v).sum(), (r2 * v).sum())

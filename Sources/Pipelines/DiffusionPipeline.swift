@@ -13,6 +13,14 @@ public enum VectorFrame: String, CaseIterable, Sendable {
     case fsl
     /// Scanner/template RAS+ axes, as MRtrix's `tensor2metric -vector` gives.
     case world
+
+    /// The same axes as the Diffusion module names them.
+    var directionFrame: DirectionFrame {
+        switch self {
+        case .fsl: return .fsl
+        case .world: return .world
+        }
+    }
 }
 
 /// Everything `nimetrics dti` needs for one DWI series, with the documented defaults.
@@ -36,7 +44,9 @@ public struct DiffusionOptions: Sendable {
     /// b-values at or below this count as b=0.
     public var b0Threshold = 50.0
     public var vectorFrame: VectorFrame = .fsl
-    /// Run the gradient orientation check (four extra fits of the white-matter voxels).
+    /// Run the gradient orientation check: the coherence of the fitted V1 field over every
+    /// fitted voxel, with the table as given and with each voxel axis negated, all scored
+    /// from the one tensor fit (no extra fits).
     public var orientationCheck = true
     public var threads = 1
     public var outputFolder: String
@@ -95,7 +105,6 @@ public enum DiffusionPipeline {
         _ = try NIfTIFile.volumes(options.dwiPath)
         let voxelCount = header.voxelsPerVolume
         let spatial = header.spatialShape
-        let sliceSize = spatial.x * spatial.y
 
         // Mask (an automatic one needs a first pass over the b=0 volumes).
         let mask: [Bool]
@@ -125,29 +134,22 @@ public enum DiffusionPipeline {
         guard !maskIndexes.isEmpty else { throw PipelineError(options.maskPath ?? options.dwiPath, "the brain mask is empty") }
         timer.lap("mask")
 
-        // The orientation check's slab of central slices, chosen from the mask now so its
-        // voxels are gathered in the same pass.
-        let slices = options.orientationCheck
-            ? centralSlices(of: mask, shape: spatial, voxelLimit: 3 * orientationCheckVoxels) : 0..<0
-        let slabRange = (slices.lowerBound * sliceSize)..<(slices.upperBound * sliceSize)
         let model = try wrap(options.dwiPath) { try TensorModel(table: table, method: options.method, iterations: options.iterations) }
         // Gather and fit in one scope, so the masked series is freed as soon as it is fitted.
         // An integer series without scaling is kept as stored (half the memory of floats).
         let keepIntegers = [.int16, .uint8, .int8].contains(header.datatype) && header.scaling == nil
-        let (compactFit, slabData) = try { () throws -> (TensorFit, [Float]) in
+        let compactFit = try { () throws -> TensorFit in
             let gathered = try gatherVolumes(options.dwiPath, volumes: volumeIndices, maskVoxels: maskIndexes,
-                                             slabVoxels: slabRange.map { Int32($0) }, integers: keepIntegers,
-                                             threads: options.threads)
+                                             integers: keepIntegers, threads: options.threads)
             timer.lap("read + gather")
-            let fit = try wrap(options.dwiPath) {
-                switch gathered.mask {
+            return try wrap(options.dwiPath) {
+                switch gathered {
                 case .float(let values):
                     try model.fit(data: values, volumeCount: table.count, voxelCount: maskIndexes.count, threads: options.threads)
                 case .int16(let values):
                     try model.fit(data: values, volumeCount: table.count, voxelCount: maskIndexes.count, threads: options.threads)
                 }
             }
-            return (fit, gathered.slab)
         }()
         timer.lap("fit")
         let quality = compactFit.quality
@@ -157,26 +159,24 @@ public enum DiffusionPipeline {
         let fa = maps[0].1
         timer.lap("metric maps")
 
-        // Gradient orientation check, on white-matter-like voxels and their neighbours in the
-        // slab.
+        // Gradient orientation check, over every fitted voxel, from this fit: a flipped table
+        // would give D' = F D F and V1' = F V1, so the flips need no fits of their own. The
+        // check steps along V1 in voxel indices, so V1 goes from the table's frame to voxel axes.
         var orientation: GradientOrientationReport?
         if options.orientationCheck {
-            let candidates = zip(dilate(fa.map { $0 > 0.25 }, shape: spatial), mask).map { $0 && $1 }
-            let slabMask = Array(candidates[slabRange])
-            if slabMask.contains(true) {
-                let voxelTable = try wrap(options.dwiPath) {
-                    try (options.vectorFrame == .fsl ? table : try table.worldToFSL(linear: header.affine.linear))
-                        .fslToVoxel(linear: header.affine.linear)
-                }
-                orientation = try wrap(options.dwiPath) {
-                    try gradientOrientationCheck(data: slabData, volumeCount: table.count,
-                                                 shape: (spatial.x, spatial.y, slices.count), mask: slabMask,
-                                                 table: voxelTable, method: options.method, threads: options.threads)
-                }
-                if let orientation, orientationFlipIsClear(orientation) {
-                    warnings.append("gradient orientation check: flipping voxel axis \(orientation.best) gives more coherent fibres than the table as given; check the b-vectors")
-                }
+            let toVoxel = try wrap(options.dwiPath) {
+                try DirectionTransform(from: options.vectorFrame.directionFrame, to: .voxel, linear: header.affine.linear,
+                                       source: options.dwiPath)
             }
+            let report = try wrap(options.dwiPath) {
+                try gradientOrientationCheck(principalEigenvectors: fit.principalEigenvectorField(toVoxel),
+                                             fractionalAnisotropy: fa, fitted: fit.fitted, shape: spatial,
+                                             threads: options.threads)
+            }
+            if orientationFlipIsClear(report) {
+                warnings.append("gradient orientation check: flipping voxel axis \(report.best) gives more coherent fibres than the table as given; check the b-vectors")
+            }
+            orientation = report
         }
         timer.lap("orientation check")
 
@@ -319,51 +319,22 @@ public enum DiffusionPipeline {
                                quality: quality, orientation: orientation, bValuesUsed: bUsed)
     }
 
-    /// About how many white-matter voxels the orientation check fits (four times each): the
-    /// slab holds three times as many brain voxels. A slab of axial slices through the middle
-    /// of the brain holds the corpus callosum and the corticospinal tracts, which is all the
-    /// check needs; fitting every white-matter voxel four times would cost more than the whole
-    /// rest of the run (measured: 2.6 s against 1.5 s on a 96x96x60 DWI).
-    static let orientationCheckVoxels = 8_000
-
-    /// The fewest axial slices around the centre of `mask` that hold at least `voxelLimit` of
-    /// its voxels (all slices when it has fewer).
-    static func centralSlices(of mask: [Bool], shape: (x: Int, y: Int, z: Int), voxelLimit: Int) -> Range<Int> {
-        let sliceSize = shape.x * shape.y
-        let perSlice = (0..<shape.z).map { k in mask[(k * sliceSize)..<((k + 1) * sliceSize)].reduce(0) { $0 + ($1 ? 1 : 0) } }
-        let total = perSlice.reduce(0, +)
-        guard total > voxelLimit else { return 0..<shape.z }
-        var weighted = 0.0
-        for (k, count) in perSlice.enumerated() { weighted += Double(k * count) }
-        let centre = Int((weighted / Double(total)).rounded())
-        var low = centre, high = centre, kept = perSlice[centre]
-        while kept < voxelLimit {
-            let below = low > 0 ? perSlice[low - 1] : -1
-            let above = high < shape.z - 1 ? perSlice[high + 1] : -1
-            if below < 0 && above < 0 { break }
-            if above >= below { high += 1; kept += perSlice[high] } else { low -= 1; kept += perSlice[low] }
-        }
-        return low..<(high + 1)
-    }
-
     /// A gathered signal, as floats or as stored integers.
     enum GatheredSignal {
         case float([Float])
         case int16([Int16])
     }
 
-    /// Streams the series once and keeps the mask's voxels (as Int16 when `integers`, which
-    /// the caller sets only for integer data without scaling, so the values are exact) and the
-    /// slab's voxels (as Float) of the listed volumes, volume-major: element `k * n + j` is
-    /// voxel j of the k-th listed volume.
-    static func gatherVolumes(_ path: String, volumes: [Int], maskVoxels: [Int32], slabVoxels: [Int32],
-                              integers: Bool, threads: Int) throws -> (mask: GatheredSignal, slab: [Float]) {
+    /// Streams the series once and keeps the mask's voxels of the listed volumes (as Int16 when
+    /// `integers`, which the caller sets only for integer data without scaling, so the values
+    /// are exact), volume-major: element `k * n + j` is voxel j of the k-th listed volume.
+    static func gatherVolumes(_ path: String, volumes: [Int], maskVoxels: [Int32], integers: Bool,
+                              threads: Int) throws -> GatheredSignal {
         var position = [Int: Int]()
         for (k, v) in volumes.enumerated() { position[v] = k }
-        let n = maskVoxels.count, m = slabVoxels.count
+        let n = maskVoxels.count
         var maskFloats = [Float](repeating: 0, count: integers ? 0 : volumes.count * n)
         var maskIntegers = [Int16](repeating: 0, count: integers ? volumes.count * n : 0)
-        var slab = [Float](repeating: 0, count: volumes.count * m)
         let reader = try NIfTIFile.volumes(path)
         reader.threads = threads
         var volume: [Float] = []
@@ -391,17 +362,9 @@ public enum DiffusionPipeline {
                         }
                     }
                 }
-                slabVoxels.withUnsafeBufferPointer { slabBuffer in
-                    slab.withUnsafeMutableBufferPointer { target in
-                        let list = SharedReadBuffer(slabBuffer), to = SharedBuffer(target)
-                        forEachSlab(count: m, threads: threads) { range in
-                            for j in range { to[k * m + j] = from[Int(list[j])] }
-                        }
-                    }
-                }
             }
         }
-        return (integers ? .int16(maskIntegers) : .float(maskFloats), slab)
+        return integers ? .int16(maskIntegers) : .float(maskFloats)
     }
 
     /// Coherence margin (on a 0-1 scale) by which a flipped table must beat the table as given
@@ -447,23 +410,6 @@ public enum DiffusionPipeline {
         }
         return text
     }
-
-    /// One-voxel 6-neighbour dilation.
-    static func dilate(_ mask: [Bool], shape: (x: Int, y: Int, z: Int)) -> [Bool] {
-        var out = mask
-        let (nx, ny, nz) = shape
-        for k in 0..<nz {
-            for j in 0..<ny {
-                for i in 0..<nx where mask[i + nx * (j + ny * k)] {
-                    for (di, dj, dk) in [(-1, 0, 0), (1, 0, 0), (0, -1, 0), (0, 1, 0), (0, 0, -1), (0, 0, 1)] {
-                        let a = i + di, b = j + dj, c = k + dk
-                        if a >= 0, a < nx, b >= 0, b < ny, c >= 0, c < nz { out[a + nx * (b + ny * c)] = true }
-                    }
-                }
-            }
-        }
-        return out
-    }
 }
 
 /// A fit of the mask's voxels, scattered back onto the whole grid (0 and not fitted
@@ -498,6 +444,29 @@ struct ScatteredFit {
         self.s0 = s0
         principalEigenvectors = v1
         self.tensors = tensors
+    }
+
+    /// V1 on the whole grid, 3 per voxel (x, y, z), taken through `transform` (zero where
+    /// not fitted), as ``gradientOrientationCheck(principalEigenvectors:fractionalAnisotropy:fitted:shape:faThreshold:threads:)``
+    /// takes it.
+    func principalEigenvectorField(_ transform: DirectionTransform) -> [Float] {
+        var field = [Float](repeating: 0, count: 3 * fitted.count)
+        compact.principalEigenvectors.withUnsafeBufferPointer { source in
+        compact.fitted.withUnsafeBufferPointer { ok in
+        voxels.withUnsafeBufferPointer { list in
+        field.withUnsafeMutableBufferPointer { target in
+            let v1 = SharedReadBuffer(source), fitted = SharedReadBuffer(ok), voxels = SharedReadBuffer(list)
+            let out = SharedBuffer(target)
+            // Each voxel is written once, by the slab that holds it.
+            forEachSlab(count: voxels.count, threads: threads) { range in
+                for k in range where fitted[k] {
+                    let v = transform.apply(SIMD3(Double(v1[3 * k]), Double(v1[3 * k + 1]), Double(v1[3 * k + 2])))
+                    let i = 3 * Int(voxels[k])
+                    out[i] = Float(v.x); out[i + 1] = Float(v.y); out[i + 2] = Float(v.z)
+                }
+            }
+        }}}}
+        return field
     }
 
     /// A scalar map on the whole grid.

@@ -255,6 +255,44 @@ struct GradientFrameTests {
         }
     }
 
+    @Test("direction transforms agree with the table conversions, and world to voxel is R^-1",
+          arguments: [[[2.0, 0, 0], [0, 2, 0], [0, 0, 2]], [[-2.0, 0, 0], [0, 2, 0], [0, 0, 2]],
+                      [[1.8610951965638265, -0.7234737123918072, -0.1420302388856717],
+                       [0.6773832470101332, 1.8185229760290895, -0.6048322628065895],
+                       [0.2783461981006059, 0.4117766058584689, 2.4215708424719566]],
+                      [[-1.7, 0.3, 0.1], [0.2, 2.1, -0.4], [0.1, 0.5, 2.6]]])
+    func directionTransforms(linear: [[Double]]) throws {
+        let world = try table.fslToWorld(linear: linear), voxel = try table.fslToVoxel(linear: linear)
+        let fslToWorld = try DirectionTransform(from: .fsl, to: .world, linear: linear)
+        let worldToVoxel = try DirectionTransform(from: .world, to: .voxel, linear: linear)
+        let fslToVoxel = try DirectionTransform(from: .fsl, to: .voxel, linear: linear)
+        let voxelToWorld = try DirectionTransform(from: .voxel, to: .world, linear: linear)
+        for k in table.directions.indices {
+            #expect(fslToWorld.apply(table.directions[k]) == world.directions[k])
+            #expect(close(worldToVoxel.apply(world.directions[k]), voxel.directions[k]))
+            #expect(close(fslToVoxel.apply(table.directions[k]), voxel.directions[k]))
+            #expect(close(voxelToWorld.apply(voxel.directions[k]), world.directions[k]))
+            #expect(close(try DirectionTransform(from: .world, to: .world, linear: linear).apply(world.directions[k]),
+                          world.directions[k]))
+        }
+        // World to voxel by hand: the voxel direction whose image under the unit-column
+        // matrix R is the world direction (no FSL flip in between).
+        var r = linear
+        for c in 0..<3 {
+            let norm = (0..<3).reduce(0.0) { $0 + r[$1][c] * r[$1][c] }.squareRoot()
+            for row in 0..<3 { r[row][c] /= norm }
+        }
+        let v = SIMD3<Double>(0.48, -0.6, 0.64)
+        let rows = r.map { SIMD3<Double>($0[0], $0[1], $0[2]) }
+        let w = SIMD3<Double>((rows[0] * v).sum(), (rows[1] * v).sum(), (rows[2] * v).sum())
+        let norm: Double = (w * w).sum().squareRoot()
+        #expect(close(worldToVoxel.apply(w / norm), v))
+        #expect(worldToVoxel.apply(.zero) == .zero)
+        #expect(throws: GradientTableError.invalidTransform(source: "dwi.nii", reason: "singular matrix")) {
+            try DirectionTransform(from: .world, to: .voxel, linear: [[1, 1, 0], [1, 1, 0], [0, 0, 1]], source: "dwi.nii")
+        }
+    }
+
     @Test("flipping an axis")
     func flips() {
         #expect(table.flipped(.y).directions[2] == SIMD3(0, -1, 0))

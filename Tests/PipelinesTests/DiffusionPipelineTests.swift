@@ -45,6 +45,72 @@ struct SmallDWI {
     }
 }
 
+/// A curved bundle (half a torus, tube radius 3, ring radius 6.5, in a plane oblique to every
+/// axis, fibres along the ring) in isotropic tissue, on a 20^3 grid with an oblique affine of
+/// positive determinant, its bvecs written with one axis negated (or as they are).
+struct CurvedBundleDWI {
+    let folder: String
+    let stem: String
+
+    init(bvecFlip: Int?) throws {
+        folder = makeTemporaryFolder()
+        stem = folder + "/sub-01_dwi"
+        let shape = [20, 20, 20]
+        let affine = DiffusionPipelineTests.affines[2].1
+        // The voxel-to-world rotation (unit columns): a direction along the bundle in voxel
+        // axes is R v in world axes, the frame of the phantom's tensors.
+        var r = affine.linear
+        for c in 0..<3 {
+            let norm = (0..<3).reduce(0.0) { $0 + r[$1][c] * r[$1][c] }.squareRoot()
+            for row in 0..<3 { r[row][c] /= norm }
+        }
+        let centre = [9.2, 10.1, 9.3]
+        var normal = [0.3, 0.4, 1.0]
+        let normalLength = normal.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        normal = normal.map { $0 / normalLength }
+        var truth: [TensorTruth] = []
+        for z in 0..<20 {
+            for y in 0..<20 {
+                for x in 0..<20 {
+                    let p = zip([Double(x), Double(y), Double(z)], centre).map { $0 - $1 }
+                    let height = zip(p, normal).reduce(0) { $0 + $1.0 * $1.1 }
+                    let inPlane = zip(p, normal).map { $0 - height * $1 }
+                    let rho = inPlane.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                    let inBundle = (rho - 6.5) * (rho - 6.5) + height * height <= 9
+                        && inPlane[0] - 0.5 * inPlane[1] + 0.2 * inPlane[2] >= 0
+                    if inBundle {
+                        let along = [normal[1] * inPlane[2] - normal[2] * inPlane[1], normal[2] * inPlane[0] - normal[0] * inPlane[2],
+                                     normal[0] * inPlane[1] - normal[1] * inPlane[0]]
+                        let world = (0..<3).map { row in (0..<3).reduce(0.0) { $0 + r[row][$1] * along[$1] } }
+                        truth.append(TensorTruth(eigenvalues: [1.7e-3, 0.3e-3, 0.3e-3], principalDirection: world))
+                    } else {
+                        truth.append(TensorTruth(eigenvalues: [0.8e-3, 0.8e-3, 0.8e-3], principalDirection: [1, 0, 0]))
+                    }
+                }
+            }
+        }
+        let phantom = DiffusionPhantom(shape: shape, affine: affine, scheme: .halfSphere(b0Count: 3, directionCount: 30),
+                                       s0: [Double](repeating: 1000, count: truth.count), truth: truth)
+        let header = NIfTIHeader.make(shape: phantom.seriesShape, affine: affine)
+        try NIfTIFile.write(phantom.noiselessSignal(), shape: phantom.seriesShape, geometry: header, to: stem + ".nii.gz")
+        var written = phantom.scheme
+        if let bvecFlip { written.directions = written.directions.map { g in var g = g; g[bvecFlip] = -g[bvecFlip]; return g } }
+        try written.bvalText.write(toFile: stem + ".bval", atomically: true, encoding: .utf8)
+        try written.bvecText.write(toFile: stem + ".bvec", atomically: true, encoding: .utf8)
+        try NIfTIFile.write([Float](repeating: 1, count: truth.count), shape: shape, datatype: .uint8,
+                            geometry: NIfTIHeader.make(shape: shape, affine: affine), to: folder + "/mask.nii.gz")
+    }
+
+    func options(frame: VectorFrame, threads: Int) -> DiffusionOptions {
+        var options = DiffusionOptions(dwiPath: stem + ".nii.gz", bvalPath: stem + ".bval", bvecPath: stem + ".bvec",
+                                       outputFolder: folder + "/" + frame.rawValue + String(threads))
+        options.maskPath = folder + "/mask.nii.gz"
+        options.vectorFrame = frame
+        options.threads = threads
+        return options
+    }
+}
+
 @Suite("DTI pipeline")
 struct DiffusionPipelineTests {
     static let affines: [(String, Affine)] = [
@@ -126,6 +192,31 @@ struct DiffusionPipelineTests {
         }
         #expect(outputs[0] == outputs[1])
         #expect(outputs[0] == outputs[2])
+    }
+
+    @Test("orientation check: a bvec axis negated is found and warned about, in either vector frame",
+          arguments: [nil, 0, 1, 2])
+    func orientationCheck(bvecFlip: Int?) throws {
+        let dwi = try CurvedBundleDWI(bvecFlip: bvecFlip)
+        defer { try? FileManager.default.removeItem(atPath: dwi.folder) }
+        // An FSL axis is a voxel axis (F only negates x), so the negated axis is the one to undo.
+        let expected = bvecFlip.map { ["x", "y", "z"][$0] } ?? "none"
+        let reports = try VectorFrame.allCases.map { frame in
+            let result = try DiffusionPipeline.run(dwi.options(frame: frame, threads: 2))
+            let report = try #require(result.orientation)
+            #expect(report.best.rawValue == expected, "\(frame): \(report.scores)")
+            #expect(report.scores.allSatisfy { $0.pairs > 500 })
+            let warned = result.warnings.contains { $0.contains("flipping voxel axis \(expected)") }
+            #expect(warned == (bvecFlip != nil), "\(frame): \(result.warnings)")
+            // The same bits for any thread count.
+            #expect(try DiffusionPipeline.run(dwi.options(frame: frame, threads: 3)).orientation == report)
+            return report
+        }
+        // V1 fitted in FSL's frame or in world axes is the same field in voxel axes.
+        for (fsl, world) in zip(reports[0].scores, reports[1].scores) {
+            #expect(fsl.pairs == world.pairs)
+            #expect(abs(fsl.coherence - world.coherence) < 1e-5, "\(fsl.flip): \(fsl.coherence) vs \(world.coherence)")
+        }
     }
 
     @Test("gradient problems name the file and nothing is written")
