@@ -62,27 +62,47 @@ public enum AtomicFile {
         }
     }
 
-    /// Writes `data` to `path` atomically.
-    public static func write(_ data: Data, to path: String, durable: Bool = false) throws {
+    /// A temporary file being written, that bytes are appended to in order.
+    public struct Sink: ~Copyable {
+        fileprivate let descriptor: Int32
+        fileprivate let path: String
+
+        /// Appends `bytes` to the file.
+        /// - Throws: ``AtomicWriteError`` naming the final path.
+        public func append(_ bytes: UnsafeRawBufferPointer) throws {
+            guard let base = bytes.baseAddress else { return }
+            var written = 0
+            while written < bytes.count {
+                let result = Glibc.write(descriptor, base + written, bytes.count - written)
+                if result < 0 && errno == EINTR { continue }
+                guard result > 0 else {
+                    throw AtomicWriteError(path: path, reason: "cannot write: \(String(cString: strerror(errno)))")
+                }
+                written += result
+            }
+        }
+    }
+
+    /// Streams a file to `path` atomically: `body` appends its content, in order, to a
+    /// temporary file that is renamed into place when `body` returns (removed if it throws).
+    /// A large output can so be produced chunk by chunk, never whole in memory.
+    public static func write(to path: String, durable: Bool = false, streaming body: (borrowing Sink) throws -> Void) throws {
         try write(to: path, durable: durable) { temporary in
-            // Written directly (not with FileManager.createFile, which on Linux goes through a
+            // Opened here (not with FileManager.createFile, which on Linux goes through a
             // temporary of its own that a killed process would leave behind, and copies twice).
             let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
             guard descriptor >= 0 else {
                 throw AtomicWriteError(path: path, reason: "cannot create file: \(String(cString: strerror(errno)))")
             }
             defer { close(descriptor) }
-            try data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
-                var written = 0
-                while written < bytes.count {
-                    let result = Glibc.write(descriptor, bytes.baseAddress! + written, bytes.count - written)
-                    if result < 0 && errno == EINTR { continue }
-                    guard result > 0 else {
-                        throw AtomicWriteError(path: path, reason: "cannot write: \(String(cString: strerror(errno)))")
-                    }
-                    written += result
-                }
-            }
+            try body(Sink(descriptor: descriptor, path: path))
+        }
+    }
+
+    /// Writes `data` to `path` atomically.
+    public static func write(_ data: Data, to path: String, durable: Bool = false) throws {
+        try write(to: path, durable: durable) { (sink: borrowing Sink) in
+            try data.withUnsafeBytes { try sink.append($0) }
         }
     }
 

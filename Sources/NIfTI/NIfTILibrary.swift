@@ -411,20 +411,72 @@ func encodeHeader(_ header: NIfTIHeader, datatype: NIfTIDataType, path: String) 
     return withUnsafeBytes(of: &encoded) { Array($0.prefix(348)) } + [0, 0, 0, 0]
 }
 
-/// Compresses `input` as a single gzip member with libdeflate at `level` (1 fastest ... 12).
-func gzipCompress(_ input: UnsafeRawBufferPointer, level: Int, path: String) throws -> Data {
-    guard let compressor = libdeflate_alloc_compressor(Int32(level)) else {
-        throw NIfTIError(path: path, kind: .writeFailed, reason: "cannot create a gzip compressor at level \(level)")
+/// One chunk of an image being written: its bytes as stored and, for `.gz`, the gzip member
+/// libdeflate made of them (`libdeflate_gzip_compress`).
+///
+/// `@unchecked Sendable`: a slot is used by one thread at a time (filled by the writer,
+/// compressed by one worker, read back by the writer after the workers have joined).
+final class ChunkSlot: @unchecked Sendable {
+    /// Room for one chunk's stored bytes.
+    let input: UnsafeMutableRawPointer
+    /// Bytes of `input` in use.
+    var inputCount = 0
+    private let capacity: Int
+    private let compressor: OpaquePointer?
+    private var memberStorage: UnsafeMutableRawPointer?
+    private var memberCapacity = 0
+    private var memberCount = 0
+    private let path: String
+
+    /// - Parameter level: the gzip level, or nil for a slot that only holds stored bytes.
+    /// - Throws: ``NIfTIError`` (`writeFailed`) when libdeflate has no compressor for `level`.
+    init(capacity: Int, level: Int?, path: String) throws {
+        self.capacity = max(capacity, 1)
+        self.path = path
+        if let level {
+            guard let compressor = libdeflate_alloc_compressor(Int32(level)) else {
+                throw NIfTIError(path: path, kind: .writeFailed, reason: "cannot create a gzip compressor at level \(level)")
+            }
+            self.compressor = compressor
+        } else {
+            compressor = nil
+        }
+        input = .allocate(byteCount: self.capacity, alignment: 64)
     }
-    defer { libdeflate_free_compressor(compressor) }
-    let bound = libdeflate_gzip_compress_bound(compressor, input.count)
-    var output = Data(count: bound)
-    let written = output.withUnsafeMutableBytes { out in
-        libdeflate_gzip_compress(compressor, input.baseAddress, input.count, out.baseAddress, bound)
+
+    deinit {
+        input.deallocate()
+        memberStorage?.deallocate()
+        if let compressor { libdeflate_free_compressor(compressor) }
     }
-    guard written > 0 else {
-        throw NIfTIError(path: path, kind: .writeFailed, reason: "gzip compression failed")
+
+    var inputBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: input, count: inputCount) }
+
+    /// The gzip member made by the last ``compressInput()`` or ``compress(_:)``.
+    var output: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: memberStorage, count: memberCount) }
+
+    /// Compresses the stored bytes into ``output``.
+    func compressInput() throws {
+        try compressMember(UnsafeRawBufferPointer(start: input, count: inputCount))
     }
-    output.count = written
-    return output
+
+    /// Compresses `bytes` (a header, say) as a gzip member of their own and returns it.
+    func compress(_ bytes: [UInt8]) throws -> UnsafeRawBufferPointer {
+        try bytes.withUnsafeBytes { try compressMember($0) }
+        return output
+    }
+
+    private func compressMember(_ bytes: UnsafeRawBufferPointer) throws {
+        guard let compressor else { preconditionFailure("ChunkSlot made without a compression level") }
+        let bound = libdeflate_gzip_compress_bound(compressor, bytes.count)
+        if bound > memberCapacity {
+            memberStorage?.deallocate()
+            memberStorage = .allocate(byteCount: bound, alignment: 64)
+            memberCapacity = bound
+        }
+        memberCount = libdeflate_gzip_compress(compressor, bytes.baseAddress, bytes.count, memberStorage, memberCapacity)
+        guard memberCount > 0 else {
+            throw NIfTIError(path: path, kind: .writeFailed, reason: "gzip compression failed")
+        }
+    }
 }
