@@ -106,7 +106,7 @@ private let reportedPercents: [Double] = [50, 5, 95]
 /// The mean and the sum of squared deviations are accumulated in Double in voxel order. Each
 /// percentile needs only the two order statistics around its position, so instead of sorting
 /// (a stable merge sort of Doubles, 10 to 20 times slower on a 200 000-voxel region) they are
-/// found by ``selectOrderStatistics(_:ranks:)`` on the Floats: Float to Double is exact and
+/// found by ``orderStatistics(_:ranks:)`` on the Floats: Float to Double is exact and
 /// monotone, so the values are those the sort would put at those ranks, to the sign of zero.
 /// A stable sort keeps −0.0 and +0.0 (which compare equal) in voxel order, so when a selected
 /// value is a zero and the region holds a −0.0, its sign is read from the voxel order
@@ -140,9 +140,9 @@ func summarize(reordering values: UnsafeMutableBufferPointer<Float>, into summar
     let positions = reportedPercents.map { PercentilePosition(count: n, percent: $0) }
     var ranks: [Int] = []
     for rank in positions.flatMap({ [$0.lower, $0.upper] }).sorted() where ranks.last != rank { ranks.append(rank) }
-    selectOrderStatistics(values, ranks: ranks)
+    let selected = orderStatistics(values, ranks: ranks)
     func orderStatistic(_ rank: Int) -> Double {
-        let value = values[rank]
+        let value = selected[ranks.firstIndex(of: rank)!]
         if value == 0, let voxelOrder { return Double(zero(atRank: rank, in: voxelOrder)) }
         return Double(value)
     }
@@ -164,18 +164,111 @@ private func zero(atRank rank: Int, in values: [Float]) -> Float {
     preconditionFailure("rank \(rank) does not hold a zero")
 }
 
-/// Rearranges `values` so that `values[k]`, for each k in `ranks`, equals (==) the k-th
-/// smallest value (from 0): introselect (Musser 1997), a quickselect that follows only the
+/// The values that an ascending sort of `values` puts at `ranks`, equal (==) to them but for
+/// the sign of a zero; `values` is left reordered.
+///
+/// Regions of at least ``histogramSelectionMinimum`` values go through a histogram of their
+/// values' leading bits (``histogramOrderStatistics(_:ranks:)``), smaller ones through
+/// introselect (``introselect(_:_:ranks:)``).
+///
+/// - Parameters:
+///   - values: finite values.
+///   - ranks: ascending, distinct, each in `0..<values.count`.
+/// - Returns: one value per rank.
+func orderStatistics(_ values: UnsafeMutableBufferPointer<Float>, ranks: [Int]) -> [Float] {
+    if values.count >= histogramSelectionMinimum && values.count <= Int(UInt32.max) {
+        return histogramOrderStatistics(values, ranks: ranks)
+    }
+    introselect(values, 0..<values.count, ranks: ranks[...])
+    return ranks.map { values[$0] }
+}
+
+/// From this many values on, a histogram finds order statistics faster than introselect: on
+/// 200 000 values, 0.4 to 0.6 ms against 3.0 to 3.4 ms (uniform, narrow-range and tied
+/// values); at 16 000 values, 0.06 against 0.17 ms; at 8 000, 0.05 against 0.02 ms.
+let histogramSelectionMinimum = 1 << 14
+
+/// The bits of a Float as an unsigned integer in the order of the values: negatives (bits
+/// reversed) below positives (sign bit set), so −0.0 falls just below +0.0.
+@inline(__always)
+private func orderedKey(_ value: Float) -> UInt32 {
+    let bits = value.bitPattern
+    return bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000
+}
+
+/// Order statistics through a histogram of the leading 16 bits of ``orderedKey(_:)``
+/// (sign, exponent and 7 bits of mantissa: 128 bins per octave, so that even values as
+/// narrowly spread as mean diffusivities fill many bins): one pass counts the bins, the
+/// cumulative counts name the bin holding each rank, a second pass copies out the values of
+/// those few bins, and introselect finishes within each. Two linear passes with predictable
+/// branches, where introselect's partitions mispredict about every other comparison.
+///
+/// - Parameters:
+///   - values: finite values, at most `UInt32.max` of them.
+///   - ranks: ascending, distinct, each in `0..<values.count`.
+/// - Returns: one value per rank.
+private func histogramOrderStatistics(_ values: UnsafeMutableBufferPointer<Float>, ranks: [Int]) -> [Float] {
+    let binCount = 1 << 16
+    var histogram = [UInt32](repeating: 0, count: binCount)
+    histogram.withUnsafeMutableBufferPointer { counts in
+        for v in values { counts[Int(orderedKey(v) >> 16)] &+= 1 }
+    }
+    // The bins holding the ranks, ascending, each with the rank of its first value.
+    var bins: [(bin: Int, firstRank: Int)] = []
+    var binOfRank = [Int](repeating: 0, count: ranks.count) // position in `bins`
+    var below = 0, r = 0, bin = 0
+    while r < ranks.count {
+        let count = Int(histogram[bin])
+        if ranks[r] < below + count {
+            bins.append((bin, below))
+            while r < ranks.count && ranks[r] < below + count {
+                binOfRank[r] = bins.count - 1
+                r += 1
+            }
+        }
+        below += count
+        bin += 1
+    }
+    // Copy out those bins' values, bin after bin.
+    var slotOfBin = [UInt8](repeating: 0, count: binCount) // 1 + position in `bins`; 0 for other bins
+    var start = [0]
+    for (slot, wanted) in bins.enumerated() {
+        slotOfBin[wanted.bin] = UInt8(slot + 1)
+        start.append(start[slot] + Int(histogram[wanted.bin]))
+    }
+    var candidates = [Float](repeating: 0, count: start[bins.count])
+    var cursor = start
+    candidates.withUnsafeMutableBufferPointer { out in
+        slotOfBin.withUnsafeBufferPointer { slotOf in
+            for v in values {
+                let slot = Int(slotOf[Int(orderedKey(v) >> 16)])
+                if slot != 0 {
+                    out[cursor[slot - 1]] = v
+                    cursor[slot - 1] += 1
+                }
+            }
+        }
+        for (slot, wanted) in bins.enumerated() {
+            let local = ranks.indices.filter { binOfRank[$0] == slot }.map { ranks[$0] - wanted.firstRank + start[slot] }
+            introselect(out, start[slot]..<start[slot + 1], ranks: local[...])
+        }
+    }
+    return ranks.indices.map { candidates[ranks[$0] - bins[binOfRank[$0]].firstRank + start[binOfRank[$0]]] }
+}
+
+/// Rearranges `x[range]` so that `x[k]`, for each k in `ranks`, equals (==) the value a sort
+/// of `x[range]` puts there: introselect (Musser 1997), a quickselect that follows only the
 /// sides holding wanted ranks, with Hoare partitions around a median of three (even splits
 /// of tied values) and a sort of the remaining range when the partitions stop shrinking
 /// (after 2 log2 n rounds), so it is linear on average and n log n at worst.
 ///
 /// - Parameters:
-///   - values: finite values (a NaN breaks the partitions' sentinels).
-///   - ranks: ascending, distinct, each in `0..<values.count`.
-func selectOrderStatistics(_ values: UnsafeMutableBufferPointer<Float>, ranks: [Int]) {
-    let depth = 2 * (Int.bitWidth - values.count.leadingZeroBitCount)
-    select(values, 0..<values.count, ranks[...], depth: depth)
+///   - x: finite values (a NaN breaks the partitions' sentinels).
+///   - range: the values to select among.
+///   - ranks: ascending, distinct, each in `range`.
+private func introselect(_ x: UnsafeMutableBufferPointer<Float>, _ range: Range<Int>, ranks: ArraySlice<Int>) {
+    let depth = 2 * (Int.bitWidth - range.count.leadingZeroBitCount)
+    select(x, range, ranks, depth: depth)
 }
 
 /// Ranges this short are finished by insertion sort.
@@ -291,38 +384,38 @@ public func regionalStatistics(maps: [[Float]], mask: [Bool], atlas: Atlas,
     for extra in extraMasks where extra.mask.count != voxels {
         throw RegionalStatisticsError.sizeMismatch(what: "mask '\(extra.name)'", expected: voxels, actual: extra.mask.count)
     }
-    // Slot of each label in `entries` (every image label has an entry, by Atlas's invariant).
-    var slotOf = [Int32: Int]()
-    for (slot, entry) in atlas.entries.enumerated() { slotOf[Int32(entry.index)] = slot }
-    let regionCount = atlas.entries.count
     // Counting sort of the included labelled voxels by region slot, in voxel order.
-    let labels = atlas.labels
-    func forEachLabelledVoxel(_ body: (_ voxel: Int, _ slot: Int) -> Void) {
-        var lastLabel: Int32 = 0, lastSlot = -1
-        for i in 0..<voxels where mask[i] && labels[i] != 0 {
-            if labels[i] != lastLabel {
-                lastLabel = labels[i]
-                lastSlot = slotOf[lastLabel] ?? -1
+    let regionCount = atlas.entries.count
+    var regionStart = [Int](repeating: 0, count: regionCount + 1)
+    var regionVoxels: [Int] = []
+    if regionCount > 0 {
+        // Slot of each label in `entries` (every image label has an entry, by Atlas's invariant).
+        var slotOf = [Int32: Int32]()
+        for (slot, entry) in atlas.entries.enumerated() { slotOf[Int32(entry.index)] = Int32(slot) }
+        var slotOfVoxel = [Int32](repeating: -1, count: voxels)
+        var lastLabel: Int32 = 0, lastSlot: Int32 = -1
+        for (i, label) in atlas.labels.enumerated() where label != 0 && mask[i] {
+            if label != lastLabel {
+                lastLabel = label
+                lastSlot = slotOf[label] ?? -1
             }
-            if lastSlot >= 0 { body(i, lastSlot) }
+            slotOfVoxel[i] = lastSlot
+        }
+        for slot in slotOfVoxel where slot >= 0 { regionStart[Int(slot) + 1] += 1 }
+        for r in 0..<regionCount { regionStart[r + 1] += regionStart[r] }
+        regionVoxels = [Int](repeating: 0, count: regionStart[regionCount])
+        var cursor = regionStart
+        for (i, slot) in slotOfVoxel.enumerated() where slot >= 0 {
+            regionVoxels[cursor[Int(slot)]] = i
+            cursor[Int(slot)] += 1
         }
     }
-    var counts = [Int](repeating: 0, count: regionCount)
-    forEachLabelledVoxel { _, slot in counts[slot] += 1 }
-    var offsets = [Int](repeating: 0, count: regionCount + 1)
-    for r in 0..<regionCount { offsets[r + 1] = offsets[r] + counts[r] }
-    var bucketed = [Int](repeating: 0, count: offsets[regionCount])
-    var cursor = Array(offsets.dropLast())
-    forEachLabelledVoxel { voxel, slot in
-        bucketed[cursor[slot]] = voxel
-        cursor[slot] += 1
-    }
-    let regionVoxels = bucketed, regionStart = offsets
 
     // Regions: atlas entries, whole brain, extra masks; at most `sizes[r]` voxels each.
     let extras = extraMasks.map(\.mask)
     let included = mask.reduce(0) { $0 + ($1 ? 1 : 0) }
-    let sizes = counts + [included] + extras.map { extra in (0..<voxels).reduce(0) { $0 + (mask[$1] && extra[$1] ? 1 : 0) } }
+    let sizes = (0..<regionCount).map { regionStart[$0 + 1] - regionStart[$0] } + [included]
+        + extras.map { extra in zip(mask, extra).reduce(0) { $0 + ($1.0 && $1.1 ? 1 : 0) } }
     let blank = atlas.entries.map { RegionSummary(name: $0.name, index: $0.index, network: $0.network, count: 0) }
         + (["whole_brain"] + extraMasks.map(\.name)).map { RegionSummary(name: $0, count: 0) }
     let total = blank.count
@@ -332,32 +425,44 @@ public func regionalStatistics(maps: [[Float]], mask: [Bool], atlas: Atlas,
         let sizeA = sizes[a % total], sizeB = sizes[b % total]
         return sizeA != sizeB ? sizeA > sizeB : a < b
     }
+    let voxelsOf = regionVoxels, startOf = regionStart
     var results = [RegionSummary]((0..<maps.count).map { _ in blank }.joined())
     withSharedBuffer(&results) { out in
         forEachInterleaved(count: order.count, threads: threads) { t in
             let pair = order[t]
             let region = pair % total
             var summary = blank[region]
-            maps[pair / total].withUnsafeBufferPointer { values in
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: sizes[region]) { scratch in
-                    var n = 0
-                    func take(_ voxel: Int) {
-                        let value = values[voxel]
-                        if value.isFinite {
-                            scratch[n] = value
-                            n += 1
-                        }
-                    }
+            // One slot more than the region's voxels: the whole-brain and extra-mask loops
+            // store every voxel's value and advance only past included ones (no branch to
+            // mispredict on a ragged mask).
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: sizes[region] + 1) { scratch in
+                var n = 0
+                maps[pair / total].withUnsafeBufferPointer { values in
                     if region < regionCount {
-                        for voxel in regionVoxels[regionStart[region]..<regionStart[region + 1]] { take(voxel) }
+                        for voxel in voxelsOf[startOf[region]..<startOf[region + 1]] {
+                            scratch[n] = values[voxel]
+                            n += values[voxel].isFinite ? 1 : 0
+                        }
                     } else if region == regionCount {
-                        for voxel in 0..<voxels where mask[voxel] { take(voxel) }
+                        mask.withUnsafeBufferPointer { mask in
+                            for voxel in 0..<voxels {
+                                scratch[n] = values[voxel]
+                                n += mask[voxel] && values[voxel].isFinite ? 1 : 0
+                            }
+                        }
                     } else {
                         let extra = extras[region - regionCount - 1]
-                        for voxel in 0..<voxels where mask[voxel] && extra[voxel] { take(voxel) }
+                        mask.withUnsafeBufferPointer { mask in
+                            extra.withUnsafeBufferPointer { extra in
+                                for voxel in 0..<voxels {
+                                    scratch[n] = values[voxel]
+                                    n += mask[voxel] && extra[voxel] && values[voxel].isFinite ? 1 : 0
+                                }
+                            }
+                        }
                     }
-                    summarize(reordering: UnsafeMutableBufferPointer(rebasing: scratch[0..<n]), into: &summary)
                 }
+                summarize(reordering: UnsafeMutableBufferPointer(rebasing: scratch[0..<n]), into: &summary)
             }
             out[pair] = summary
         }

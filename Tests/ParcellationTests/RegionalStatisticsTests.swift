@@ -205,7 +205,7 @@ struct SelectionTests {
     @Test("selected ranks hold the sorted values, on orders that trouble quickselect")
     func patterns() {
         var rng = SplitMix64(state: 3)
-        for n in [1, 2, 3, 15, 16, 17, 100, 1000, 4097] {
+        for n in [1, 2, 3, 15, 16, 17, 100, 1000, 4097, histogramSelectionMinimum - 1, histogramSelectionMinimum, 50000] {
             let patterns: [[Float]] = [
                 (0..<n).map { Float($0) },                          // ascending
                 (0..<n).map { Float(n - $0) },                      // descending
@@ -214,14 +214,16 @@ struct SelectionTests {
                 (0..<n).map { Float(min($0, n - 1 - $0)) },         // organ pipe
                 (0..<n).map { _ in Float(rng.next() % 7) - 3 },     // heavy ties
                 (0..<n).map { _ in Float(rng.normal()) },
+                (0..<n).map { _ in Float(0.0007 + 0.0002 * rng.uniform()) }, // narrow range
+                (0..<n).map { _ in Float(rng.normal()) * (rng.uniform() < 0.5 ? 1e-30 : 1e30) }, // wide range
             ]
             for values in patterns {
                 let sorted = values.sorted()
                 let ranks = Array(Set((0..<6).map { _ in Int(rng.next() % UInt64(n)) } + [0, n - 1])).sorted()
-                var selected = values
-                selected.withUnsafeMutableBufferPointer { selectOrderStatistics($0, ranks: ranks) }
-                #expect(selected.sorted() == sorted, "n \(n): not a permutation")
-                for k in ranks { #expect(selected[k] == sorted[k], "n \(n), rank \(k)") }
+                var reordered = values
+                let selected = reordered.withUnsafeMutableBufferPointer { orderStatistics($0, ranks: ranks) }
+                #expect(reordered.sorted() == sorted, "n \(n): not a permutation")
+                #expect(selected == ranks.map { sorted[$0] }, "n \(n), ranks \(ranks)")
             }
         }
     }
