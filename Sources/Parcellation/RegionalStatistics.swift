@@ -101,12 +101,12 @@ public func summarize(_ values: [Float], name: String, index: Int? = nil, networ
 private let reportedPercents: [Double] = [50, 5, 95]
 
 /// Fills `summary`'s count and statistics from `values`, one region's included values in
-/// voxel order, and leaves `values` reordered.
+/// voxel order, which it may leave reordered.
 ///
 /// The mean and the sum of squared deviations are accumulated in Double in voxel order. Each
 /// percentile needs only the two order statistics around its position, so instead of sorting
-/// (a stable merge sort of Doubles, 10 to 20 times slower on a 200 000-voxel region) they are
-/// found by ``orderStatistics(_:ranks:)`` on the Floats: Float to Double is exact and
+/// (a stable merge sort of Doubles: 16 ms for the summary of 200 000 values, against 0.7 ms)
+/// they are found by ``orderStatistics(_:ranks:)`` on the Floats: Float to Double is exact and
 /// monotone, so the values are those the sort would put at those ranks, to the sign of zero.
 /// A stable sort keeps −0.0 and +0.0 (which compare equal) in voxel order, so when a selected
 /// value is a zero and the region holds a −0.0, its sign is read from the voxel order
@@ -165,7 +165,7 @@ private func zero(atRank rank: Int, in values: [Float]) -> Float {
 }
 
 /// The values that an ascending sort of `values` puts at `ranks`, equal (==) to them but for
-/// the sign of a zero; `values` is left reordered.
+/// the sign of a zero; `values` may be left reordered.
 ///
 /// Regions of at least ``histogramSelectionMinimum`` values go through a histogram of their
 /// values' leading bits (``histogramOrderStatistics(_:ranks:)``), smaller ones through
