@@ -45,7 +45,7 @@ let package = Package(
 
         // MARK: - Maths (no files, no visits)
         /// Label atlases and deterministic regional statistics.
-        .target(name: "Parcellation"),
+        .target(name: "Parcellation", dependencies: ["SlabParallel"]),
         /// The tensor fit's vectorised inner kernel (C, compiled per instruction set), used by Diffusion.
         .target(name: "TensorKernels"),
         /// Gradient tables, the diffusion tensor model, its fits and metrics.

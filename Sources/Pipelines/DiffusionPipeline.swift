@@ -205,12 +205,11 @@ public enum DiffusionPipeline {
             let lesion = lesionImage.voxels.prefix(voxelCount).map { $0 > 0 }
             extraMasks = [("lesion", lesion), ("normal_appearing_tissue", lesion.map { !$0 })]
         }
-        var summaries: [String: [RegionSummary]] = [:]
-        for (key, values) in maps where key != "s0" {
-            summaries[key] = try wrap(options.dwiPath) {
-                try regionalStatistics(values: values, mask: fitted, atlas: atlas, extraMasks: extraMasks, threads: options.threads)
-            }
+        let summarised = maps.filter { $0.0 != "s0" }
+        let perMap = try wrap(options.dwiPath) {
+            try regionalStatistics(maps: summarised.map(\.1), mask: fitted, atlas: atlas, extraMasks: extraMasks, threads: options.threads)
         }
+        let summaries = Dictionary(uniqueKeysWithValues: zip(summarised.map(\.0), perMap))
 
         timer.lap("regional summaries")
 

@@ -168,3 +168,158 @@ struct PercentileTests {
         #expect(percentile(sorted: [], percent: 50) == nil)
     }
 }
+
+/// The statistics as the library computed them before selection replaced sorting: sums in the
+/// given order, then a stable sort of the values as Doubles and ``percentile(sorted:percent:)``.
+func sortingReference(_ values: [Float], name: String) -> RegionSummary {
+    var summary = RegionSummary(name: name, count: values.count)
+    guard !values.isEmpty else { return summary }
+    var sum = 0.0
+    for v in values { sum += Double(v) }
+    let mean = sum / Double(values.count)
+    summary.mean = mean
+    if values.count >= 2 {
+        var squares = 0.0
+        for v in values { squares += (Double(v) - mean) * (Double(v) - mean) }
+        summary.standardDeviation = (squares / Double(values.count - 1)).squareRoot()
+    }
+    var sorted = values.map(Double.init)
+    sorted.sort() // stable
+    summary.median = percentile(sorted: sorted, percent: 50)
+    summary.percentile05 = percentile(sorted: sorted, percent: 5)
+    summary.percentile95 = percentile(sorted: sorted, percent: 95)
+    return summary
+}
+
+/// Equal to the last bit, the sign of zero included.
+func identical(_ a: RegionSummary, _ b: RegionSummary) -> Bool {
+    func bits(_ x: Double?) -> UInt64? { x?.bitPattern }
+    return a.name == b.name && a.index == b.index && a.network == b.network && a.count == b.count
+        && bits(a.mean) == bits(b.mean) && bits(a.standardDeviation) == bits(b.standardDeviation)
+        && bits(a.median) == bits(b.median) && bits(a.percentile05) == bits(b.percentile05)
+        && bits(a.percentile95) == bits(b.percentile95)
+}
+
+@Suite("Order statistics by selection")
+struct SelectionTests {
+    @Test("selected ranks hold the sorted values, on orders that trouble quickselect")
+    func patterns() {
+        var rng = SplitMix64(state: 3)
+        for n in [1, 2, 3, 15, 16, 17, 100, 1000, 4097, histogramSelectionMinimum - 1, histogramSelectionMinimum, 50000] {
+            let patterns: [[Float]] = [
+                (0..<n).map { Float($0) },                          // ascending
+                (0..<n).map { Float(n - $0) },                      // descending
+                [Float](repeating: 2.5, count: n),                  // all tied
+                (0..<n).map { Float($0 % 2) },                      // two values
+                (0..<n).map { Float(min($0, n - 1 - $0)) },         // organ pipe
+                (0..<n).map { _ in Float(rng.next() % 7) - 3 },     // heavy ties
+                (0..<n).map { _ in Float(rng.normal()) },
+                (0..<n).map { _ in Float(0.0007 + 0.0002 * rng.uniform()) }, // narrow range
+                (0..<n).map { _ in Float(rng.normal()) * (rng.uniform() < 0.5 ? 1e-30 : 1e30) }, // wide range
+            ]
+            for values in patterns {
+                let sorted = values.sorted()
+                let ranks = Array(Set((0..<6).map { _ in Int(rng.next() % UInt64(n)) } + [0, n - 1])).sorted()
+                var reordered = values
+                let selected = reordered.withUnsafeMutableBufferPointer { orderStatistics($0, ranks: ranks) }
+                #expect(reordered.sorted() == sorted, "n \(n): not a permutation")
+                #expect(selected == ranks.map { sorted[$0] }, "n \(n), ranks \(ranks)")
+            }
+        }
+    }
+
+    @Test("summaries equal the sorting reference bit for bit, signed zeros and ties included")
+    func signedZeros() {
+        var rng = SplitMix64(state: 11)
+        let pool: [Float] = [-0.0, 0.0, -1, 1, 0.5]
+        for _ in 0..<3000 {
+            let n = Int(rng.next() % 40)
+            let values = (0..<n).map { _ in pool[Int(rng.next() % UInt64(pool.count))] }
+            let fast = summarize(values, name: "r")
+            #expect(identical(fast, sortingReference(values, name: "r")), "\(values)")
+        }
+    }
+}
+
+@Suite("Regional statistics against sorting")
+struct RegionalStatisticsReferenceTests {
+    /// Labels 1...6 (6 has one voxel, 5 two, 4 none but is in the table, 7 is not in the
+    /// table), values with ties, signed zeros and non-finite values in the mask.
+    func randomCase(seed: UInt64, voxels: Int) throws -> (maps: [[Float]], mask: [Bool], atlas: Atlas, extra: [Bool]) {
+        var rng = SplitMix64(state: seed)
+        var labels = [Int32](repeating: 0, count: voxels)
+        var mask = [Bool](repeating: false, count: voxels)
+        var extra = [Bool](repeating: false, count: voxels)
+        for i in 0..<voxels {
+            labels[i] = [0, 1, 1, 2, 2, 3, 7][Int(rng.next() % 7)]
+            mask[i] = rng.uniform() < 0.7
+            extra[i] = rng.uniform() < 0.1
+        }
+        labels[10] = 6
+        mask[10] = true
+        labels[20] = 5
+        labels[21] = 5
+        mask[20] = true
+        mask[21] = true
+        let special: [Float] = [-0.0, 0.0, .nan, .infinity, -.infinity]
+        let maps = (0..<3).map { m in
+            (0..<voxels).map { _ -> Float in
+                let u = rng.uniform()
+                if u < 0.05 { return special[Int(rng.next() % 5)] }
+                // map 0 continuous, map 1 on a coarse grid (many ties), map 2 mostly zeros
+                switch m {
+                case 0: return Float(rng.normal())
+                case 1: return Float(Int(rng.next() % 9) - 4) / 4
+                default: return u < 0.6 ? (rng.uniform() < 0.5 ? -0.0 : 0.0) : Float(rng.uniform())
+                }
+            }
+        }
+        let entries = (1...6).map { LabelEntry(index: $0, name: "R\($0)", network: $0 % 2 == 0 ? "even" : nil) }
+        return (maps, mask, try Atlas(labels: labels, entries: entries), extra)
+    }
+
+    @Test("every region, whole brain and extra mask bit for bit, for 1, 2, 3 and 8 threads")
+    func matchesSorting() throws {
+        for (seed, voxels) in [(1 as UInt64, 300), (2, 5000), (3, 40000)] {
+            let (maps, mask, atlas, extra) = try randomCase(seed: seed, voxels: voxels)
+            let extras = [(name: "extra", mask: extra), (name: "nothing", mask: [Bool](repeating: false, count: voxels))]
+            var expected: [[RegionSummary]] = []
+            for values in maps {
+                func reference(_ name: String, index: Int? = nil, network: String? = nil, _ include: (Int) -> Bool) -> RegionSummary {
+                    var summary = sortingReference((0..<voxels).filter { mask[$0] && values[$0].isFinite && include($0) }
+                        .map { values[$0] }, name: name)
+                    (summary.index, summary.network) = (index, network)
+                    return summary
+                }
+                expected.append(atlas.entries.map { entry in
+                    reference(entry.name, index: entry.index, network: entry.network) { Int(atlas.labels[$0]) == entry.index }
+                } + [reference("whole_brain") { _ in true }, reference("extra") { extra[$0] }, reference("nothing") { _ in false }])
+            }
+            let counts = expected[0].map(\.count)
+            #expect(counts[atlas.entries.firstIndex { $0.index == 4 }!] == 0)
+            #expect(counts[atlas.entries.firstIndex { $0.index == 6 }!] == 1)
+            #expect(counts[atlas.entries.firstIndex { $0.index == 5 }!] == 2)
+            for threads in [1, 2, 3, 8] {
+                let together = try regionalStatistics(maps: maps, mask: mask, atlas: atlas, extraMasks: extras, threads: threads)
+                #expect(together.count == maps.count)
+                for (m, values) in maps.enumerated() {
+                    let alone = try regionalStatistics(values: values, mask: mask, atlas: atlas, extraMasks: extras, threads: threads)
+                    #expect(alone.count == expected[m].count && together[m].count == expected[m].count)
+                    for (r, summary) in expected[m].enumerated() {
+                        #expect(identical(alone[r], summary), "map \(m), \(summary.name), \(threads) threads: \(alone[r]) vs \(summary)")
+                        #expect(identical(together[m][r], summary), "map \(m), \(summary.name), \(threads) threads, all maps")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("a map of the wrong size is named by its position")
+    func sizeErrors() throws {
+        let atlas = try Atlas(labels: [1, 1, 0], entries: [.init(index: 1, name: "A")])
+        #expect(throws: RegionalStatisticsError.sizeMismatch(what: "value map 2", expected: 3, actual: 4)) {
+            try regionalStatistics(maps: [[1, 2, 3], [1, 2, 3, 4]], mask: [true, true, true], atlas: atlas)
+        }
+        #expect(try regionalStatistics(maps: [], mask: [true, true, true], atlas: atlas).isEmpty)
+    }
+}
