@@ -125,3 +125,43 @@ public final class ParallelFailures: @unchecked Sendable {
         if let first { throw first }
     }
 }
+
+/// A piece of work run on a background thread (or at once, on this one), whose error the
+/// owner collects with ``wait()``.
+///
+/// `@unchecked Sendable`: `error` is written by the work before `done` is signalled and read
+/// by the owner only after waiting on it.
+public final class BackgroundWork: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var error: (any Error)?
+    private var waited = false
+
+    /// Starts `body`: on a global queue when `inBackground`, else before returning.
+    public init(inBackground: Bool, _ body: @escaping @Sendable () throws -> Void) {
+        if inBackground {
+            DispatchQueue.global().async { self.run(body) }
+        } else {
+            run(body)
+        }
+    }
+
+    private func run(_ body: () throws -> Void) {
+        do { try body() } catch { self.error = error }
+        done.signal()
+    }
+
+    /// Blocks until the work has finished, then throws its error, if any.
+    public func wait() throws {
+        if !waited {
+            done.wait()
+            waited = true
+        }
+        if let error { throw error }
+    }
+
+    /// Blocks until the work has finished (for a `defer` on an error path, where the first
+    /// error is the one reported).
+    public func waitIgnoringErrors() {
+        _ = try? wait()
+    }
+}
