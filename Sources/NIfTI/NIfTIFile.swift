@@ -100,7 +100,7 @@ public enum NIfTIFile {
             }
             try AtomicFile.write(to: path) { (sink: borrowing AtomicFile.Sink) in
                 if compressed {
-                    try sink.append(try slots[0].compress(prefix))
+                    try slots[0].compress(prefix).withUnsafeBytes { try sink.append($0) }
                 } else {
                     try prefix.withUnsafeBytes { try sink.append($0) }
                 }

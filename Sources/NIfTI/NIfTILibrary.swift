@@ -461,9 +461,9 @@ final class ChunkSlot: @unchecked Sendable {
     }
 
     /// Compresses `bytes` (a header, say) as a gzip member of their own and returns it.
-    func compress(_ bytes: [UInt8]) throws -> UnsafeRawBufferPointer {
+    func compress(_ bytes: [UInt8]) throws -> [UInt8] {
         try bytes.withUnsafeBytes { try compressMember($0) }
-        return output
+        return [UInt8](output)
     }
 
     private func compressMember(_ bytes: UnsafeRawBufferPointer) throws {

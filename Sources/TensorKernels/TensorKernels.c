@@ -35,7 +35,9 @@
 typedef double vd __attribute__((vector_size(LANES * sizeof(double))));
 typedef int64_t vl __attribute__((vector_size(LANES * sizeof(int64_t))));
 
-#if defined(__x86_64__) && defined(__clang__)
+// NIMETRICS_BASELINE_KERNEL builds the baseline version alone, so that it can be tested on a
+// machine that would otherwise pick a wider one: `swift test -Xcc -DNIMETRICS_BASELINE_KERNEL`.
+#if defined(__x86_64__) && defined(__clang__) && !defined(NIMETRICS_BASELINE_KERNEL)
 #define NM_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define NM_MULTIVERSION
