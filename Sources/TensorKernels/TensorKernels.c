@@ -35,9 +35,14 @@
 typedef double vd __attribute__((vector_size(LANES * sizeof(double))));
 typedef int64_t vl __attribute__((vector_size(LANES * sizeof(int64_t))));
 
-// NIMETRICS_BASELINE_KERNEL builds the baseline version alone, so that it can be tested on a
-// machine that would otherwise pick a wider one: `swift test -Xcc -DNIMETRICS_BASELINE_KERNEL`.
-#if defined(__x86_64__) && defined(__clang__) && !defined(NIMETRICS_BASELINE_KERNEL)
+// NIMETRICS_KERNEL_LEVEL builds one version alone (1: the baseline, 3: AVX2+FMA, 4: AVX-512),
+// so each can be tested on a machine that would pick another:
+// `swift test -Xcc -DNIMETRICS_KERNEL_LEVEL=3`.
+#if defined(NIMETRICS_KERNEL_LEVEL) && NIMETRICS_KERNEL_LEVEL == 4
+#define NM_MULTIVERSION __attribute__((target("arch=x86-64-v4")))
+#elif defined(NIMETRICS_KERNEL_LEVEL) && NIMETRICS_KERNEL_LEVEL == 3
+#define NM_MULTIVERSION __attribute__((target("arch=x86-64-v3")))
+#elif defined(__x86_64__) && defined(__clang__) && !defined(NIMETRICS_KERNEL_LEVEL)
 #define NM_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define NM_MULTIVERSION
