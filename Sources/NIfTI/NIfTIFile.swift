@@ -72,9 +72,44 @@ public enum NIfTIFile {
         geometry: NIfTIHeader, to path: String, description: String = "nimetrics",
         compressionLevel: Int = 6, threads: Int = 1
     ) throws {
-        guard shape.reduce(1, *) == voxels.count, !shape.isEmpty, shape.count <= 7 else {
+        guard shape.reduce(1, *) == voxels.count else {
             throw NIfTIError(path: path, kind: .invalidArgument,
                              reason: "cannot write \(voxels.count) voxels as shape \(shape)")
+        }
+        try write(shape: shape, datatype: datatype, geometry: geometry, to: path, description: description,
+                  compressionLevel: compressionLevel, threads: threads) { range, destination in
+            storeVoxels(voxels, range, as: datatype, into: destination)
+        }
+    }
+
+    /// Writes a NIfTI file whose voxels are made a chunk at a time by `chunk`, so that an
+    /// image need never exist whole in memory (a map scattered from a masked fit, say).
+    /// Otherwise as ``write(_:shape:datatype:geometry:to:description:compressionLevel:threads:)``.
+    ///
+    /// - Parameter chunk: the voxels of a range of file-order indices (`range.count` of
+    ///   them), in file order; called on the calling thread, ranges in increasing order.
+    public static func write(
+        shape: [Int], datatype: NIfTIDataType = .float32, geometry: NIfTIHeader, to path: String,
+        description: String = "nimetrics", compressionLevel: Int = 6, threads: Int = 1,
+        chunk: (Range<Int>) -> [Float]
+    ) throws {
+        try write(shape: shape, datatype: datatype, geometry: geometry, to: path, description: description,
+                  compressionLevel: compressionLevel, threads: threads) { range, destination in
+            let values = chunk(range)
+            precondition(values.count == range.count, "a chunk of \(range.count) voxels came back with \(values.count)")
+            storeVoxels(values, 0..<values.count, as: datatype, into: destination)
+        }
+    }
+
+    /// The writer behind both fronts: `store` converts the voxels of a file-order range to
+    /// `datatype` at the destination.
+    private static func write(
+        shape: [Int], datatype: NIfTIDataType, geometry: NIfTIHeader, to path: String, description: String,
+        compressionLevel: Int, threads: Int, store: (Range<Int>, UnsafeMutableRawPointer) -> Void
+    ) throws {
+        let voxelCount = shape.reduce(1, *)
+        guard !shape.isEmpty, shape.count <= 7, shape.allSatisfy({ $0 >= 1 }) else {
+            throw NIfTIError(path: path, kind: .invalidArgument, reason: "cannot write an image of shape \(shape)")
         }
         var header = geometry
         header.shape = shape
@@ -92,7 +127,7 @@ public enum NIfTIFile {
         // chunks of one file are compressed on `threads` threads. Chunk boundaries do not
         // depend on `threads`, so neither do the bytes.
         let voxelsPerChunk = max(1, gzipChunkBytes / datatype.size)
-        let chunkCount = (voxels.count + voxelsPerChunk - 1) / voxelsPerChunk
+        let chunkCount = (voxelCount + voxelsPerChunk - 1) / voxelsPerChunk
         let workers = compressed ? max(1, min(threads, chunkCount)) : 1
         do {
             let slots = try (0..<workers).map { _ in
@@ -109,9 +144,9 @@ public enum NIfTIFile {
                     let batch = min(workers, chunkCount - first)
                     for k in 0..<batch {
                         let start = (first + k) * voxelsPerChunk
-                        let range = start..<min(voxels.count, start + voxelsPerChunk)
+                        let range = start..<min(voxelCount, start + voxelsPerChunk)
                         slots[k].inputCount = range.count * datatype.size
-                        storeVoxels(voxels, range, as: datatype, into: slots[k].input)
+                        store(range, slots[k].input)
                     }
                     if compressed {
                         let failures = ParallelFailures(count: batch)

@@ -191,28 +191,29 @@ public enum DiffusionPipeline {
         geometry.pixdim = Array(header.pixdim.prefix(3)) + [1]
         geometry.timeUnits = 0
         let shape3 = [spatial.x, spatial.y, spatial.z]
-        typealias Output = (values: [Float], shape: [Int], suffix: String, datatype: NIfTIDataType)
-        let outputs: [Output] = [
-            (fit.tensors, shape3 + [6], "_model-tensor_param-tensor_dwimap.nii.gz", .float32),
-            (fit.principalEigenvectors, shape3 + [3], "_model-tensor_param-v1_dwimap.nii.gz", .float32),
-        ] + maps.map { name, values in (values, shape3, "_model-tensor_param-\(name)_dwimap.nii.gz", .float32) }
-          + [(mask.map { $0 ? 1 : 0 }, shape3, "_desc-brain_mask.nii.gz", .uint8)]
-        files += outputs.map { base + $0.suffix }
+        let description = "nimetrics \(NimetricsVersion.string)"
         let level = options.compressionLevel
         let mapGeometry = geometry
-        let write: @Sendable (Output, Int) throws -> Void = { output, threads in
-            // A map's chunks are compressed on `threads` threads; its bytes do not depend on it.
-            try NIfTIFile.write(output.values, shape: output.shape, datatype: output.datatype, geometry: mapGeometry,
-                                to: base + output.suffix, description: "nimetrics \(NimetricsVersion.string)",
-                                compressionLevel: level, threads: threads)
-        }
+        // In BIDS order: tensor, V1, FA, MD, AD, RD, S0, mask.
+        let volumeMaps: [(map: ScatteredFit.VolumeMap, volumes: Int, suffix: String)] = [
+            (.tensor, 6, "_model-tensor_param-tensor_dwimap.nii.gz"),
+            (.principalEigenvector, 3, "_model-tensor_param-v1_dwimap.nii.gz"),
+        ]
+        var gridMaps: [(values: [Float], suffix: String, datatype: NIfTIDataType)] =
+            maps.map { name, values in (values, "_model-tensor_param-\(name)_dwimap.nii.gz", .float32) }
+        gridMaps.append((mask.map { $0 ? 1 : 0 }, "_desc-brain_mask.nii.gz", .uint8))
+        files += volumeMaps.map { base + $0.suffix } + gridMaps.map { base + $0.suffix }
         // The tensor and V1 maps (two thirds of the bytes written) depend on the fit alone:
-        // with two threads or more they are written on a second thread while this one runs the
-        // orientation check, the summaries and the smaller maps (measured on the standard
-        // visit: 0.03 s off the run).
-        let large = Array(outputs.prefix(2))
+        // with two threads or more they are made and written on a second thread while this one
+        // runs the orientation check, the summaries and the smaller maps (measured on the
+        // standard visit: 0.03 s off the run).
         let largeMaps = BackgroundWork(inBackground: options.threads > 1) {
-            for output in large { try write(output, 1) }
+            for output in volumeMaps {
+                try NIfTIFile.write(shape: shape3 + [output.volumes], geometry: mapGeometry, to: base + output.suffix,
+                                    description: description, compressionLevel: level) { range in
+                    fit.chunk(of: output.map, range)
+                }
+            }
         }
         defer { largeMaps.waitIgnoringErrors() }
 
@@ -248,8 +249,11 @@ public enum DiffusionPipeline {
         timer.lap("regional summaries")
 
         // The scalar maps and the mask, then the wait for the tensor and V1 maps.
-        for output in outputs.dropFirst(2) {
-            try write(output, options.threads)
+        for output in gridMaps {
+            // A map's chunks are compressed on all threads; its bytes do not depend on it.
+            try NIfTIFile.write(output.values, shape: shape3, datatype: output.datatype, geometry: mapGeometry,
+                                to: base + output.suffix, description: description, compressionLevel: level,
+                                threads: options.threads)
         }
         try largeMaps.wait()
         timer.lap("write maps")
@@ -420,14 +424,14 @@ public enum DiffusionPipeline {
 }
 
 /// A fit of the mask's voxels, scattered back onto the whole grid (0 and not fitted
-/// elsewhere), as the maps and regional summaries need it.
-struct ScatteredFit {
+/// elsewhere), as the maps and regional summaries need it. The multi-volume maps (tensor,
+/// V1) are not kept on the grid: ``chunk(of:_:)`` makes any part of them on demand, for the
+/// writer (20 MB less for the standard visit, and no pass over them).
+struct ScatteredFit: Sendable {
     let fitted: [Bool]
     let s0: [Float]
-    /// Three volumes (x, y, z components of V1).
-    let principalEigenvectors: [Float]
-    /// Six volumes, D11 D12 D13 D22 D23 D33.
-    let tensors: [Float]
+    /// The compact index of each grid voxel's fit, -1 where none.
+    private let compactIndex: [Int32]
     private let compact: TensorFit
     private let voxels: [Int32]
     private let threads: Int
@@ -444,36 +448,29 @@ struct ScatteredFit {
         self.threads = threads
         var fitted = [Bool](repeating: false, count: n)
         var s0 = [Float](repeating: 0, count: n)
-        var v1 = [Float](repeating: 0, count: 3 * n)
-        var tensors = [Float](repeating: 0, count: 6 * n)
+        var compactIndex = [Int32](repeating: -1, count: n)
         var fa = [Float](repeating: 0, count: n), md = fa, ad = fa, rd = fa
         voxels.withUnsafeBufferPointer { list in
         fit.fitted.withUnsafeBufferPointer { ok in
         fit.s0.withUnsafeBufferPointer { compactS0 in
-        fit.principalEigenvectors.withUnsafeBufferPointer { compactV1 in
-        fit.tensors.withUnsafeBufferPointer { compactTensors in
         fit.eigenvalues.withUnsafeBufferPointer { compactEigenvalues in
         fitted.withUnsafeMutableBufferPointer { fittedOut in
         s0.withUnsafeMutableBufferPointer { s0Out in
-        v1.withUnsafeMutableBufferPointer { v1Out in
-        tensors.withUnsafeMutableBufferPointer { tensorsOut in
+        compactIndex.withUnsafeMutableBufferPointer { indexOut in
         fa.withUnsafeMutableBufferPointer { faOut in
         md.withUnsafeMutableBufferPointer { mdOut in
         ad.withUnsafeMutableBufferPointer { adOut in
         rd.withUnsafeMutableBufferPointer { rdOut in
             let list = SharedReadBuffer(list), ok = SharedReadBuffer(ok), cs0 = SharedReadBuffer(compactS0)
-            let cv1 = SharedReadBuffer(compactV1), ct = SharedReadBuffer(compactTensors)
             let ce = SharedReadBuffer(compactEigenvalues)
-            let fittedOut = SharedBuffer(fittedOut), s0Out = SharedBuffer(s0Out), v1Out = SharedBuffer(v1Out)
-            let tensorsOut = SharedBuffer(tensorsOut)
+            let fittedOut = SharedBuffer(fittedOut), s0Out = SharedBuffer(s0Out), indexOut = SharedBuffer(indexOut)
             let faOut = SharedBuffer(faOut), mdOut = SharedBuffer(mdOut), adOut = SharedBuffer(adOut), rdOut = SharedBuffer(rdOut)
             forEachSlab(count: list.count, threads: threads) { range in
                 for k in range where ok[k] {
                     let i = Int(list[k])
                     fittedOut[i] = true
                     s0Out[i] = cs0[k]
-                    for c in 0..<3 { v1Out[c * n + i] = cv1[3 * k + c] }
-                    for c in 0..<6 { tensorsOut[c * n + i] = ct[6 * k + c] }
+                    indexOut[i] = Int32(k)
                     let l = SIMD3(Double(ce[3 * k]), Double(ce[3 * k + 1]), Double(ce[3 * k + 2]))
                     faOut[i] = Float(fractionalAnisotropy(eigenvalues: l))
                     mdOut[i] = Float(meanDiffusivity(eigenvalues: l))
@@ -481,12 +478,41 @@ struct ScatteredFit {
                     rdOut[i] = Float(radialDiffusivity(eigenvalues: l))
                 }
             }
-        }}}}}}}}}}}}}}
+        }}}}}}}}}}}
         self.fitted = fitted
         self.s0 = s0
-        principalEigenvectors = v1
-        self.tensors = tensors
+        self.compactIndex = compactIndex
         metricMaps = [fa, md, ad, rd]
+    }
+
+    /// A multi-volume map made from the compact fit.
+    enum VolumeMap: Sendable {
+        /// Six volumes, D11 D12 D13 D22 D23 D33.
+        case tensor
+        /// Three volumes, the x, y, z components of V1.
+        case principalEigenvector
+    }
+
+    /// The voxels `range` (file order: volume after volume) of `map`, 0 where not fitted.
+    func chunk(of map: VolumeMap, _ range: Range<Int>) -> [Float] {
+        let (values, components) = switch map {
+        case .tensor: (compact.tensors, 6)
+        case .principalEigenvector: (compact.principalEigenvectors, 3)
+        }
+        let n = compactIndex.count
+        var out = [Float](repeating: 0, count: range.count)
+        var i = range.lowerBound
+        while i < range.upperBound {
+            // The part of the range in volume c.
+            let c = i / n
+            let end = min(range.upperBound, (c + 1) * n)
+            for g in (i - c * n)..<(end - c * n) {
+                let k = Int(compactIndex[g])
+                if k >= 0 { out[c * n + g - range.lowerBound] = values[components * k + c] }
+            }
+            i = end
+        }
+        return out
     }
 
     /// V1 on the whole grid, 3 per voxel (x, y, z), taken through `transform` (zero where

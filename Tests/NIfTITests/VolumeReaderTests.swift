@@ -107,3 +107,51 @@ struct VolumeReaderTests {
         #expect(failedAt[0] < 6)
     }
 }
+
+@Suite("Chunked writing")
+struct ChunkedWriteTests {
+    let identity = Affine(rows: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+
+    @Test("a map made chunk by chunk is the file of the same array; its bytes do not depend on the threads",
+          arguments: [".nii", ".nii.gz"])
+    func chunked(suffix: String) throws {
+        let folder = makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        // Three volumes of 64x64x45 floats: five 512 KiB chunks, some across volume boundaries.
+        let shape = [64, 64, 45, 3]
+        let count = shape.reduce(1, *)
+        let values = (0..<count).map { i in i % 7 == 0 ? 0 : Float(sin(Double(i) * 0.001)) * 1e-3 }
+        let header = NIfTIHeader.make(shape: shape, affine: identity)
+        let reference = folder + "/array" + suffix
+        try NIfTIFile.write(values, shape: shape, geometry: header, to: reference)
+        var ranges: [Range<Int>] = []
+        for threads in [1, 3] {
+            let path = folder + "/chunks-\(threads)" + suffix
+            ranges = []
+            try NIfTIFile.write(shape: shape, geometry: header, to: path, threads: threads) { range in
+                ranges.append(range)
+                return Array(values[range])
+            }
+            #expect(FileManager.default.contents(atPath: path) == FileManager.default.contents(atPath: reference))
+        }
+        // The ranges tile the image in order.
+        #expect(ranges.first?.lowerBound == 0 && ranges.last?.upperBound == count)
+        #expect(zip(ranges, ranges.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound })
+        #expect(ranges.count > 3)
+        let back = try NIfTIFile.read(reference, as: Float.self)
+        #expect(back.voxels == values)
+        #expect(listing(folder).allSatisfy { !$0.hasPrefix(".nimetrics-tmp-") })
+    }
+
+    @Test("a shape with a zero or negative dimension is refused, and nothing is written")
+    func badShape() throws {
+        let folder = makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let error = #expect(throws: NIfTIError.self) {
+            try NIfTIFile.write(shape: [4, 0, 2], geometry: NIfTIHeader.make(shape: [4, 1, 2], affine: identity),
+                                to: folder + "/x.nii.gz") { _ in [] }
+        }
+        #expect(error?.kind == .invalidArgument)
+        #expect(listing(folder).isEmpty)
+    }
+}
