@@ -165,6 +165,21 @@ struct DiffusionPipelineTests {
                 let expected = frame == .world ? truth.principalDirection : Self.fslFrame(truth.principalDirection, affine: affine)
                 #expect(Self.alignment(measured, expected) > 1 - 1e-4, "\(name) \(frame) voxel \(i): \(measured) vs \(expected)")
             }
+            // The tensor map: the true mean diffusivity, and the V1 map's vector an eigenvector of
+            // it for λ1 (so the two multi-volume maps hold the same voxels in the same frame).
+            let tensor = try NIfTIFile.read(prefix + "tensor_dwimap.nii.gz")
+            #expect(tensor.header.shape == [6, 5, 4, 6])
+            for i in 0..<n {
+                let truth = dwi.phantom.truth[i]
+                let d = (0..<6).map { Double(tensor.voxels[$0 * n + i]) }
+                #expect(abs((d[0] + d[3] + d[5]) / 3 - truth.meanDiffusivity) < 1e-8, "\(name) \(frame) voxel \(i)")
+                guard truth.fractionalAnisotropy > 0.1 else { continue }
+                let v = (0..<3).map { Double(v1.voxels[$0 * n + i]) }
+                let dv = [d[0] * v[0] + d[1] * v[1] + d[2] * v[2], d[1] * v[0] + d[3] * v[1] + d[4] * v[2],
+                          d[2] * v[0] + d[4] * v[1] + d[5] * v[2]]
+                let lambda1 = truth.eigenvalues.max()!
+                #expect((0..<3).allSatisfy { abs(dv[$0] - lambda1 * v[$0]) < 1e-7 }, "\(name) \(frame) voxel \(i): \(dv)")
+            }
             // Regional summaries: the true FA, and the absent label kept with n/a.
             let fas = result.summaries["fa"]!
             #expect(fas.map(\.name) == ["stick", "prolate", "sphere", "absent", "whole_brain"])
