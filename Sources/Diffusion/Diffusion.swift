@@ -8,7 +8,9 @@
 //     DirectionTransform(from:to:linear:)                           directions: voxel <-> FSL <-> world
 //     meanB0(data:table:voxelCount:) -> brainMask(meanB0:shape:)   mask
 //     TensorModel(table:method:iterations:)                         design, pseudo-inverse
-//         .fit(data:volumeCount:voxelCount:mask:threads:)            -> TensorFit
+//         .fit(data:volumeCount:voxelCount:mask:threads:)            -> TensorFit (eight voxels per
+//                                                                   vector, in TensorKernels)
+//     SymmetricEigen3(...), SymmetricEigen3.principal(...)           Jacobi; closed form for λ and V1
 //     TensorFit.map(.fractionalAnisotropy) ... , .quality           maps and QC
 //     fractionalAnisotropy(eigenvalues:) ...                         per-voxel metrics
 //     gradientOrientationCheck(principalEigenvectors:fractionalAnisotropy:fitted:shape:)

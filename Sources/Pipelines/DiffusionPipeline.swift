@@ -101,63 +101,21 @@ public enum DiffusionPipeline {
         let volumeIndices = selection.volumeIndices
 
         // The series is streamed volume by volume; only the mask's voxels of the kept volumes
-        // are kept, voxel-compact (DIPY fits only masked voxels too), so peak memory is the
-        // masked floats, not the whole 4D series.
-        // Opening a reader checks that the file can hold the voxels its header declares,
-        // before anything the size of a volume is allocated.
-        // The same reader then streams the series for the fit.
+        // are kept, voxel-compact (DIPY fits only masked voxels too) and as stored when they
+        // are small integers, so peak memory is the masked voxels, not the whole 4D series.
+        // Opening the reader checks that the file can hold the voxels its header declares,
+        // before anything the size of a volume is allocated; it streams the series later.
         let series = try NIfTIFile.volumes(options.dwiPath)
         let voxelCount = header.voxelsPerVolume
         let spatial = header.spatialShape
 
-        // Mask (an automatic one needs a first pass over the b=0 volumes).
-        let mask: [Bool]
-        var maskSource = "automatic (median filter + Otsu on the mean b=0)"
-        if let maskPath = options.maskPath {
-            let maskImage = try NIfTIFile.read(maskPath)
-            guard maskImage.header.hasSameGrid(as: header) else {
-                throw PipelineError(maskPath, "the mask's grid differs from the DWI grid")
-            }
-            mask = maskImage.voxels.prefix(voxelCount).map { $0 > 0 }
-            maskSource = maskPath
-        } else {
-            let b0Volumes = Set(table.b0Indices.map { volumeIndices[$0] })
-            var meanB0 = [Float](repeating: 0, count: voxelCount)
-            let reader = try NIfTIFile.volumes(options.dwiPath)
-            reader.threads = options.threads
-            var volume: [Float] = []
-            for v in 0...(b0Volumes.max() ?? 0) {
-                guard try reader.next(into: &volume) else { break }
-                if b0Volumes.contains(v) { for i in 0..<voxelCount { meanB0[i] += volume[i] } }
-            }
-            let scale = 1 / Float(b0Volumes.count)
-            for i in 0..<voxelCount { meanB0[i] *= scale }
-            mask = try wrap(options.dwiPath) { try brainMask(meanB0: meanB0, shape: spatial, threads: options.threads) }
-        }
+        let (mask, maskSource) = try readMask(options, header: header, table: table, volumeIndices: volumeIndices)
         let maskIndexes = (0..<voxelCount).filter { mask[$0] }.map { Int32($0) }
         guard !maskIndexes.isEmpty else { throw PipelineError(options.maskPath ?? options.dwiPath, "the brain mask is empty") }
         timer.lap("mask")
 
         // The atlas and lesion mask, read (and checked) before the fit, so a bad one fails fast.
-        var atlas: Atlas
-        var atlasResampled = false
-        if let atlasPath = options.atlasPath {
-            let read = try LabelImage.readLabels(atlasPath, onto: header, resample: options.resampleAtlas, gridName: "DWI")
-            atlasResampled = read.resampled
-            let entries = try LabelImage.entries(labels: read.labels, atlasPath: atlasPath, tablePath: options.atlasTablePath)
-            atlas = try wrap(atlasPath) { try Atlas(labels: read.labels, entries: entries, source: atlasPath) }
-        } else {
-            atlas = try wrap(options.dwiPath) { try Atlas(labels: [Int32](repeating: 0, count: voxelCount), entries: []) }
-        }
-        var extraMasks: [(name: String, mask: [Bool])] = []
-        if let lesionPath = options.lesionMaskPath {
-            let lesionImage = try NIfTIFile.read(lesionPath)
-            guard lesionImage.header.hasSameGrid(as: header) else {
-                throw PipelineError(lesionPath, "the lesion mask's grid differs from the DWI grid")
-            }
-            let lesion = lesionImage.voxels.prefix(voxelCount).map { $0 > 0 }
-            extraMasks = [("lesion", lesion), ("normal_appearing_tissue", lesion.map { !$0 })]
-        }
+        let (atlas, atlasResampled, extraMasks) = try readRegions(options, header: header)
         let model = try wrap(options.dwiPath) { try TensorModel(table: table, method: options.method, iterations: options.iterations) }
         // Gather and fit in one scope, so the masked series is freed as soon as it is fitted.
         // An integer series without scaling is kept as stored (half the memory of floats).
@@ -257,26 +215,10 @@ public enum DiffusionPipeline {
         }
         try largeMaps.wait()
         timer.lap("write maps")
-        var summaryTable = TSVTable(columns: ["region", "label", "n_voxels", "metric", "mean", "sd", "median", "p05", "p95"])
-        var metrics: [VisitMetric] = []
-        let regionCount = summaries["fa"]!.count
-        for r in 0..<regionCount {
-            for key in scalarMaps.map(\.name) {
-                let s = summaries[key]![r]
-                summaryTable.append([s.name, s.index.map(String.init) ?? "n/a", String(s.count), key,
-                                     tsvCell(s.mean), tsvCell(s.standardDeviation), tsvCell(s.median),
-                                     tsvCell(s.percentile05), tsvCell(s.percentile95)])
-                let stats: [(String, Double?)] = [("mean", s.mean), ("sd", s.standardDeviation), ("median", s.median),
-                                                  ("p05", s.percentile05), ("p95", s.percentile95)]
-                for (statistic, value) in stats {
-                    metrics.append(VisitMetric(modality: "dwi", region: s.name, metric: "\(key)_\(statistic)", value: value ?? .nan))
-                }
-            }
-            let s = summaries["fa"]![r]
-            metrics.append(VisitMetric(modality: "dwi", region: s.name, metric: "n_voxels", value: Double(s.count)))
-        }
+        let summary = summaryRows(summaries)
+        var metrics = summary.metrics
         let summaryPath = base + "_model-tensor_summary.tsv"
-        try summaryTable.write(to: summaryPath)
+        try summary.table.write(to: summaryPath)
         files.append(summaryPath)
 
         let bUsed = table.bValues
@@ -326,6 +268,84 @@ public enum DiffusionPipeline {
         timer.lap("tables + sidecar")
         return DiffusionResult(summaries: summaries, metrics: metrics, files: files, warnings: warnings,
                                quality: quality, orientation: orientation, bValuesUsed: bUsed)
+    }
+
+    /// The long-format summary table (region, label, n_voxels, metric, mean, sd, median, p05,
+    /// p95) and the same numbers as visit metrics (`fa_mean`, ..., and `n_voxels` per region).
+    static func summaryRows(_ summaries: [String: [RegionSummary]]) -> (table: TSVTable, metrics: [VisitMetric]) {
+        var table = TSVTable(columns: ["region", "label", "n_voxels", "metric", "mean", "sd", "median", "p05", "p95"])
+        var metrics: [VisitMetric] = []
+        let regionCount = summaries["fa"]!.count
+        for r in 0..<regionCount {
+            for key in scalarMaps.map(\.name) {
+                let s = summaries[key]![r]
+                table.append([s.name, s.index.map(String.init) ?? "n/a", String(s.count), key,
+                              tsvCell(s.mean), tsvCell(s.standardDeviation), tsvCell(s.median),
+                              tsvCell(s.percentile05), tsvCell(s.percentile95)])
+                let stats: [(String, Double?)] = [("mean", s.mean), ("sd", s.standardDeviation), ("median", s.median),
+                                                  ("p05", s.percentile05), ("p95", s.percentile95)]
+                for (statistic, value) in stats {
+                    metrics.append(VisitMetric(modality: "dwi", region: s.name, metric: "\(key)_\(statistic)", value: value ?? .nan))
+                }
+            }
+            let s = summaries["fa"]![r]
+            metrics.append(VisitMetric(modality: "dwi", region: s.name, metric: "n_voxels", value: Double(s.count)))
+        }
+        return (table, metrics)
+    }
+
+    /// The brain mask: `--mask`, or an automatic one from the mean b=0 image (a first pass
+    /// over the b=0 volumes), and how it was made, for the sidecar.
+    static func readMask(_ options: DiffusionOptions, header: NIfTIHeader, table: GradientTable,
+                         volumeIndices: [Int]) throws -> (mask: [Bool], source: String) {
+        let voxelCount = header.voxelsPerVolume
+        if let maskPath = options.maskPath {
+            let maskImage = try NIfTIFile.read(maskPath)
+            guard maskImage.header.hasSameGrid(as: header) else {
+                throw PipelineError(maskPath, "the mask's grid differs from the DWI grid")
+            }
+            return (maskImage.voxels.prefix(voxelCount).map { $0 > 0 }, maskPath)
+        }
+        let b0Volumes = Set(table.b0Indices.map { volumeIndices[$0] })
+        var meanB0 = [Float](repeating: 0, count: voxelCount)
+        let reader = try NIfTIFile.volumes(options.dwiPath)
+        reader.threads = options.threads
+        var volume: [Float] = []
+        for v in 0...(b0Volumes.max() ?? 0) {
+            guard try reader.next(into: &volume) else { break }
+            if b0Volumes.contains(v) { for i in 0..<voxelCount { meanB0[i] += volume[i] } }
+        }
+        let scale = 1 / Float(b0Volumes.count)
+        for i in 0..<voxelCount { meanB0[i] *= scale }
+        let mask = try wrap(options.dwiPath) { try brainMask(meanB0: meanB0, shape: header.spatialShape, threads: options.threads) }
+        return (mask, "automatic (median filter + Otsu on the mean b=0)")
+    }
+
+    /// The regions summarised: the atlas (labels on the DWI grid, resampled when asked) or
+    /// none, and the lesion and normal-appearing-tissue masks when a lesion mask is given.
+    static func readRegions(_ options: DiffusionOptions, header: NIfTIHeader) throws
+        -> (atlas: Atlas, resampled: Bool, extraMasks: [(name: String, mask: [Bool])]) {
+        let voxelCount = header.voxelsPerVolume
+        var atlas: Atlas
+        var resampled = false
+        if let atlasPath = options.atlasPath {
+            let read = try LabelImage.readLabels(atlasPath, onto: header, resample: options.resampleAtlas, gridName: "DWI")
+            resampled = read.resampled
+            let entries = try LabelImage.entries(labels: read.labels, atlasPath: atlasPath, tablePath: options.atlasTablePath)
+            atlas = try wrap(atlasPath) { try Atlas(labels: read.labels, entries: entries, source: atlasPath) }
+        } else {
+            atlas = try wrap(options.dwiPath) { try Atlas(labels: [Int32](repeating: 0, count: voxelCount), entries: []) }
+        }
+        var extraMasks: [(name: String, mask: [Bool])] = []
+        if let lesionPath = options.lesionMaskPath {
+            let lesionImage = try NIfTIFile.read(lesionPath)
+            guard lesionImage.header.hasSameGrid(as: header) else {
+                throw PipelineError(lesionPath, "the lesion mask's grid differs from the DWI grid")
+            }
+            let lesion = lesionImage.voxels.prefix(voxelCount).map { $0 > 0 }
+            extraMasks = [("lesion", lesion), ("normal_appearing_tissue", lesion.map { !$0 })]
+        }
+        return (atlas, resampled, extraMasks)
     }
 
     /// A gathered signal, as floats or as stored integers.

@@ -38,11 +38,17 @@ typedef int64_t vl __attribute__((vector_size(LANES * sizeof(int64_t))));
 // NIMETRICS_KERNEL_LEVEL builds one version alone (1: the baseline, 3: AVX2+FMA, 4: AVX-512),
 // so each can be tested on a machine that would pick another:
 // `swift test -Xcc -DNIMETRICS_KERNEL_LEVEL=3`.
+#ifndef __has_feature
+#define __has_feature(x) 0
+#endif
 #if defined(NIMETRICS_KERNEL_LEVEL) && NIMETRICS_KERNEL_LEVEL == 4
 #define NM_MULTIVERSION __attribute__((target("arch=x86-64-v4")))
 #elif defined(NIMETRICS_KERNEL_LEVEL) && NIMETRICS_KERNEL_LEVEL == 3
 #define NM_MULTIVERSION __attribute__((target("arch=x86-64-v3")))
-#elif defined(__x86_64__) && defined(__clang__) && !defined(NIMETRICS_KERNEL_LEVEL)
+#elif defined(__x86_64__) && defined(__clang__) && !defined(NIMETRICS_KERNEL_LEVEL) && \
+    !__has_feature(thread_sanitizer) && !__has_feature(address_sanitizer)
+// (Not under the sanitizers: the loader runs the version-picking resolver before their
+// runtime is set up, and the instrumented resolver crashes; they test the baseline version.)
 #define NM_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define NM_MULTIVERSION
@@ -86,17 +92,9 @@ NM_INLINE vd log_lanes(vd x) {
     e -= big; // big lanes are -1
     const vd t = (m - 1) / (m + 1);
     const vd t2 = t * t;
+    // Horner in t²: 1/21, 1/19, ..., 1/3, 1.
     vd p = splat(1.0 / 21);
-    p = p * t2 + 1.0 / 19;
-    p = p * t2 + 1.0 / 17;
-    p = p * t2 + 1.0 / 15;
-    p = p * t2 + 1.0 / 13;
-    p = p * t2 + 1.0 / 11;
-    p = p * t2 + 1.0 / 9;
-    p = p * t2 + 1.0 / 7;
-    p = p * t2 + 1.0 / 5;
-    p = p * t2 + 1.0 / 3;
-    p = p * t2 + 1.0;
+    for (int k = 19; k >= 1; k -= 2) p = p * t2 + 1.0 / k;
     const vd ed = integers_to_double(e);
     const vd result = ed * ln2_hi + (ed * ln2_lo + 2 * t * p);
     return select_lanes(finite_lanes(x), result, x);
@@ -113,18 +111,13 @@ NM_INLINE vd exp_lanes(vd z) {
     const vl k = (vl)kd - (vl)splat(shift);
     kd -= shift;
     const vd r = (z - kd * ln2_hi) - kd * ln2_lo;
-    vd p = splat(1.0 / 39916800);
-    p = p * r + 1.0 / 3628800;
-    p = p * r + 1.0 / 362880;
-    p = p * r + 1.0 / 40320;
-    p = p * r + 1.0 / 5040;
-    p = p * r + 1.0 / 720;
-    p = p * r + 1.0 / 120;
-    p = p * r + 1.0 / 24;
-    p = p * r + 1.0 / 6;
-    p = p * r + 0.5;
-    p = p * r + 1.0;
-    p = p * r + 1.0;
+    // Horner in r: 1/11!, 1/10!, ..., 1/1!, 1/0!.
+    static const double inverse_factorials[12] = {
+        1.0 / 39916800, 1.0 / 3628800, 1.0 / 362880, 1.0 / 40320, 1.0 / 5040, 1.0 / 720,
+        1.0 / 120, 1.0 / 24, 1.0 / 6, 0.5, 1.0, 1.0,
+    };
+    vd p = splat(inverse_factorials[0]);
+    for (int k = 1; k < 12; k++) p = p * r + inverse_factorials[k];
     const vd scale = (vd)((k + 1023) << 52);
     return select_lanes(underflow, splat(0.0), p * scale);
 }
