@@ -177,13 +177,9 @@ public struct TensorModel: Sendable {
 }
 
 /// In-place Cholesky factorisation A = L Lᵀ of a symmetric positive-definite 7 x 7 matrix,
-/// and the solve that follows, on caller-provided scratch (no allocation).
-///
-/// Measured: an earlier kernel holding these matrices in `SIMD32`/`SIMD64<Double>` values ran
-/// the WLS fit of 200k voxels x 65 volumes in 6.2 s on 2 threads (the wide vectors are spilled
-/// to the stack around every operation on the SSE2 baseline); plain memory and scalars bring it
-/// to 0.21 s, and the weight loop split from the accumulation (see TensorKernel) to ~0.18 s
-/// (OLS: 0.08 s).
+/// and the solve that follows, on caller-provided scratch (no allocation). Used to build the
+/// model's pseudo-inverse; the per-voxel fits solve their normal equations eight at a time in
+/// the TensorKernels C target, with the same factorisation and pivot test.
 enum Cholesky7 {
     /// Unpacks the packed upper triangle (row-major (0,0),(0,1)...(0,6),(1,1)...(6,6)) into
     /// `l` (7 x 7, stride 8) and factorises it in place; the lower triangle then holds L.
