@@ -369,7 +369,7 @@ public enum DiffusionPipeline {
         // gather (a fraction of a millisecond a volume) hides behind the inflate, which is
         // most of the read (measured on the standard visit: read + gather 0.20-0.24 s before,
         // about the 0.15 s inflate alone after).
-        reader.readsAhead = true
+        reader.readsAhead = reader.header.voxelsPerVolume >= minimumParallelVolume
         var floats: [Float] = []
         var stored: [Int16] = []
         var v = 0

@@ -28,29 +28,67 @@ public struct TSVTable: Equatable, Sendable {
     }
 
     /// Parses TSV text. Every row must have as many cells as the header.
+    ///
+    /// Lines end with LF or CRLF; cells are split at tabs and trimmed of spaces and other
+    /// Unicode space separators (`CharacterSet.whitespaces`); trailing blank lines are ignored.
+    /// The text is split on its UTF-8 bytes, not on Characters: Swift reads CR LF as one
+    /// Character, so a split on "\n" would leave a Windows-edited file one long line.
     /// - Throws: ``TableError`` for an empty table, duplicate column names or ragged rows.
     public init(text: String, source: String) throws {
         self.source = source
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> Substring in
-            line.hasSuffix("\r") ? line.dropLast() : line
+        var text = text
+        let parsed: [[String]] = text.withUTF8 { bytes in
+            var lines: [[String]] = []
+            var lineStart = 0
+            while lineStart <= bytes.count {
+                var lineEnd = lineStart
+                while lineEnd < bytes.count && bytes[lineEnd] != 0x0A { lineEnd += 1 }
+                var contentEnd = lineEnd
+                if contentEnd > lineStart && bytes[contentEnd - 1] == 0x0D { contentEnd -= 1 }
+                var cells: [String] = []
+                var cellStart = lineStart
+                for i in lineStart...contentEnd where i == contentEnd || bytes[i] == 0x09 {
+                    cells.append(Self.trimmedCell(bytes, cellStart..<i))
+                    cellStart = i + 1
+                }
+                lines.append(cells)
+                if lineEnd == bytes.count { break }
+                lineStart = lineEnd + 1
+            }
+            return lines
         }
-        while let last = lines.last, last.trimmingCharacters(in: .whitespaces).isEmpty { lines.removeLast() }
-        guard let headerLine = lines.first, !headerLine.trimmingCharacters(in: .whitespaces).isEmpty else {
+        var lines = parsed[...]
+        while let last = lines.last, last.allSatisfy(\.isEmpty) { lines.removeLast() }
+        guard let header = lines.first, !header.allSatisfy(\.isEmpty) else {
             throw TableError(source: source, reason: "empty table: no header row")
         }
-        columns = headerLine.split(separator: "\t", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespaces) }
+        columns = header
         var seen = Set<String>()
         for name in columns where !seen.insert(name).inserted {
             throw TableError(source: source, reason: "duplicate column '\(name)'")
         }
         rows = []
-        for (number, line) in lines.dropFirst().enumerated() {
-            let cells = line.split(separator: "\t", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespaces) }
+        rows.reserveCapacity(lines.count - 1)
+        for (number, cells) in lines.dropFirst().enumerated() {
             guard cells.count == columns.count else {
                 throw TableError(source: source, reason: "line \(number + 2) has \(cells.count) fields, the header has \(columns.count)")
             }
             rows.append(cells)
         }
+    }
+
+    /// The cell in `range` of `bytes`, trimmed of ASCII spaces at once and of other space
+    /// separators (as `CharacterSet.whitespaces`) through Foundation, which only a cell with a
+    /// non-ASCII first or last byte needs.
+    private static func trimmedCell(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> String {
+        var start = range.lowerBound, end = range.upperBound
+        while start < end && bytes[start] == 0x20 { start += 1 }
+        while end > start && bytes[end - 1] == 0x20 { end -= 1 }
+        let cell = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
+        if start < end && (bytes[start] >= 0x80 || bytes[end - 1] >= 0x80) {
+            return cell.trimmingCharacters(in: .whitespaces)
+        }
+        return cell
     }
 
     /// Reads and parses a TSV file.
