@@ -2,12 +2,12 @@ import Foundation
 
 /// Wall-clock time per pipeline phase, printed to stderr when `NIMETRICS_PROFILE=1`, so a
 /// user (and the benchmark script) can see where a run spends its time without a profiler.
-struct PhaseTimer {
+public struct PhaseTimer {
     private let enabled = ProcessInfo.processInfo.environment["NIMETRICS_PROFILE"] == "1"
     private var last = DispatchTime.now().uptimeNanoseconds
     private let label: String
 
-    init(_ label: String) { self.label = label }
+    public init(_ label: String) { self.label = label }
 
     /// The process's peak resident set so far (VmHWM), in MB; 0 where /proc is absent.
     static func peakResidentMegabytes() -> Int {
@@ -19,7 +19,7 @@ struct PhaseTimer {
     }
 
     /// Ends the current phase.
-    mutating func lap(_ phase: String) {
+    public mutating func lap(_ phase: String) {
         guard enabled else { return }
         let now = DispatchTime.now().uptimeNanoseconds
         let seconds = Double(now - last) / 1e9

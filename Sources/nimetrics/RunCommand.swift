@@ -105,8 +105,10 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         try runReportingFailure {
+            var timer = PhaseTimer("run")
             let dataset = try Dataset.discover(input, participantLabels: participantLabels, sessionLabels: sessionLabels)
             for warning in dataset.warnings { printWarning(warning) }
+            timer.lap("discovery")
             var succeeded = true
             if analysisLevel == .participant {
                 var parameters = VisitParameters()
@@ -125,16 +127,19 @@ struct RunCommand: ParsableCommand {
                     throw ValidationError("the dataset has BOLD runs: give --atlas or --func-atlas")
                 }
                 let processor = try PipelineVisitProcessor(parameters: parameters)
+                timer.lap("set-up")
                 let summary = try TrialRunner.runParticipants(
                     dataset: dataset, output: output, processor: processor, jobs: jobs, threads: threads,
                     version: NimetricsVersion.string, progress: ConsoleProgressReporter())
                 succeeded = summary.succeeded
+                timer.lap("visits")
             }
             if analysisLevel == .group || group {
                 let summary = try TrialRunner.runGroup(dataset: dataset, output: output, baselineSession: baselineSession)
                 for warning in summary.warnings { printWarning(warning) }
                 print("group tables in \(summary.folder):")
                 for file in summary.files { print("  " + file) }
+                timer.lap("group")
             }
             if !succeeded { throw ExitCode(1) }
         }
