@@ -6,7 +6,7 @@ import Foundation
 /// How the tensor is estimated from the log signal.
 ///
 /// Parsed from the names `ols` and `wls` (``init(parsing:)``), so a command line can take it directly.
-public enum TensorFitMethod: String, CaseIterable, Sendable, CustomStringConvertible {
+public enum TensorFitMethod: String, CaseIterable, Sendable, Codable, CustomStringConvertible {
     /// Ordinary least squares on the log signal (Basser, Mattiello & LeBihan 1994).
     case ols
     /// Weighted least squares on the log signal with weights from a first OLS pass

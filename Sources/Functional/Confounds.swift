@@ -98,6 +98,26 @@ public enum ConfoundStrategy: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// Encoded as its name ("6P") or, for explicit columns, as the list of column names.
+extension ConfoundStrategy: Codable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let columns = try? container.decode([String].self) {
+            self = .columns(columns)
+        } else {
+            let name = try container.decode(String.self)
+            do { self = try ConfoundStrategy(parsing: name) } catch {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "\(error)")
+            }
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        if case .columns(let names) = self { try container.encode(names) } else { try container.encode(description) }
+    }
+}
+
 private extension String {
     var trimmingSpaces: Substring {
         var s = Substring(self)

@@ -23,7 +23,8 @@ public enum VectorFrame: String, CaseIterable, Sendable {
     }
 }
 
-/// Everything `nimetrics dti` needs for one DWI series, with the documented defaults.
+/// One DWI series to process: the files it is read from, the parameters, and where the
+/// outputs go.
 public struct DiffusionOptions: Sendable {
     public var dwiPath: String
     /// FSL `.bval` and `.bvec` (3 x N or N x 3).
@@ -31,31 +32,16 @@ public struct DiffusionOptions: Sendable {
     public var bvecPath: String?
     /// MRtrix-style `[x y z b]` table in world coordinates (instead of bval/bvec).
     public var gradientTablePath: String?
+    /// Brain mask on the DWI grid; nil: automatic, from the mean b=0 image.
     public var maskPath: String?
     public var atlasPath: String?
+    /// The atlas's label table; nil: the `.tsv` beside the atlas, if present.
     public var atlasTablePath: String?
-    public var resampleAtlas = false
     public var lesionMaskPath: String?
-    public var method: TensorFitMethod = .wls
-    /// WLS re-weighting passes (MRtrix's `-iter`).
-    public var iterations = 1
-    /// Shells above this b-value are left out of the fit (DTI is a low-b model).
-    public var maximumB = 1500.0
-    /// b-values at or below this count as b=0.
-    public var b0Threshold = 50.0
-    public var vectorFrame: VectorFrame = .fsl
-    /// Run the gradient orientation check: the coherence of the fitted V1 field over every
-    /// fitted voxel, with the table as given and with each voxel axis negated, all scored
-    /// from the one tensor fit (no extra fits).
-    public var orientationCheck = true
+    public var parameters = DiffusionParameters()
     public var threads = 1
     public var outputFolder: String
     public var prefix: String
-    /// gzip level of the maps (libdeflate, 1 fastest to 12 smallest). Default 1: float maps
-    /// are mostly noise in their low bits, and higher levels only spend time on them
-    /// (measured on the standard visit's maps: level 1 is 20% faster than 6 and its files
-    /// are 0.2-0.5% smaller).
-    public var compressionLevel = 1
 
     public init(dwiPath: String, bvalPath: String?, bvecPath: String?, outputFolder: String, prefix: String? = nil) {
         self.dwiPath = dwiPath
@@ -63,6 +49,19 @@ public struct DiffusionOptions: Sendable {
         self.bvecPath = bvecPath
         self.outputFolder = outputFolder
         self.prefix = prefix ?? OutputNaming.prefix(fromInput: dwiPath)
+    }
+
+    /// Every file the pipeline reads for these options, with its role, in a fixed order: a
+    /// batch hashes them all, so editing any of them (the atlas's label table included)
+    /// redoes the visit.
+    public var inputFiles: [(role: String, path: String)] {
+        let atlasTable = atlasPath.flatMap { LabelImage.tablePath(for: $0, explicit: atlasTablePath) }
+        let all: [(String, String?)] = [
+            ("dwi", dwiPath), ("bval", bvalPath), ("bvec", bvecPath), ("grad", gradientTablePath),
+            ("dwi_mask", maskPath), ("dwi_atlas", atlasPath), ("dwi_atlas_table", atlasTable),
+            ("lesion_mask", lesionMaskPath),
+        ]
+        return all.compactMap { role, path in path.map { (role, $0) } }
     }
 }
 
@@ -93,9 +92,9 @@ public enum DiffusionPipeline {
         }
         let (fslTable, worldTable) = try readGradients(options, header: header)
         let selection: (table: GradientTable, volumeIndices: [Int])
-        selection = try (options.vectorFrame == .fsl ? fslTable : worldTable).selecting(maximumB: options.maximumB)
+        selection = try (options.parameters.vectorFrame == .fsl ? fslTable : worldTable).selecting(maximumB: options.parameters.maximumB)
         if selection.volumeIndices.count < header.volumeCount {
-            warnings.append("\(header.volumeCount - selection.volumeIndices.count) volume(s) with b > \(formatJSONNumber(options.maximumB)) left out of the tensor fit")
+            warnings.append("\(header.volumeCount - selection.volumeIndices.count) volume(s) with b > \(formatJSONNumber(options.parameters.maximumB)) left out of the tensor fit")
         }
         let table = selection.table
         let volumeIndices = selection.volumeIndices
@@ -116,7 +115,7 @@ public enum DiffusionPipeline {
 
         // The atlas and lesion mask, read (and checked) before the fit, so a bad one fails fast.
         let (atlas, atlasResampled, extraMasks) = try readRegions(options, header: header)
-        let model = try wrap(options.dwiPath) { try TensorModel(table: table, method: options.method, iterations: options.iterations) }
+        let model = try wrap(options.dwiPath) { try TensorModel(table: table, method: options.parameters.method, iterations: options.parameters.iterations) }
         // Gather and fit in one scope, so the masked series is freed as soon as it is fitted.
         // An integer series without scaling is kept as stored (half the memory of floats).
         let keepIntegers = series.storesSmallIntegers
@@ -150,7 +149,7 @@ public enum DiffusionPipeline {
         geometry.timeUnits = 0
         let shape3 = [spatial.x, spatial.y, spatial.z]
         let description = "nimetrics \(NimetricsVersion.string)"
-        let level = options.compressionLevel
+        let level = options.parameters.compressionLevel
         let mapGeometry = geometry
         // In BIDS order: tensor, V1, FA, MD, AD, RD, S0, mask.
         let volumeMaps: [(map: ScatteredFit.VolumeMap, volumes: Int, suffix: String)] = [
@@ -179,9 +178,9 @@ public enum DiffusionPipeline {
         // would give D' = F D F and V1' = F V1, so the flips need no fits of their own. The
         // check steps along V1 in voxel indices, so V1 goes from the table's frame to voxel axes.
         var orientation: GradientOrientationReport?
-        if options.orientationCheck {
+        if options.parameters.orientationCheck {
             let toVoxel = try wrap(options.dwiPath) {
-                try DirectionTransform(from: options.vectorFrame.directionFrame, to: .voxel, linear: header.affine.linear,
+                try DirectionTransform(from: options.parameters.vectorFrame.directionFrame, to: .voxel, linear: header.affine.linear,
                                        source: options.dwiPath)
             }
             let report = try wrap(options.dwiPath) {
@@ -227,15 +226,15 @@ public enum DiffusionPipeline {
             ("GeneratedBy", .array([.object([("Name", .string("nimetrics")), ("Version", .string(NimetricsVersion.string))])])),
             ("Source", .string(options.dwiPath)),
             ("Gradients", .string(options.gradientTablePath ?? "\(options.bvalPath ?? "") \(options.bvecPath ?? "")")),
-            ("FitMethod", .string(options.method.rawValue.uppercased())),
-            ("Iterations", .int(options.iterations)),
-            ("MaximumBValue", .number(options.maximumB)),
-            ("B0Threshold", .number(options.b0Threshold)),
+            ("FitMethod", .string(options.parameters.method.rawValue.uppercased())),
+            ("Iterations", .int(options.parameters.iterations)),
+            ("MaximumBValue", .number(options.parameters.maximumB)),
+            ("B0Threshold", .number(options.parameters.b0Threshold)),
             ("BValuesUsed", .array(bUsed.map { .number($0) })),
             ("Shells", .array(table.shells.map { .number($0) })),
             ("VolumesUsed", .int(table.count)),
             ("DirectionsUsed", .int(table.diffusionIndices.count)),
-            ("VectorFrame", .string(options.vectorFrame.rawValue)),
+            ("VectorFrame", .string(options.parameters.vectorFrame.rawValue)),
             ("TensorOrder", .string("D11 D12 D13 D22 D23 D33")),
             ("DiffusivityUnits", .string("mm^2/s")),
             ("Mask", .string(maskSource)),
@@ -329,7 +328,7 @@ public enum DiffusionPipeline {
         var atlas: Atlas
         var resampled = false
         if let atlasPath = options.atlasPath {
-            let read = try LabelImage.readLabels(atlasPath, onto: header, resample: options.resampleAtlas, gridName: "DWI")
+            let read = try LabelImage.readLabels(atlasPath, onto: header, resample: options.parameters.resampleAtlas, gridName: "DWI")
             resampled = read.resampled
             let entries = try LabelImage.entries(labels: read.labels, atlasPath: atlasPath, tablePath: options.atlasTablePath)
             atlas = try wrap(atlasPath) { try Atlas(labels: read.labels, entries: entries, source: atlasPath) }
@@ -421,7 +420,7 @@ public enum DiffusionPipeline {
         // Gradient-table errors already name the file they concern; they pass through as they are.
         if let path = options.gradientTablePath {
             let text = try readText(path)
-            let world = try GradientTable.mrtrix(text, source: path, b0Threshold: options.b0Threshold)
+            let world = try GradientTable.mrtrix(text, source: path, b0Threshold: options.parameters.b0Threshold)
             try world.validate(volumeCount: header.volumeCount)
             return (try world.worldToFSL(linear: linear), world)
         }
@@ -429,7 +428,7 @@ public enum DiffusionPipeline {
             throw PipelineError(options.dwiPath, "no gradient table: give --bval and --bvec, or --grad")
         }
         let fsl = try GradientTable.fsl(bval: try readText(bvalPath), bvec: try readText(bvecPath), source: bvecPath,
-                                        bvalSource: bvalPath, b0Threshold: options.b0Threshold)
+                                        bvalSource: bvalPath, b0Threshold: options.parameters.b0Threshold)
         try fsl.validate(volumeCount: header.volumeCount)
         return (fsl, try fsl.fslToWorld(linear: linear))
     }

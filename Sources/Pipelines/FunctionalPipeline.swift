@@ -4,34 +4,18 @@ import Functional
 import NIfTI
 import Tabular
 
-/// Everything `nimetrics fmri` needs for one BOLD run, with the documented defaults.
+/// One BOLD run to process: the files it is read from, the parameters, and where the
+/// outputs go.
 public struct FunctionalOptions: Sendable {
     public var boldPath: String
     public var atlasPath: String
     /// The atlas's label table; nil: the `.tsv` beside the atlas, if present.
     public var atlasTablePath: String?
-    /// Resample the atlas to the BOLD grid by nearest neighbour when the grids differ.
-    public var resampleAtlas = false
     /// Brain mask on the BOLD grid; nil: voxels non-zero in the first volume.
     public var maskPath: String?
     /// fMRIPrep `desc-confounds_timeseries.tsv`.
     public var confoundsPath: String?
-    public var strategy: ConfoundStrategy = .sixP
-    public var highPass: Double? = 0.01
-    public var lowPass: Double? = 0.08
-    /// Censor volumes whose framewise_displacement exceeds this (mm); nil: no censoring.
-    public var fdThreshold: Double?
-    public var dummyScans = 0
-    /// Seconds; nil: the BOLD sidecar's RepetitionTime, else the NIfTI header.
-    public var repetitionTime: Double?
-    public var partialCorrelation = false
-    public var amplitudeBand: (low: Double, high: Double) = (0.01, 0.08)
-    /// Regions with a smaller fraction of their voxels inside the brain mask are reported
-    /// as n/a (XCP-D's default coverage threshold).
-    public var minimumCoverage = 0.5
-    /// Also write voxelwise ALFF and fALFF maps. This reads the whole run into memory (the
-    /// streaming region extraction does not need to), so it is off by default.
-    public var amplitudeMaps = false
+    public var parameters = FunctionalParameters()
     public var threads = 1
     public var outputFolder: String
     public var prefix: String
@@ -41,6 +25,22 @@ public struct FunctionalOptions: Sendable {
         self.atlasPath = atlasPath
         self.outputFolder = outputFolder
         self.prefix = prefix ?? OutputNaming.prefix(fromInput: boldPath)
+    }
+
+    /// The confound model applied to this run.
+    public var strategy: ConfoundStrategy { parameters.effectiveStrategy(hasConfounds: confoundsPath != nil) }
+
+    /// Every file the pipeline reads for these options, with its role, in a fixed order: a
+    /// batch hashes them all, so editing any of them (the sidecar that gives the TR, the
+    /// atlas's label table) redoes the visit.
+    public var inputFiles: [(role: String, path: String)] {
+        let sidecar = OutputNaming.sidecarPath(forImage: boldPath)
+        let all: [(String, String?)] = [
+            ("bold", boldPath), ("bold_sidecar", FileManager.default.fileExists(atPath: sidecar) ? sidecar : nil),
+            ("confounds", confoundsPath), ("brain_mask", maskPath), ("func_atlas", atlasPath),
+            ("func_atlas_table", LabelImage.tablePath(for: atlasPath, explicit: atlasTablePath)),
+        ]
+        return all.compactMap { role, path in path.map { (role, $0) } }
     }
 }
 
@@ -75,10 +75,10 @@ public enum FunctionalPipeline {
             throw PipelineError(options.boldPath, "a BOLD run needs at least 3 volumes, this one has \(bold.volumeCount)")
         }
         let repetitionTime = try resolveRepetitionTime(options, header: bold, warnings: &warnings)
-        try checkBand(options, volumes: bold.volumeCount - options.dummyScans, repetitionTime: repetitionTime)
+        try checkBand(options, volumes: bold.volumeCount - options.parameters.dummyScans, repetitionTime: repetitionTime)
 
         // Atlas and regions.
-        let (labels, atlasResampled) = try LabelImage.readLabels(options.atlasPath, onto: bold, resample: options.resampleAtlas, gridName: "BOLD")
+        let (labels, atlasResampled) = try LabelImage.readLabels(options.atlasPath, onto: bold, resample: options.parameters.resampleAtlas, gridName: "BOLD")
         let entries = try LabelImage.entries(labels: labels, atlasPath: options.atlasPath, tablePath: options.atlasTablePath)
         var mask: [Bool]?
         if let maskPath = options.maskPath {
@@ -109,7 +109,7 @@ public enum FunctionalPipeline {
         var censor: [Bool]?
         var framewiseDisplacement: [Double]?
         if let table = confoundTable { framewiseDisplacement = table["framewise_displacement"] }
-        if let threshold = options.fdThreshold {
+        if let threshold = options.parameters.fdThreshold {
             guard let fd = framewiseDisplacement else {
                 throw PipelineError(options.confoundsPath ?? options.boldPath,
                                     "--fd-threshold needs a framewise_displacement column in the confounds")
@@ -119,29 +119,29 @@ public enum FunctionalPipeline {
 
         let extracted = try RegionalTimeSeriesExtractor.extract(
             boldPath: options.boldPath, labels: labels, regionIndexes: entries.map(\.index),
-            brainMask: mask, skipVolumesForTSNR: options.dummyScans, threads: options.threads)
+            brainMask: mask, skipVolumesForTSNR: options.parameters.dummyScans, threads: options.threads)
         timer.lap("stream + region means")
         let coverage = extracted.coverage
         var series = extracted.series
-        for r in series.indices where coverage[r] < options.minimumCoverage || extracted.brainVoxels[r] == 0 {
+        for r in series.indices where coverage[r] < options.parameters.minimumCoverage || extracted.brainVoxels[r] == 0 {
             series[r] = [Double](repeating: .nan, count: bold.volumeCount)
         }
         let uncovered = entries.indices.filter { series[$0].first?.isNaN ?? true }
         if !uncovered.isEmpty {
-            warnings.append("\(uncovered.count) region(s) below \(options.minimumCoverage) coverage reported as n/a: "
+            warnings.append("\(uncovered.count) region(s) below \(options.parameters.minimumCoverage) coverage reported as n/a: "
                             + uncovered.prefix(10).map { entries[$0].name }.joined(separator: ", "))
         }
 
         let matrix = try wrap(options.boldPath) { try TimeSeriesMatrix(regionSeries: series) }
         let cleaningOptions = CleaningOptions(
-            repetitionTime: repetitionTime, nonSteadyStateVolumes: options.dummyScans,
-            detrend: true, highPass: options.highPass, lowPass: options.lowPass)
+            repetitionTime: repetitionTime, nonSteadyStateVolumes: options.parameters.dummyScans,
+            detrend: true, highPass: options.parameters.highPass, lowPass: options.parameters.lowPass)
         let cleaned = try wrap(options.boldPath) {
             try cleanSignals(matrix, confounds: confounds, censor: censor, options: cleaningOptions, threads: options.threads)
         }
         let pearson = try wrap(options.boldPath) { try pearsonCorrelation(cleaned.signals, threads: options.threads) }
         let fisher = fisherZ(pearson)
-        let partial: SquareMatrix? = options.partialCorrelation
+        let partial: SquareMatrix? = options.parameters.partialCorrelation
             ? try wrap(options.boldPath) { try partialCorrelation(cleaned.signals, threads: options.threads) } : nil
 
         timer.lap("cleaning + connectivity")
@@ -154,10 +154,10 @@ public enum FunctionalPipeline {
         }
         let amplitude = try wrap(options.boldPath) {
             try amplitudeOfLowFrequencyFluctuations(unfiltered.signals, repetitionTime: repetitionTime,
-                                                    band: options.amplitudeBand, threads: options.threads)
+                                                    band: (options.parameters.amplitudeBand.low, options.parameters.amplitudeBand.high), threads: options.threads)
         }
 
-        let amplitudeMapFiles = options.amplitudeMaps
+        let amplitudeMapFiles = options.parameters.amplitudeMaps
             ? try writeAmplitudeMaps(options, confounds: confounds, cleaning: amplitudeOptions, repetitionTime: repetitionTime, mask: mask)
             : []
 
@@ -169,7 +169,7 @@ public enum FunctionalPipeline {
         let strength = nodeStrength(pearson)
         let efficiency = try wrap(options.boldPath) { try globalEfficiency(pearson, threads: options.threads) }
         let networkSummary = hasNetworks ? try wrap(options.boldPath) { try networkConnectivity(pearson, networks: networks) } : nil
-        let fdAfterDummies = framewiseDisplacement.map { Array($0.dropFirst(options.dummyScans)).filter(\.isFinite) }
+        let fdAfterDummies = framewiseDisplacement.map { Array($0.dropFirst(options.parameters.dummyScans)).filter(\.isFinite) }
         let meanFD = fdAfterDummies.flatMap { $0.isEmpty ? nil : $0.reduce(0, +) / Double($0.count) } ?? .nan
 
         var summary: [(String, String, Double)] = [
@@ -249,18 +249,18 @@ public enum FunctionalPipeline {
             ("Atlas", .string(options.atlasPath)),
             ("AtlasResampled", .bool(atlasResampled)),
             ("RepetitionTime", .number(repetitionTime)),
-            ("NonSteadyStateVolumes", .int(options.dummyScans)),
+            ("NonSteadyStateVolumes", .int(options.parameters.dummyScans)),
             ("Detrend", .string("constant + linear")),
             ("ConfoundStrategy", .string(options.strategy.description)),
             ("ConfoundColumns", .array((confounds?.names ?? []).map { .string($0) })),
-            ("HighPass", .finite(options.highPass)),
-            ("LowPass", .finite(options.lowPass)),
+            ("HighPass", .finite(options.parameters.highPass)),
+            ("LowPass", .finite(options.parameters.lowPass)),
             ("Filter", .string("zero-phase FFT (bins outside the band set to zero), signals and confounds alike")),
-            ("FramewiseDisplacementThreshold", .finite(options.fdThreshold)),
-            ("Correlation", .string(options.partialCorrelation ? "pearson, partial (Ledoit-Wolf)" : "pearson")),
-            ("AmplitudeBand", .array([.number(options.amplitudeBand.low), .number(options.amplitudeBand.high)])),
-            ("MinimumCoverage", .number(options.minimumCoverage)),
-            ("AmplitudeMaps", .bool(options.amplitudeMaps)),
+            ("FramewiseDisplacementThreshold", .finite(options.parameters.fdThreshold)),
+            ("Correlation", .string(options.parameters.partialCorrelation ? "pearson, partial (Ledoit-Wolf)" : "pearson")),
+            ("AmplitudeBand", .array([.number(options.parameters.amplitudeBand.low), .number(options.parameters.amplitudeBand.high)])),
+            ("MinimumCoverage", .number(options.parameters.minimumCoverage)),
+            ("AmplitudeMaps", .bool(options.parameters.amplitudeMaps)),
             ("BrainMask", .string(options.maskPath ?? "voxels non-zero in the first volume")),
             ("QC", .object([
                 ("VolumesInput", .int(cleaned.qc.inputVolumes)),
@@ -310,7 +310,7 @@ public enum FunctionalPipeline {
             let matrix = try wrap(options.boldPath) { try TimeSeriesMatrix(timePoints: volumes, regions: members.count, values: values) }
             let cleaned = try wrap(options.boldPath) { try cleanSignals(matrix, confounds: confounds, options: cleaning, threads: options.threads) }
             let measures = try wrap(options.boldPath) {
-                try amplitudeOfLowFrequencyFluctuations(cleaned.signals, repetitionTime: repetitionTime, band: options.amplitudeBand, threads: options.threads)
+                try amplitudeOfLowFrequencyFluctuations(cleaned.signals, repetitionTime: repetitionTime, band: (options.parameters.amplitudeBand.low, options.parameters.amplitudeBand.high), threads: options.threads)
             }
             for (column, voxel) in members.enumerated() {
                 alff[voxel] = measures[column].alff.isFinite ? Float(measures[column].alff) : 0
@@ -341,22 +341,22 @@ public enum FunctionalPipeline {
         func holds(_ low: Double?, _ high: Double?) -> Bool {
             frequencies.contains { ($0 >= (low ?? 0)) && ($0 <= (high ?? .infinity)) }
         }
-        if options.highPass != nil || options.lowPass != nil, !holds(options.highPass, options.lowPass) {
+        if options.parameters.highPass != nil || options.parameters.lowPass != nil, !holds(options.parameters.highPass, options.parameters.lowPass) {
             throw PipelineError(options.boldPath, String(
                 format: "no frequency of this run (%d volumes, TR %g s: %.4g to %.4g Hz) lies in the pass band; is the TR in seconds?",
                 volumes, repetitionTime, frequencies.first ?? 0, frequencies.last ?? 0))
         }
-        if !holds(options.amplitudeBand.low, options.amplitudeBand.high) {
+        if !holds(options.parameters.amplitudeBand.low, options.parameters.amplitudeBand.high) {
             throw PipelineError(options.boldPath, String(
                 format: "no frequency of this run (%d volumes, TR %g s) lies in the ALFF band %g-%g Hz; is the TR in seconds?",
-                volumes, repetitionTime, options.amplitudeBand.low, options.amplitudeBand.high))
+                volumes, repetitionTime, options.parameters.amplitudeBand.low, options.parameters.amplitudeBand.high))
         }
     }
 
     /// TR: `--tr`, else the BOLD sidecar's RepetitionTime (BIDS makes it authoritative), else
     /// the NIfTI header; a disagreement between sidecar and header is reported as a warning.
     static func resolveRepetitionTime(_ options: FunctionalOptions, header: NIfTIHeader, warnings: inout [String]) throws -> Double {
-        if let tr = options.repetitionTime {
+        if let tr = options.parameters.repetitionTime {
             guard tr > 0, tr.isFinite else { throw PipelineError("--tr", "must be a positive number of seconds, got \(tr)") }
             return tr
         }

@@ -13,6 +13,14 @@ public enum LabelImage {
         return imagePath + ".tsv"
     }
 
+    /// The label table read for an atlas: `explicit` when given, else the `.tsv` beside the
+    /// atlas when that file exists, else nil (the labels are then named by their index).
+    public static func tablePath(for atlasPath: String, explicit: String?) -> String? {
+        if let explicit { return explicit }
+        let beside = defaultTablePath(for: atlasPath)
+        return FileManager.default.fileExists(atPath: beside) ? beside : nil
+    }
+
     /// Reads a label table: a TSV with columns `index` and `name` and optionally `network`
     /// (BIDS `dseg.tsv` style; other columns are ignored).
     /// - Throws: ``PipelineError`` for missing columns, non-integer or negative indexes,
@@ -44,9 +52,8 @@ public enum LabelImage {
     /// and that file exists), plus labels present in the image but absent from the table,
     /// named by their index; without a table, every label in the image.
     public static func entries(labels: [Int32], atlasPath: String, tablePath: String?) throws -> [LabelEntry] {
-        let path = tablePath ?? defaultTablePath(for: atlasPath)
         var entries: [LabelEntry] = []
-        if tablePath != nil || FileManager.default.fileExists(atPath: path) {
+        if let path = Self.tablePath(for: atlasPath, explicit: tablePath) {
             entries = try readTable(path)
         }
         let listed = Set(entries.map(\.index))

@@ -4,23 +4,38 @@ import Functional
 import Pipelines
 import Tabular
 
-/// The parameters of the per-visit pipelines that a batch applies to every visit.
-public struct VisitParameters: Sendable {
-    /// Label atlas for the DWI grid and for the BOLD grid (often the same file).
-    public var dwiAtlas: String?
-    public var funcAtlas: String?
-    public var resampleAtlas = false
-    public var fitMethod: TensorFitMethod = .wls
-    public var iterations = 1
-    public var maximumB = 1500.0
-    public var vectorFrame: VectorFrame = .fsl
-    public var strategy: ConfoundStrategy = .sixP
-    public var highPass: Double? = 0.01
-    public var lowPass: Double? = 0.08
-    public var fdThreshold: Double?
-    public var dummyScans = 0
-    public var partialCorrelation = false
-    public var minimumCoverage = 0.5
+/// Per-visit files of a batch that are not part of the dataset, each a ``PathPattern`` that
+/// may name the visit (`masks/sub-{subject}_ses-{session}_label-lesion_mask.nii.gz`).
+public struct VisitFilePatterns: Sendable, Equatable, Codable {
+    /// Label atlas on the DWI grid, and its label table (default: the `.tsv` beside it).
+    public var dwiAtlas: PathPattern?
+    public var dwiAtlasTable: PathPattern?
+    /// Label atlas on the BOLD grid, and its label table (default: the `.tsv` beside it).
+    public var funcAtlas: PathPattern?
+    public var funcAtlasTable: PathPattern?
+    /// Brain mask on the DWI grid (default: automatic).
+    public var dwiMask: PathPattern?
+    /// Brain mask on the BOLD grid (default: the dataset's mask beside the BOLD run, else
+    /// voxels non-zero in the first volume).
+    public var funcMask: PathPattern?
+    /// Lesion mask on the DWI grid: adds `lesion` and `normal_appearing_tissue` summaries.
+    public var lesionMask: PathPattern?
+
+    public init() {}
+
+    /// The patterns that name one file for every visit, with the option they came from.
+    var fixed: [PathPattern] {
+        [dwiAtlas, dwiAtlasTable, funcAtlas, funcAtlasTable, dwiMask, funcMask, lesionMask].compactMap { $0 }.filter(\.isFixed)
+    }
+}
+
+/// The parameters of the per-visit pipelines that a batch applies to every visit: the
+/// pipelines' own parameter values and the per-visit files. Its JSON encoding, with the tool
+/// version, is the batch's re-run fingerprint.
+public struct VisitParameters: Sendable, Equatable, Codable {
+    public var diffusion = DiffusionParameters()
+    public var functional = FunctionalParameters()
+    public var files = VisitFilePatterns()
 
     public init() {}
 }
@@ -34,87 +49,101 @@ public struct PipelineVisitProcessor: VisitProcessor {
     public let parameters: VisitParameters
     public let parametersFingerprint: String
 
-    /// - Throws: when an atlas cannot be read (its SHA-256 enters the fingerprint, so a
-    ///   changed atlas redoes every visit).
+    /// What the fingerprint encodes: every parameter, and the version that applied them.
+    private struct Fingerprint: Encodable {
+        let nimetricsVersion: String
+        let parameters: VisitParameters
+    }
+
+    /// - Throws: ``TrialError/io(path:reason:)`` when a per-visit file given without
+    ///   placeholders does not exist (found before any visit runs, not once per visit).
     public init(parameters: VisitParameters) throws {
         self.parameters = parameters
-        func atlasFingerprint(_ path: String?) throws -> JSONValue {
-            guard let path else { return .null }
-            return .object([("path", .string(path)), ("sha256", .string(try SHA256.hex(ofFile: path)))])
+        for pattern in parameters.files.fixed where !FileManager.default.fileExists(atPath: pattern.template) {
+            throw TrialError.io(path: pattern.template, reason: "no such file")
         }
-        let fingerprint = JSONValue.object([
-            ("dwi_atlas", try atlasFingerprint(parameters.dwiAtlas)),
-            ("func_atlas", try atlasFingerprint(parameters.funcAtlas)),
-            ("resample_atlas", .bool(parameters.resampleAtlas)),
-            ("fit", .string(parameters.fitMethod.rawValue)),
-            ("iterations", .int(parameters.iterations)),
-            ("max_b", .number(parameters.maximumB)),
-            ("vector_frame", .string(parameters.vectorFrame.rawValue)),
-            ("strategy", .string(parameters.strategy.description)),
-            ("high_pass", .finite(parameters.highPass)),
-            ("low_pass", .finite(parameters.lowPass)),
-            ("fd_threshold", .finite(parameters.fdThreshold)),
-            ("dummy_scans", .int(parameters.dummyScans)),
-            ("partial_correlation", .bool(parameters.partialCorrelation)),
-            ("min_coverage", .number(parameters.minimumCoverage)),
-            ("nimetrics_version", .string(NimetricsVersion.string)),
-        ])
-        parametersFingerprint = fingerprint.rendered(pretty: false)
+        parametersFingerprint = try ProcessingParameters.fingerprint(
+            Fingerprint(nimetricsVersion: NimetricsVersion.string, parameters: parameters))
+    }
+
+    /// The diffusion pipeline's options for a visit, or nil when it has no DWI series.
+    func diffusionOptions(_ visit: VisitInput, outputFolder: String, threads: Int) throws -> DiffusionOptions? {
+        guard let dwi = visit.dwi else { return nil }
+        guard visit.bval != nil, visit.bvec != nil else {
+            throw PipelineError(dwi, "no .bval/.bvec beside the DWI series")
+        }
+        let files = parameters.files
+        var options = DiffusionOptions(dwiPath: dwi, bvalPath: visit.bval, bvecPath: visit.bvec,
+                                       outputFolder: outputFolder + "/dwi", prefix: visit.filePrefix)
+        options.atlasPath = try files.dwiAtlas.map { try visitPath($0, visit) }
+        options.atlasTablePath = try files.dwiAtlasTable.map { try visitPath($0, visit) }
+        options.maskPath = try files.dwiMask.map { try visitPath($0, visit) }
+        options.lesionMaskPath = try files.lesionMask.map { try visitPath($0, visit) }
+        options.parameters = parameters.diffusion
+        options.threads = threads
+        return options
+    }
+
+    /// The functional pipeline's options for a visit (nil when it has no BOLD run), and the
+    /// warnings that choosing them raised.
+    func functionalOptions(_ visit: VisitInput, outputFolder: String, threads: Int) throws
+        -> (options: FunctionalOptions, warnings: [String])? {
+        guard let bold = visit.bold else { return nil }
+        let files = parameters.files
+        guard let atlas = files.funcAtlas else {
+            throw PipelineError(bold, "no atlas for the BOLD run (give --atlas or --func-atlas)")
+        }
+        var options = FunctionalOptions(boldPath: bold, atlasPath: try visitPath(atlas, visit), outputFolder: outputFolder + "/func")
+        options.atlasTablePath = try files.funcAtlasTable.map { try visitPath($0, visit) }
+        options.maskPath = try files.funcMask.map { try visitPath($0, visit) } ?? visit.brainMask
+        options.confoundsPath = visit.confounds
+        options.parameters = parameters.functional
+        options.threads = threads
+        var warnings: [String] = []
+        if visit.confounds == nil {
+            if parameters.functional.strategy != ConfoundStrategy.none {
+                warnings.append("func: no confounds table beside the BOLD run: no confound regression")
+            }
+            options.parameters.strategy = ConfoundStrategy.none
+            options.parameters.fdThreshold = nil
+        }
+        return (options, warnings)
+    }
+
+    /// Every file the visit's pipelines read: the dataset's images and tables, the atlases
+    /// and their label tables, masks and sidecars.
+    public func inputFiles(for visit: VisitInput) throws -> [(role: String, path: String)] {
+        let diffusion = try diffusionOptions(visit, outputFolder: "", threads: 1)?.inputFiles ?? []
+        let functional = try functionalOptions(visit, outputFolder: "", threads: 1)?.options.inputFiles ?? []
+        return diffusion + functional
     }
 
     public func process(visit: VisitInput, outputFolder: String, threads: Int) throws -> VisitResult {
-        var metrics: [MetricRow] = []
-        var files: [String] = []
-        var warnings: [String] = []
         guard visit.dwi != nil || visit.bold != nil else {
             throw PipelineError(visit.filePrefix, "no DWI series and no BOLD run found for this visit")
         }
-        if let dwi = visit.dwi {
-            var options = DiffusionOptions(dwiPath: dwi, bvalPath: visit.bval, bvecPath: visit.bvec,
-                                           outputFolder: outputFolder + "/dwi", prefix: visit.filePrefix)
-            guard visit.bval != nil, visit.bvec != nil else {
-                throw PipelineError(dwi, "no .bval/.bvec beside the DWI series")
-            }
-            options.atlasPath = parameters.dwiAtlas
-            options.resampleAtlas = parameters.resampleAtlas
-            options.method = parameters.fitMethod
-            options.iterations = parameters.iterations
-            options.maximumB = parameters.maximumB
-            options.vectorFrame = parameters.vectorFrame
-            options.threads = threads
-            let result = try DiffusionPipeline.run(options)
-            metrics += result.metrics
-            files += result.files
-            warnings += result.warnings.map { "dwi: " + $0 }
+        var result = VisitResult(metrics: [])
+        if let options = try diffusionOptions(visit, outputFolder: outputFolder, threads: threads) {
+            let diffusion = try DiffusionPipeline.run(options)
+            result.metrics += diffusion.metrics
+            result.files += diffusion.files
+            result.warnings += diffusion.warnings.map { "dwi: " + $0 }
         } else {
-            warnings.append("no DWI series: diffusion metrics skipped")
+            result.warnings.append("no DWI series: diffusion metrics skipped")
         }
-        if let bold = visit.bold {
-            guard let atlas = parameters.funcAtlas else {
-                throw PipelineError(bold, "no atlas for the BOLD run (give --atlas or --func-atlas)")
-            }
-            var options = FunctionalOptions(boldPath: bold, atlasPath: atlas, outputFolder: outputFolder + "/func")
-            options.resampleAtlas = parameters.resampleAtlas
-            options.maskPath = visit.brainMask
-            options.confoundsPath = visit.confounds
-            options.strategy = visit.confounds == nil ? .none : parameters.strategy
-            if visit.confounds == nil && parameters.strategy != .none {
-                warnings.append("func: no confounds table beside the BOLD run: no confound regression")
-            }
-            options.highPass = parameters.highPass
-            options.lowPass = parameters.lowPass
-            options.fdThreshold = visit.confounds == nil ? nil : parameters.fdThreshold
-            options.dummyScans = parameters.dummyScans
-            options.partialCorrelation = parameters.partialCorrelation
-            options.minimumCoverage = parameters.minimumCoverage
-            options.threads = threads
-            let result = try FunctionalPipeline.run(options)
-            metrics += result.metrics
-            files += result.files
-            warnings += result.warnings.map { "func: " + $0 }
+        if let (options, warnings) = try functionalOptions(visit, outputFolder: outputFolder, threads: threads) {
+            result.warnings += warnings
+            let functional = try FunctionalPipeline.run(options)
+            result.metrics += functional.metrics
+            result.files += functional.files
+            result.warnings += functional.warnings.map { "func: " + $0 }
         } else {
-            warnings.append("no BOLD run: functional metrics skipped")
+            result.warnings.append("no BOLD run: functional metrics skipped")
         }
-        return VisitResult(metrics: metrics, files: files, warnings: warnings)
+        return result
+    }
+
+    private func visitPath(_ pattern: PathPattern, _ visit: VisitInput) throws -> String {
+        try pattern.path(participant: visit.participant, session: visit.session)
     }
 }

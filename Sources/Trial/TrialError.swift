@@ -26,6 +26,8 @@ public enum TrialError: Error, CustomStringConvertible, Equatable, Sendable {
     case badRecord(file: String, reason: String)
     /// An SQLite call failed; `function` names the C function.
     case sqlite(path: String, function: String, message: String)
+    /// A per-visit path pattern that cannot be used.
+    case badPattern(pattern: String, reason: String)
 
     public var description: String {
         switch self {
@@ -51,6 +53,8 @@ public enum TrialError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(file): \(reason)"
         case .sqlite(let path, let function, let message):
             return "\(path): SQLite \(function) failed: \(message)"
+        case .badPattern(let pattern, let reason):
+            return "path pattern '\(pattern)': \(reason)"
         }
     }
 }

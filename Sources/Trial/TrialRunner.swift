@@ -125,7 +125,7 @@ public enum TrialRunner {
         let recordPath = folder + "/" + VisitFiles.record(visit)
         let metricsPath = folder + "/" + VisitFiles.metrics(visit)
         do {
-            for (role, path) in visit.inputFiles {
+            for (role, path) in try context.processor.inputFiles(for: visit) {
                 record.inputs.append(.init(role: role, path: displayPath(path, root: context.datasetRoot), sha256: try SHA256.hex(ofFile: path)))
             }
             if isUpToDate(recordPath: recordPath, folder: folder, expected: record) { return outcome(.ok, skipped: true) }

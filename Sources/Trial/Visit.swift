@@ -92,6 +92,11 @@ public protocol VisitProcessor: Sendable {
     /// record; a re-run whose fingerprint differs redoes the visit.
     var parametersFingerprint: String { get }
 
+    /// Every file processing `visit` reads, with its role, in a fixed order. The runner
+    /// hashes them all into the visit record, so editing any of them redoes the visit.
+    /// - Throws: when the files cannot be determined (the runner records the visit as failed).
+    func inputFiles(for visit: VisitInput) throws -> [(role: String, path: String)]
+
     /// Processes one visit, writing its outputs into `outputFolder` (which exists).
     /// - Parameters:
     ///   - visit: the inputs.
@@ -100,6 +105,11 @@ public protocol VisitProcessor: Sendable {
     /// - Returns: the metrics, the files written and any warnings.
     /// - Throws: any error; the runner records its description as the visit's failure.
     func process(visit: VisitInput, outputFolder: String, threads: Int) throws -> VisitResult
+}
+
+extension VisitProcessor {
+    /// The dataset's files of the visit (``VisitInput/inputFiles``).
+    public func inputFiles(for visit: VisitInput) throws -> [(role: String, path: String)] { visit.inputFiles }
 }
 
 /// A ``VisitProcessor`` made from a closure (handy for tests and simple tools).

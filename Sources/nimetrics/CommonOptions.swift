@@ -9,11 +9,11 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Output file prefix (default: the input's BIDS entities, e.g. sub-01_ses-m03).")
     var prefix: String?
 
-    @Option(help: "Threads (default: all cores). Results do not depend on it.")
+    @Option(parsing: .unconditional, help: "Threads (default: all cores). Results do not depend on it.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        try OptionCheck.atLeast(1, threads, "--threads")
         if let prefix, prefix.isEmpty || prefix.contains("/") {
             throw ValidationError("--prefix must be a file name prefix without '/'")
         }

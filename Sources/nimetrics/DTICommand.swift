@@ -3,9 +3,6 @@ import Diffusion
 import Foundation
 import Pipelines
 
-extension TensorFitMethod: ExpressibleByArgument {}
-extension VectorFrame: ExpressibleByArgument {}
-
 /// `nimetrics dti`: tensor fit, maps and regional summaries of one DWI series.
 struct DTICommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -52,33 +49,11 @@ struct DTICommand: ParsableCommand {
     @Option(help: "Brain mask on the DWI grid (default: automatic, from the mean b=0).")
     var mask: String?
 
-    @Option(help: "Label atlas on the DWI grid, with a TSV (index, name) beside it.")
-    var atlas: String?
-
-    @Option(name: .customLong("atlas-table"), help: "The atlas's label table, if not the .tsv beside it.")
-    var atlasTable: String?
-
-    @Flag(name: .customLong("resample-atlas"), help: "Resample the atlas to the DWI grid by nearest neighbour if the grids differ.")
-    var resampleAtlas = false
-
-    @Option(name: .customLong("lesion-mask"), help: "Lesion mask: adds 'lesion' and 'normal_appearing_tissue' summaries.")
+    @Option(name: .customLong("lesion-mask"), help: "Lesion mask on the DWI grid: adds 'lesion' and 'normal_appearing_tissue' summaries.")
     var lesionMask: String?
 
-    @Option(help: "Fit method: wls or ols.")
-    var fit: TensorFitMethod = .wls
-
-    @Option(help: "WLS re-weighting passes.")
-    var iterations = 1
-
-    @Option(name: .customLong("max-b"), help: "Largest b-value used in the fit.")
-    var maxB = 1500.0
-
-    @Option(name: .customLong("vector-frame"), help: "Frame of V1 and the tensor: fsl or world.")
-    var vectorFrame: VectorFrame = .fsl
-
-    @Flag(name: .customLong("no-orientation-check"), help: "Skip the gradient orientation check.")
-    var noOrientationCheck = false
-
+    @OptionGroup(title: "Tensor fit") var tensorFit: TensorFitOptions
+    @OptionGroup(title: "Atlas") var atlas: AtlasOptions
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
@@ -88,8 +63,6 @@ struct DTICommand: ParsableCommand {
         if grad != nil && (bval != nil || bvec != nil) {
             throw ValidationError("give either --grad or --bval/--bvec, not both")
         }
-        if iterations < 1 { throw ValidationError("--iterations must be at least 1") }
-        if !(maxB > 0) { throw ValidationError("--max-b must be positive") }
     }
 
     func run() throws {
@@ -97,19 +70,14 @@ struct DTICommand: ParsableCommand {
             var options = DiffusionOptions(dwiPath: dwi, bvalPath: bval, bvecPath: bvec, outputFolder: common.out, prefix: common.prefix)
             options.gradientTablePath = grad
             options.maskPath = mask
-            options.atlasPath = atlas
-            options.atlasTablePath = atlasTable
-            options.resampleAtlas = resampleAtlas
+            options.atlasPath = atlas.atlas
+            options.atlasTablePath = atlas.atlasTable
             options.lesionMaskPath = lesionMask
-            options.method = fit
-            options.iterations = iterations
-            options.maximumB = maxB
-            options.vectorFrame = vectorFrame
-            options.orientationCheck = !noOrientationCheck
+            options.parameters = tensorFit.parameters(resampleAtlas: atlas.resampleAtlas)
             options.threads = common.threads
             let result = try DiffusionPipeline.run(options)
             for warning in result.warnings { printWarning(warning) }
-            print("dti: \(result.quality.voxelsFitted) voxels fitted (\(fit.rawValue.uppercased())); wrote \(result.files.count) files to \(common.out)")
+            print("dti: \(result.quality.voxelsFitted) voxels fitted (\(tensorFit.fit.rawValue.uppercased())); wrote \(result.files.count) files to \(common.out)")
         }
     }
 }

@@ -3,14 +3,6 @@ import Foundation
 import Functional
 import Pipelines
 
-extension ConfoundStrategy: ExpressibleByArgument {
-    public init?(argument: String) {
-        guard let strategy = try? ConfoundStrategy(parsing: argument) else { return nil }
-        self = strategy
-    }
-    public static var allValueStrings: [String] { ["none", "6P", "24P", "36P"] }
-}
-
 /// `nimetrics fmri`: connectivity and amplitude metrics of one resting-state run.
 struct FMRICommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -38,86 +30,30 @@ struct FMRICommand: ParsableCommand {
     @Option(help: "Preprocessed 4D BOLD run (.nii or .nii.gz).")
     var bold: String
 
-    @Option(help: "Label atlas on the BOLD grid (.nii.gz), with a TSV (index, name[, network]) beside it.")
-    var atlas: String
-
-    @Option(name: .customLong("atlas-table"), help: "The atlas's label table, if not the .tsv beside it.")
-    var atlasTable: String?
-
-    @Flag(name: .customLong("resample-atlas"), help: "Resample the atlas to the BOLD grid by nearest neighbour if the grids differ.")
-    var resampleAtlas = false
-
     @Option(help: "Brain mask on the BOLD grid (default: voxels non-zero in the first volume).")
     var mask: String?
 
     @Option(help: "fMRIPrep desc-confounds_timeseries.tsv.")
     var confounds: String?
 
-    @Option(help: "Confound strategy: none, 6P, 24P or 36P (default 6P; none without --confounds).")
-    var strategy: ConfoundStrategy?
-
-    @Option(name: .customLong("confound-columns"), help: "Explicit comma-separated confound columns (instead of --strategy).")
-    var confoundColumns: String?
-
-    @Option(name: .customLong("high-pass"), help: "High-pass cut-off in Hz (0 for none).")
-    var highPass: Double = 0.01
-
-    @Option(name: .customLong("low-pass"), help: "Low-pass cut-off in Hz (0 for none).")
-    var lowPass: Double = 0.08
-
-    @Option(name: .customLong("fd-threshold"), help: "Censor volumes with framewise displacement above this (mm).")
-    var fdThreshold: Double?
-
-    @Option(name: .customLong("dummy-scans"), help: "Non-steady-state volumes to drop.")
-    var dummyScans = 0
-
-    @Option(help: "Repetition time in seconds (overrides the sidecar and header).")
-    var tr: Double?
-
-    @Flag(help: "Also compute partial correlation (Ledoit-Wolf shrinkage).")
-    var partial = false
-
-    @Option(name: .customLong("min-coverage"), help: "Regions with a smaller fraction of their voxels in the brain are n/a.")
-    var minCoverage = 0.5
-
-    @Flag(name: .customLong("alff-maps"), help: "Also write voxelwise ALFF and fALFF maps (reads the whole run into memory).")
-    var alffMaps = false
-
+    @OptionGroup(title: "Atlas") var atlas: AtlasOptions
+    @OptionGroup(title: "Denoising") var denoising: DenoisingOptions
+    @OptionGroup(title: "Censoring") var censoring: CensoringOptions
+    @OptionGroup(title: "Connectivity and amplitude") var connectivity: ConnectivityOptions
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
-        if strategy != nil && confoundColumns != nil {
-            throw ValidationError("give either --strategy or --confound-columns, not both")
-        }
-        if highPass < 0 || lowPass < 0 { throw ValidationError("band limits must not be negative") }
-        if highPass > 0 && lowPass > 0 && highPass >= lowPass {
-            throw ValidationError("--high-pass (\(highPass) Hz) must be below --low-pass (\(lowPass) Hz)")
-        }
-        if dummyScans < 0 { throw ValidationError("--dummy-scans must not be negative") }
-        if let fdThreshold, fdThreshold <= 0 { throw ValidationError("--fd-threshold must be positive") }
-        if !(0...1).contains(minCoverage) { throw ValidationError("--min-coverage must be between 0 and 1") }
+        if atlas.atlas == nil { throw ValidationError("give --atlas: the regions of the connectivity matrix") }
     }
 
     func run() throws {
         try runReportingFailure {
-            var options = FunctionalOptions(boldPath: bold, atlasPath: atlas, outputFolder: common.out, prefix: common.prefix)
-            options.atlasTablePath = atlasTable
-            options.resampleAtlas = resampleAtlas
+            var options = FunctionalOptions(boldPath: bold, atlasPath: atlas.atlas ?? "", outputFolder: common.out, prefix: common.prefix)
+            options.atlasTablePath = atlas.atlasTable
             options.maskPath = mask
             options.confoundsPath = confounds
-            if let confoundColumns {
-                options.strategy = .columns(confoundColumns.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
-            } else {
-                options.strategy = strategy ?? (confounds == nil ? .none : .sixP)
-            }
-            options.highPass = highPass > 0 ? highPass : nil
-            options.lowPass = lowPass > 0 ? lowPass : nil
-            options.fdThreshold = fdThreshold
-            options.dummyScans = dummyScans
-            options.repetitionTime = tr
-            options.partialCorrelation = partial
-            options.minimumCoverage = minCoverage
-            options.amplitudeMaps = alffMaps
+            options.parameters = functionalParameters(denoising: denoising, censoring: censoring, connectivity: connectivity,
+                                                      resampleAtlas: atlas.resampleAtlas)
             options.threads = common.threads
             let result = try FunctionalPipeline.run(options)
             for warning in result.warnings { printWarning(warning) }

@@ -27,6 +27,15 @@ struct RunCommand: ParsableCommand {
 
             group: OUTPUT/group/metrics_long.tsv, visits.tsv, change_from_baseline.tsv and \
             nimetrics.sqlite, from the per-visit outputs alone.
+
+            Every per-visit option of `nimetrics dti` and `nimetrics fmri` applies to each \
+            visit. Options that name a file (atlases, label tables, masks) take a pattern in \
+            which {subject} and {session} stand for the visit's labels (without sub-/ses-), \
+            for example --lesion-mask 'masks/sub-{subject}_ses-{session}_label-lesion_mask.nii.gz'. \
+            The mask of `dti` is --dwi-mask here, that of `fmri` --func-mask (default: the \
+            dataset's desc-brain mask beside the BOLD run). The content of every file a visit \
+            reads (images, gradient files, sidecars, confounds, atlases and their label tables, \
+            masks) is hashed into its record, so editing any of them redoes the visit.
             """
     )
 
@@ -45,47 +54,33 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("session-label"), parsing: .upToNextOption, help: "Sessions to process (with or without 'ses-').")
     var sessionLabels: [String] = []
 
-    @Option(help: "Label atlas used for both DWI and BOLD (with its .tsv beside it).")
-    var atlas: String?
-
-    @Option(name: .customLong("dwi-atlas"), help: "Label atlas on the DWI grid (overrides --atlas for DWI).")
-    var dwiAtlas: String?
-
-    @Option(name: .customLong("func-atlas"), help: "Label atlas on the BOLD grid (overrides --atlas for BOLD).")
-    var funcAtlas: String?
-
-    @Flag(name: .customLong("resample-atlas"), help: "Resample atlases to each image's grid by nearest neighbour.")
-    var resampleAtlas = false
-
-    @Option(help: "Visits processed at once (default: cores).")
+    @Option(parsing: .unconditional, help: "Visits processed at once (default: cores).")
     var jobs: Int?
 
-    @Option(help: "Threads per visit (default: cores / jobs).")
+    @Option(parsing: .unconditional, help: "Threads per visit (default: cores / jobs).")
     var threads: Int?
 
-    @Option(help: "Tensor fit: wls or ols.")
-    var fit: TensorFitMethod = .wls
+    @OptionGroup(title: "Atlas (each a path pattern)") var atlas: AtlasOptions
 
-    @Option(name: .customLong("max-b"), help: "Largest b-value in the tensor fit.")
-    var maxB = 1500.0
+    @Option(name: .customLong("dwi-atlas"), help: "Label atlas on the DWI grid (overrides --atlas for DWI; path pattern).")
+    var dwiAtlas: String?
 
-    @Option(help: "Confound strategy: none, 6P, 24P or 36P.")
-    var strategy: ConfoundStrategy = .sixP
+    @Option(name: .customLong("func-atlas"), help: "Label atlas on the BOLD grid (overrides --atlas for BOLD; path pattern).")
+    var funcAtlas: String?
 
-    @Option(name: .customLong("high-pass"), help: "High-pass cut-off in Hz (0 for none).")
-    var highPass = 0.01
+    @Option(name: .customLong("dwi-mask"), help: "Brain mask on the DWI grid (default: automatic; path pattern).")
+    var dwiMask: String?
 
-    @Option(name: .customLong("low-pass"), help: "Low-pass cut-off in Hz (0 for none).")
-    var lowPass = 0.08
+    @Option(name: .customLong("func-mask"), help: "Brain mask on the BOLD grid (default: the dataset's, else non-zero voxels; path pattern).")
+    var funcMask: String?
 
-    @Option(name: .customLong("fd-threshold"), help: "Censor volumes with framewise displacement above this (mm).")
-    var fdThreshold: Double?
+    @Option(name: .customLong("lesion-mask"), help: "Lesion mask on the DWI grid (path pattern).")
+    var lesionMask: String?
 
-    @Option(name: .customLong("dummy-scans"), help: "Non-steady-state volumes to drop.")
-    var dummyScans = 0
-
-    @Flag(help: "Also compute partial correlation.")
-    var partial = false
+    @OptionGroup(title: "Tensor fit") var tensorFit: TensorFitOptions
+    @OptionGroup(title: "Denoising") var denoising: DenoisingOptions
+    @OptionGroup(title: "Censoring") var censoring: CensoringOptions
+    @OptionGroup(title: "Connectivity and amplitude") var connectivity: ConnectivityOptions
 
     @Option(name: .customLong("baseline-session"), help: "Baseline session for change from baseline (default: earliest acq_time).")
     var baselineSession: String?
@@ -94,13 +89,32 @@ struct RunCommand: ParsableCommand {
     var group = false
 
     func validate() throws {
-        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-        if highPass < 0 || lowPass < 0 { throw ValidationError("band limits must not be negative") }
-        if highPass > 0 && lowPass > 0 && highPass >= lowPass {
-            throw ValidationError("--high-pass must be below --low-pass")
+        if let jobs { try OptionCheck.atLeast(1, jobs, "--jobs") }
+        if let threads { try OptionCheck.atLeast(1, threads, "--threads") }
+        _ = try visitParameters()
+    }
+
+    /// The per-visit parameters: the option groups' values and the file patterns.
+    func visitParameters() throws -> VisitParameters {
+        func pattern(_ text: String?, _ option: String) throws -> PathPattern? {
+            guard let text else { return nil }
+            do { return try PathPattern(text) } catch { throw ValidationError("\(option): \(error)") }
         }
-        if dummyScans < 0 { throw ValidationError("--dummy-scans must not be negative") }
+        var parameters = VisitParameters()
+        parameters.diffusion = tensorFit.parameters(resampleAtlas: atlas.resampleAtlas)
+        parameters.functional = functionalParameters(denoising: denoising, censoring: censoring, connectivity: connectivity,
+                                                     resampleAtlas: atlas.resampleAtlas)
+        var files = VisitFilePatterns()
+        files.dwiAtlas = try pattern(dwiAtlas, "--dwi-atlas") ?? pattern(atlas.atlas, "--atlas")
+        files.funcAtlas = try pattern(funcAtlas, "--func-atlas") ?? pattern(atlas.atlas, "--atlas")
+        // --atlas-table belongs to --atlas; --dwi-atlas and --func-atlas use the table beside them.
+        files.dwiAtlasTable = dwiAtlas == nil ? try pattern(atlas.atlasTable, "--atlas-table") : nil
+        files.funcAtlasTable = funcAtlas == nil ? try pattern(atlas.atlasTable, "--atlas-table") : nil
+        files.dwiMask = try pattern(dwiMask, "--dwi-mask")
+        files.funcMask = try pattern(funcMask, "--func-mask")
+        files.lesionMask = try pattern(lesionMask, "--lesion-mask")
+        parameters.files = files
+        return parameters
     }
 
     func run() throws {
@@ -111,19 +125,8 @@ struct RunCommand: ParsableCommand {
             timer.lap("discovery")
             var succeeded = true
             if analysisLevel == .participant {
-                var parameters = VisitParameters()
-                parameters.dwiAtlas = dwiAtlas ?? atlas
-                parameters.funcAtlas = funcAtlas ?? atlas
-                parameters.resampleAtlas = resampleAtlas
-                parameters.fitMethod = fit
-                parameters.maximumB = maxB
-                parameters.strategy = strategy
-                parameters.highPass = highPass > 0 ? highPass : nil
-                parameters.lowPass = lowPass > 0 ? lowPass : nil
-                parameters.fdThreshold = fdThreshold
-                parameters.dummyScans = dummyScans
-                parameters.partialCorrelation = partial
-                if parameters.funcAtlas == nil, dataset.visits.contains(where: { $0.bold != nil }) {
+                let parameters = try visitParameters()
+                if parameters.files.funcAtlas == nil, dataset.visits.contains(where: { $0.bold != nil }) {
                     throw ValidationError("the dataset has BOLD runs: give --atlas or --func-atlas")
                 }
                 let processor = try PipelineVisitProcessor(parameters: parameters)

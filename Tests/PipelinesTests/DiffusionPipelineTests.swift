@@ -39,7 +39,7 @@ struct SmallDWI {
                                        outputFolder: folder + "/" + out)
         options.maskPath = folder + "/mask.nii.gz"
         options.atlasPath = folder + "/atlas.nii.gz"
-        options.vectorFrame = frame
+        options.parameters.vectorFrame = frame
         options.threads = threads
         return options
     }
@@ -105,7 +105,7 @@ struct CurvedBundleDWI {
         var options = DiffusionOptions(dwiPath: stem + ".nii.gz", bvalPath: stem + ".bval", bvecPath: stem + ".bvec",
                                        outputFolder: folder + "/" + frame.rawValue + String(threads))
         options.maskPath = folder + "/mask.nii.gz"
-        options.vectorFrame = frame
+        options.parameters.vectorFrame = frame
         options.threads = threads
         return options
     }

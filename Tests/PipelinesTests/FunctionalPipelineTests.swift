@@ -74,9 +74,9 @@ struct FunctionalPipelineTests {
         let run = try SmallRun()
         defer { try? FileManager.default.removeItem(atPath: run.folder) }
         var options = FunctionalOptions(boldPath: run.bold, atlasPath: run.atlas, outputFolder: run.folder + "/out")
-        options.strategy = .none
-        options.highPass = nil
-        options.lowPass = nil
+        options.parameters.strategy = .none
+        options.parameters.highPass = nil
+        options.parameters.lowPass = nil
         let result = try FunctionalPipeline.run(options)
         #expect(result.regionNames == ["A", "B", "C", "Empty"])
         #expect(result.repetitionTime == 2)
@@ -109,9 +109,9 @@ struct FunctionalPipelineTests {
         defer { try? FileManager.default.removeItem(atPath: run.folder) }
         var options = FunctionalOptions(boldPath: run.bold, atlasPath: run.atlas, outputFolder: run.folder + "/out")
         options.confoundsPath = run.confounds
-        options.strategy = .sixP
-        options.fdThreshold = 0.5
-        options.dummyScans = 2
+        options.parameters.strategy = .sixP
+        options.parameters.fdThreshold = 0.5
+        options.parameters.dummyScans = 2
         let result = try FunctionalPipeline.run(options)
         // FD 0.9 at t = 10, 20, ..., 90: 9 volumes censored, 2 dropped.
         #expect(result.qc.censoredVolumes == 9)
@@ -135,7 +135,7 @@ struct FunctionalPipelineTests {
         for threads in [1, 2, 7] {
             var options = FunctionalOptions(boldPath: run.bold, atlasPath: run.atlas, outputFolder: run.folder + "/out\(threads)")
             options.confoundsPath = run.confounds
-            options.partialCorrelation = true
+            options.parameters.partialCorrelation = true
             options.threads = threads
             let result = try FunctionalPipeline.run(options)
             outputs.append(result.files.filter { !$0.hasSuffix(".json") }.map { FileManager.default.contents(atPath: $0)! })
@@ -151,11 +151,11 @@ struct FunctionalPipelineTests {
         var options = FunctionalOptions(boldPath: run.bold, atlasPath: run.atlas, outputFolder: run.folder + "/out")
         #expect(throws: PipelineError.self) { try FunctionalPipeline.run(options) }
         do { _ = try FunctionalPipeline.run(options) } catch { #expect("\(error)".contains("no repetition time")) }
-        options.repetitionTime = 2000  // milliseconds by mistake: no frequency in the band
+        options.parameters.repetitionTime = 2000  // milliseconds by mistake: no frequency in the band
         do { _ = try FunctionalPipeline.run(options); Issue.record("no error") } catch {
             #expect("\(error)".contains("is the TR in seconds?"), "\(error)")
         }
-        options.repetitionTime = 2
+        options.parameters.repetitionTime = 2
         let short = run.folder + "/short.tsv"
         try "trans_x\ttrans_y\ttrans_z\trot_x\trot_y\trot_z\n0\t0\t0\t0\t0\t0\n".write(toFile: short, atomically: true, encoding: .utf8)
         options.confoundsPath = short
@@ -163,8 +163,8 @@ struct FunctionalPipelineTests {
             #expect("\(error)".contains("1 rows, the BOLD run has 100 volumes"))
         }
         options.confoundsPath = nil
-        options.strategy = .none
-        options.fdThreshold = 0.5
+        options.parameters.strategy = .none
+        options.parameters.fdThreshold = 0.5
         #expect(throws: PipelineError.self) { try FunctionalPipeline.run(options) }
         #expect(!FileManager.default.fileExists(atPath: run.folder + "/out"))
     }
@@ -193,8 +193,8 @@ struct AmplitudeMapTests {
         try NIfTIFile.write([Float](repeating: 1, count: 4), shape: shape, datatype: .int16,
                             geometry: NIfTIHeader.make(shape: shape, affine: affine), to: folder + "/atlas.nii.gz")
         var options = FunctionalOptions(boldPath: folder + "/bold.nii.gz", atlasPath: folder + "/atlas.nii.gz", outputFolder: folder + "/out", prefix: "run")
-        options.strategy = .none
-        options.amplitudeMaps = true
+        options.parameters.strategy = .none
+        options.parameters.amplitudeMaps = true
         let result = try FunctionalPipeline.run(options)
         #expect(result.files.contains(folder + "/out/run_stat-falff_boldmap.nii.gz"))
         let alff = try NIfTIFile.read(folder + "/out/run_stat-alff_boldmap.nii.gz", as: Double.self).voxels

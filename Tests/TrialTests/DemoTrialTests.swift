@@ -22,9 +22,9 @@ struct DemoTrialTests {
         try DemoTrial.generate(at: data, seed: 2026, participants: 5)
         let dataset = try Dataset.discover(data)
         var parameters = VisitParameters()
-        parameters.dwiAtlas = data + "/atlas/atlas-demo_dseg.nii.gz"
-        parameters.funcAtlas = parameters.dwiAtlas
-        parameters.fdThreshold = 0.5
+        parameters.files.dwiAtlas = try PathPattern(data + "/atlas/atlas-demo_dseg.nii.gz")
+        parameters.files.funcAtlas = parameters.files.dwiAtlas
+        parameters.functional.fdThreshold = 0.5
         let processor = try PipelineVisitProcessor(parameters: parameters)
         let first = try TrialRunner.runParticipants(dataset: dataset, output: output, processor: processor, jobs: 2, threads: 1)
         #expect(first.succeeded, "\(first.report)")

@@ -1,0 +1,92 @@
+import Diffusion
+import Foundation
+import Functional
+
+/// Every value that changes what the tensor pipeline computes, apart from the files it reads.
+///
+/// This is the one definition of the diffusion parameters: the command line's option groups
+/// build it, the pipeline reads it, the sidecar reports it and a batch's re-run fingerprint
+/// is its JSON encoding (``ProcessingParameters/fingerprint(_:)``), so a field added here is
+/// in all four at once.
+public struct DiffusionParameters: Sendable, Equatable, Codable {
+    public var method: TensorFitMethod = .wls
+    /// WLS re-weighting passes (MRtrix's `-iter`).
+    public var iterations = 1
+    /// Shells above this b-value are left out of the fit (DTI is a low-b model).
+    public var maximumB = 1500.0
+    /// b-values at or below this count as b=0 (DIPY's and MRtrix3's default is 50).
+    public var b0Threshold = 50.0
+    public var vectorFrame: VectorFrame = .fsl
+    /// Run the gradient orientation check: the coherence of the fitted V1 field over every
+    /// fitted voxel, with the table as given and with each voxel axis negated, all scored
+    /// from the one tensor fit (no extra fits).
+    public var orientationCheck = true
+    /// Resample the atlas to the DWI grid by nearest neighbour when the grids differ.
+    public var resampleAtlas = false
+    /// gzip level of the maps (libdeflate, 1 fastest to 12 smallest). Level 1 by default:
+    /// the low bits of float maps are mostly noise, which higher levels spend time on for
+    /// little gain (docs/benchmarks.md).
+    public var compressionLevel = 1
+
+    public init() {}
+}
+
+/// A frequency band in Hz.
+public struct FrequencyBand: Sendable, Equatable, Codable {
+    public var low: Double
+    public var high: Double
+
+    public init(low: Double, high: Double) {
+        self.low = low
+        self.high = high
+    }
+}
+
+/// Every value that changes what the resting-state pipeline computes, apart from the files
+/// it reads. The one definition of these parameters, as ``DiffusionParameters`` is for DWI.
+public struct FunctionalParameters: Sendable, Equatable, Codable {
+    /// Confound model; nil: 6P when the run has a confounds table, none when it has not.
+    public var strategy: ConfoundStrategy?
+    /// Band-pass edges in Hz; nil: no filter on that side.
+    public var highPass: Double? = 0.01
+    public var lowPass: Double? = 0.08
+    /// Censor volumes whose framewise_displacement exceeds this (mm); nil: no censoring.
+    public var fdThreshold: Double?
+    /// Non-steady-state volumes dropped at the start of the run.
+    public var dummyScans = 0
+    /// Seconds; nil: the BOLD sidecar's RepetitionTime, else the NIfTI header.
+    public var repetitionTime: Double?
+    public var partialCorrelation = false
+    /// The band of ALFF (Zang et al. 2007) and the numerator of fALFF (Zou et al. 2008).
+    public var amplitudeBand = FrequencyBand(low: 0.01, high: 0.08)
+    /// Regions with a smaller fraction of their voxels inside the brain mask are reported
+    /// as n/a (XCP-D's default coverage threshold).
+    public var minimumCoverage = 0.5
+    /// Also write voxelwise ALFF and fALFF maps. This reads the whole run into memory (the
+    /// streaming region extraction does not need to), so it is off by default.
+    public var amplitudeMaps = false
+    /// Resample the atlas to the BOLD grid by nearest neighbour when the grids differ.
+    public var resampleAtlas = false
+
+    public init() {}
+
+    /// The confound model applied to a run with or without a confounds table.
+    public func effectiveStrategy(hasConfounds: Bool) -> ConfoundStrategy {
+        strategy ?? (hasConfounds ? .sixP : .none)
+    }
+}
+
+/// The JSON form of parameter values, as the re-run fingerprint and the visit record hold it.
+public enum ProcessingParameters {
+    /// Canonical JSON of `value`: snake_case keys in sorted order, no whitespace. Equal
+    /// values give equal text, and any field added to a parameter type enters it.
+    public static func fingerprint(_ value: some Encodable) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        let data = try encoder.encode(value)
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+extension VectorFrame: Codable {}

@@ -1,0 +1,208 @@
+import ArgumentParser
+import Diffusion
+import Foundation
+import Functional
+import Pipelines
+import Tabular
+
+// The processing options shared by `dti`, `fmri` and `run`, each group defined once. A group
+// checks its own values in `validate()` and builds the parameter value the pipelines take;
+// `run` records that same value as its re-run fingerprint.
+//
+// Numeric options are parsed `.unconditional`ly, so that `--fd-threshold -1` reaches the
+// check and is refused by name instead of being read as an unknown option.
+
+extension TensorFitMethod: ExpressibleByArgument {}
+extension VectorFrame: ExpressibleByArgument {}
+
+extension ConfoundStrategy: ExpressibleByArgument {
+    public init?(argument: String) {
+        guard let strategy = try? ConfoundStrategy(parsing: argument) else { return nil }
+        self = strategy
+    }
+    public static var allValueStrings: [String] { ["none", "6P", "24P", "36P"] }
+}
+
+/// Checks of numeric option values, each naming the option and the value refused.
+enum OptionCheck {
+    static func finite(_ value: Double, _ option: String) throws {
+        guard value.isFinite else { throw ValidationError("\(option) must be a finite number, got \(value)") }
+    }
+
+    static func positive(_ value: Double, _ option: String) throws {
+        try finite(value, option)
+        guard value > 0 else { throw ValidationError("\(option) must be positive, got \(formatJSONNumber(value))") }
+    }
+
+    static func nonNegative(_ value: Double, _ option: String) throws {
+        try finite(value, option)
+        guard value >= 0 else { throw ValidationError("\(option) must not be negative, got \(formatJSONNumber(value))") }
+    }
+
+    static func atLeast(_ minimum: Int, _ value: Int, _ option: String) throws {
+        guard value >= minimum else { throw ValidationError("\(option) must be at least \(minimum), got \(value)") }
+    }
+
+    static func fraction(_ value: Double, _ option: String) throws {
+        try finite(value, option)
+        guard (0...1).contains(value) else { throw ValidationError("\(option) must be between 0 and 1, got \(formatJSONNumber(value))") }
+    }
+}
+
+/// The tensor fit: method, re-weighting, shells, b=0 threshold, output frame, orientation check.
+struct TensorFitOptions: ParsableArguments {
+    @Option(help: "Fit method: wls or ols.")
+    var fit: TensorFitMethod = .wls
+
+    @Option(parsing: .unconditional, help: "WLS re-weighting passes (MRtrix's -iter).")
+    var iterations = 1
+
+    @Option(name: .customLong("max-b"), parsing: .unconditional, help: "Largest b-value (s/mm^2) used in the fit.")
+    var maxB = 1500.0
+
+    @Option(name: .customLong("b0-threshold"), parsing: .unconditional, help: "b-values at or below this count as b=0.")
+    var b0Threshold = 50.0
+
+    @Option(name: .customLong("vector-frame"), help: "Frame of V1 and the tensor: fsl or world.")
+    var vectorFrame: VectorFrame = .fsl
+
+    @Flag(name: .customLong("no-orientation-check"), help: "Skip the gradient orientation check.")
+    var noOrientationCheck = false
+
+    func validate() throws {
+        try OptionCheck.atLeast(1, iterations, "--iterations")
+        try OptionCheck.positive(maxB, "--max-b")
+        try OptionCheck.nonNegative(b0Threshold, "--b0-threshold")
+        guard b0Threshold < maxB else {
+            throw ValidationError("--b0-threshold (\(formatJSONNumber(b0Threshold))) must be below --max-b (\(formatJSONNumber(maxB)))")
+        }
+    }
+
+    /// The fit parameters; `resampleAtlas` comes from ``AtlasOptions``.
+    func parameters(resampleAtlas: Bool) -> DiffusionParameters {
+        var parameters = DiffusionParameters()
+        parameters.method = fit
+        parameters.iterations = iterations
+        parameters.maximumB = maxB
+        parameters.b0Threshold = b0Threshold
+        parameters.vectorFrame = vectorFrame
+        parameters.orientationCheck = !noOrientationCheck
+        parameters.resampleAtlas = resampleAtlas
+        return parameters
+    }
+}
+
+/// The label atlas and how it meets the data's grid.
+struct AtlasOptions: ParsableArguments {
+    @Option(help: "Label atlas on the data's grid (.nii.gz), with a TSV (index, name[, network]) beside it.")
+    var atlas: String?
+
+    @Option(name: .customLong("atlas-table"), help: "The atlas's label table, if not the .tsv beside it.")
+    var atlasTable: String?
+
+    @Flag(name: .customLong("resample-atlas"), help: "Resample the atlas to the data's grid by nearest neighbour if the grids differ.")
+    var resampleAtlas = false
+
+    func validate() throws {
+        if atlasTable != nil && atlas == nil { throw ValidationError("--atlas-table needs --atlas") }
+    }
+}
+
+/// Confound regression and the band-pass filter.
+struct DenoisingOptions: ParsableArguments {
+    @Option(help: "Confound strategy: none, 6P, 24P or 36P (default 6P with a confounds table, none without).")
+    var strategy: ConfoundStrategy?
+
+    @Option(name: .customLong("confound-columns"), help: "Explicit comma-separated confound columns (instead of --strategy).")
+    var confoundColumns: String?
+
+    @Option(name: .customLong("high-pass"), parsing: .unconditional, help: "High-pass cut-off in Hz (0 for none).")
+    var highPass = 0.01
+
+    @Option(name: .customLong("low-pass"), parsing: .unconditional, help: "Low-pass cut-off in Hz (0 for none).")
+    var lowPass = 0.08
+
+    func validate() throws {
+        if strategy != nil && confoundColumns != nil {
+            throw ValidationError("give either --strategy or --confound-columns, not both")
+        }
+        if let columns = confoundColumns, parsedColumns(columns).isEmpty {
+            throw ValidationError("--confound-columns names no column")
+        }
+        try OptionCheck.nonNegative(highPass, "--high-pass")
+        try OptionCheck.nonNegative(lowPass, "--low-pass")
+        if highPass > 0 && lowPass > 0 && highPass >= lowPass {
+            throw ValidationError("--high-pass (\(formatJSONNumber(highPass)) Hz) must be below --low-pass (\(formatJSONNumber(lowPass)) Hz)")
+        }
+    }
+
+    private func parsedColumns(_ text: String) -> [String] {
+        text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    /// Writes the confound model and band into `parameters`.
+    func apply(to parameters: inout FunctionalParameters) {
+        parameters.strategy = confoundColumns.map { .columns(parsedColumns($0)) } ?? strategy
+        parameters.highPass = highPass > 0 ? highPass : nil
+        parameters.lowPass = lowPass > 0 ? lowPass : nil
+    }
+}
+
+/// Volumes left out: non-steady-state volumes at the start, and high-motion volumes.
+struct CensoringOptions: ParsableArguments {
+    @Option(name: .customLong("fd-threshold"), parsing: .unconditional,
+            help: "Censor volumes with framewise displacement above this (mm).")
+    var fdThreshold: Double?
+
+    @Option(name: .customLong("dummy-scans"), parsing: .unconditional, help: "Non-steady-state volumes to drop.")
+    var dummyScans = 0
+
+    func validate() throws {
+        if let fdThreshold { try OptionCheck.positive(fdThreshold, "--fd-threshold") }
+        try OptionCheck.atLeast(0, dummyScans, "--dummy-scans")
+    }
+
+    func apply(to parameters: inout FunctionalParameters) {
+        parameters.fdThreshold = fdThreshold
+        parameters.dummyScans = dummyScans
+    }
+}
+
+/// What the resting-state pipeline measures, beyond denoising and censoring.
+struct ConnectivityOptions: ParsableArguments {
+    @Option(parsing: .unconditional, help: "Repetition time in seconds (overrides the sidecar and header).")
+    var tr: Double?
+
+    @Flag(help: "Also compute partial correlation (Ledoit-Wolf shrinkage).")
+    var partial = false
+
+    @Option(name: .customLong("min-coverage"), parsing: .unconditional,
+            help: "Regions with a smaller fraction of their voxels in the brain are n/a.")
+    var minCoverage = 0.5
+
+    @Flag(name: .customLong("alff-maps"), help: "Also write voxelwise ALFF and fALFF maps (reads the whole run into memory).")
+    var alffMaps = false
+
+    func validate() throws {
+        if let tr { try OptionCheck.positive(tr, "--tr") }
+        try OptionCheck.fraction(minCoverage, "--min-coverage")
+    }
+
+    func apply(to parameters: inout FunctionalParameters) {
+        parameters.repetitionTime = tr
+        parameters.partialCorrelation = partial
+        parameters.minimumCoverage = minCoverage
+        parameters.amplitudeMaps = alffMaps
+    }
+}
+
+/// The functional parameters from their three option groups.
+func functionalParameters(denoising: DenoisingOptions, censoring: CensoringOptions, connectivity: ConnectivityOptions,
+                          resampleAtlas: Bool) -> FunctionalParameters {
+    var parameters = FunctionalParameters()
+    denoising.apply(to: &parameters)
+    censoring.apply(to: &parameters)
+    connectivity.apply(to: &parameters)
+    parameters.resampleAtlas = resampleAtlas
+    return parameters
+}
