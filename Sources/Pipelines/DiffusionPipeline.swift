@@ -83,190 +83,188 @@ public enum DiffusionPipeline {
         (.fractionalAnisotropy, "fa"), (.meanDiffusivity, "md"), (.axialDiffusivity, "ad"), (.radialDiffusivity, "rd"),
     ]
 
+    /// Runs the pipeline: read the inputs, fit, then write the maps, summaries and sidecar.
     public static func run(_ options: DiffusionOptions) throws -> DiffusionResult {
-        var warnings: [String] = []
         var timer = PhaseTimer("dti")
+        var inputs = try readInputs(options, timer: &timer)
+        let fit = try fitTensors(inputs, options)
+        timer.lap("read + gather + fit")
+        let quality = fit.quality
+        let maps = scalarMaps.map { (name: $0.name, values: fit.map($0.metric)) } + [(name: "s0", values: fit.s0)]
+        let writer = MapWriter(options, header: inputs.header)
+        try FileManager.default.createDirectory(atPath: options.outputFolder, withIntermediateDirectories: true)
+        // The tensor and V1 maps (two thirds of the bytes written) depend on the fit alone: with
+        // two threads or more they are written on a second thread during the orientation
+        // check, the summaries and the smaller maps.
+        let largeMaps = BackgroundWork(inBackground: options.threads > 1) { try writer.writeVolumeMaps(fit) }
+        defer { largeMaps.waitIgnoringErrors() }
+
+        let orientation = try options.parameters.orientationCheck
+            ? checkOrientation(fit, fa: maps[0].values, options: options, header: inputs.header) : nil
+        if let orientation, orientationFlipIsClear(orientation) {
+            inputs.warnings.append("gradient orientation check: flipping voxel axis \(orientation.best) gives more coherent fibres than the table as given; check the b-vectors")
+        }
+        timer.lap("orientation check")
+        let summarised = maps.filter { $0.name != "s0" }
+        let perMap = try wrap(options.dwiPath) {
+            try regionalStatistics(maps: summarised.map(\.values), mask: fit.fitted, atlas: inputs.atlas,
+                                   extraMasks: inputs.extraMasks, threads: options.threads)
+        }
+        let summaries = Dictionary(uniqueKeysWithValues: zip(summarised.map(\.name), perMap))
+        timer.lap("regional summaries")
+
+        try writer.writeScalarMaps(maps, mask: inputs.mask)
+        try largeMaps.wait()
+        timer.lap("write maps")
+        var (files, metrics) = try writeTables(summaries, options: options, inputs: inputs, quality: quality,
+                                               orientation: orientation)
+        files = writer.volumeMapPaths + writer.scalarMapPaths(maps) + files
+        timer.lap("tables + sidecar")
+        metrics.append(VisitMetric(modality: "dwi", region: wholeBrainRegion, metric: "negative_eigenvalue_fraction",
+                                   value: negativeEigenvalueFraction(quality) ?? .nan))
+        return DiffusionResult(summaries: summaries, metrics: metrics, files: files, warnings: inputs.warnings,
+                               quality: quality, orientation: orientation, bValuesUsed: inputs.table.bValues)
+    }
+
+    // MARK: - Reading
+
+    /// Everything read before the fit: the header, the gradient table of the kept volumes,
+    /// the brain mask, the regions, and the warnings so far.
+    struct Inputs {
+        var header: NIfTIHeader
+        var table: GradientTable
+        var volumeIndices: [Int]
+        var mask: [Bool]
+        var maskSource: String
+        var maskVoxels: [Int32]
+        var atlas: Atlas
+        var atlasResampled: Bool
+        var extraMasks: [(name: String, mask: [Bool])]
+        var warnings: [String]
+    }
+
+    /// Reads and checks every input but the diffusion signal itself: the header, gradients,
+    /// mask, atlas and lesion mask, so a bad one fails before the long read and fit.
+    static func readInputs(_ options: DiffusionOptions, timer: inout PhaseTimer) throws -> Inputs {
+        var warnings: [String] = []
         let header = try NIfTIFile.readHeader(options.dwiPath)
         guard header.volumeCount >= 7 else {
             throw PipelineError(options.dwiPath, "a DWI series needs at least 7 volumes (1 b=0 + 6 directions), this one has \(header.volumeCount)")
         }
         let (fslTable, worldTable) = try readGradients(options, header: header)
-        let selection: (table: GradientTable, volumeIndices: [Int])
-        selection = try (options.parameters.vectorFrame == .fsl ? fslTable : worldTable).selecting(maximumB: options.parameters.maximumB)
+        let selection = try (options.parameters.vectorFrame == .fsl ? fslTable : worldTable)
+            .selecting(maximumB: options.parameters.maximumB)
         if selection.volumeIndices.count < header.volumeCount {
             warnings.append("\(header.volumeCount - selection.volumeIndices.count) volume(s) with b > \(formatJSONNumber(options.parameters.maximumB)) left out of the tensor fit")
         }
-        let table = selection.table
-        let volumeIndices = selection.volumeIndices
-
-        // The series is streamed volume by volume; only the mask's voxels of the kept volumes
-        // are kept, voxel-compact (DIPY fits only masked voxels too) and as stored when they
-        // are small integers, so peak memory is the masked voxels, not the whole 4D series.
-        // Opening the reader checks that the file can hold the voxels its header declares,
-        // before anything the size of a volume is allocated; it streams the series later.
-        let series = try NIfTIFile.volumes(options.dwiPath)
-        let voxelCount = header.voxelsPerVolume
-        let spatial = header.spatialShape
-
-        let (mask, maskSource) = try readMask(options, header: header, table: table, volumeIndices: volumeIndices)
-        let maskIndexes = (0..<voxelCount).filter { mask[$0] }.map { Int32($0) }
-        guard !maskIndexes.isEmpty else { throw PipelineError(options.maskPath ?? options.dwiPath, "the brain mask is empty") }
+        // Opening a reader checks that the file can hold the voxels its header declares,
+        // before anything the size of a volume is allocated.
+        _ = try NIfTIFile.volumes(options.dwiPath)
+        let (mask, maskSource) = try readMask(options, header: header, table: selection.table, volumeIndices: selection.volumeIndices)
+        let maskVoxels = (0..<header.voxelsPerVolume).filter { mask[$0] }.map { Int32($0) }
+        guard !maskVoxels.isEmpty else { throw PipelineError(options.maskPath ?? options.dwiPath, "the brain mask is empty") }
         timer.lap("mask")
-
-        // The atlas and lesion mask, read (and checked) before the fit, so a bad one fails fast.
         let (atlas, atlasResampled, extraMasks) = try readRegions(options, header: header)
-        let model = try wrap(options.dwiPath) { try TensorModel(table: table, method: options.parameters.method, iterations: options.parameters.iterations) }
-        // Gather and fit in one scope, so the masked series is freed as soon as it is fitted.
-        // An integer series without scaling is kept as stored (half the memory of floats).
-        let keepIntegers = series.storesSmallIntegers
-        let compactFit = try { () throws -> TensorFit in
-            let gathered = try gatherVolumes(series, volumes: volumeIndices, maskVoxels: maskIndexes,
-                                             integers: keepIntegers, threads: options.threads)
-            timer.lap("read + gather")
-            return try wrap(options.dwiPath) {
-                switch gathered {
-                case .float(let values):
-                    try model.fit(data: values, volumeCount: table.count, voxelCount: maskIndexes.count, threads: options.threads)
-                case .int16(let values):
-                    try model.fit(data: values, volumeCount: table.count, voxelCount: maskIndexes.count, threads: options.threads)
-                }
-            }
-        }()
-        timer.lap("fit")
-        let quality = compactFit.quality
-        let fit = ScatteredFit(compactFit, voxels: maskIndexes, voxelCount: voxelCount, threads: options.threads)
-        var maps: [(String, [Float])] = scalarMaps.map { ($0.name, fit.map($0.metric)) }
-        maps.append(("s0", fit.s0))
-        let fa = maps[0].1
-        timer.lap("metric maps")
+        return Inputs(header: header, table: selection.table, volumeIndices: selection.volumeIndices, mask: mask,
+                      maskSource: maskSource, maskVoxels: maskVoxels, atlas: atlas, atlasResampled: atlasResampled,
+                      extraMasks: extraMasks, warnings: warnings)
+    }
 
-        // Outputs.
-        try FileManager.default.createDirectory(atPath: options.outputFolder, withIntermediateDirectories: true)
+    // MARK: - Computing
+
+    /// Streams the series, keeps the mask's voxels of the kept volumes (voxel-compact, as
+    /// DIPY fits only masked voxels; as stored when they are small integers, so peak memory
+    /// is the masked voxels, not the whole 4D series) and fits the tensor to them.
+    static func fitTensors(_ inputs: Inputs, _ options: DiffusionOptions) throws -> MaskedTensorFit {
+        let model = try wrap(options.dwiPath) {
+            try TensorModel(table: inputs.table, method: options.parameters.method, iterations: options.parameters.iterations)
+        }
+        let series = try NIfTIFile.volumes(options.dwiPath)
+        let signal = try gatherVolumes(series, volumes: inputs.volumeIndices, maskVoxels: inputs.maskVoxels,
+                                       integers: series.storesSmallIntegers, threads: options.threads)
+        return try wrap(options.dwiPath) {
+            try model.fit(signal, voxels: inputs.maskVoxels, gridVoxelCount: inputs.header.voxelsPerVolume, threads: options.threads)
+        }
+    }
+
+    /// The gradient orientation check (Jeurissen et al. 2014) over every fitted voxel, from
+    /// this fit: a flipped table would give D' = F D F and V1' = F V1, so the flips need no
+    /// fits of their own. The check steps along V1 in voxel indices, so V1 goes from the
+    /// table's frame to voxel axes first.
+    static func checkOrientation(_ fit: MaskedTensorFit, fa: [Float], options: DiffusionOptions,
+                                 header: NIfTIHeader) throws -> GradientOrientationReport {
+        try wrap(options.dwiPath) {
+            let toVoxel = try DirectionTransform(from: options.parameters.vectorFrame.directionFrame, to: .voxel,
+                                                 linear: header.affine.linear, source: options.dwiPath)
+            return try gradientOrientationCheck(principalEigenvectors: fit.principalEigenvectorField(toVoxel),
+                                                fractionalAnisotropy: fa, fitted: fit.fitted, shape: header.spatialShape,
+                                                threads: options.threads)
+        }
+    }
+
+    static func negativeEigenvalueFraction(_ quality: TensorFitQuality) -> Double? {
+        quality.voxelsFitted > 0 ? Double(quality.negativeEigenvalueVoxels) / Double(quality.voxelsFitted) : nil
+    }
+
+    // MARK: - Writing
+
+    /// Writes the summary table and the sidecar; returns their paths and the summary metrics.
+    static func writeTables(_ summaries: [String: [RegionSummary]], options: DiffusionOptions, inputs: Inputs,
+                            quality: TensorFitQuality, orientation: GradientOrientationReport?) throws
+        -> (files: [String], metrics: [VisitMetric]) {
         let base = options.outputFolder + "/" + options.prefix
-        var files: [String] = []
-        var geometry = header
-        geometry.pixdim = Array(header.pixdim.prefix(3)) + [1]
-        geometry.timeUnits = 0
-        let shape3 = [spatial.x, spatial.y, spatial.z]
-        let description = "nimetrics \(NimetricsVersion.string)"
-        let level = options.parameters.compressionLevel
-        let mapGeometry = geometry
-        // In BIDS order: tensor, V1, FA, MD, AD, RD, S0, mask.
-        let volumeMaps: [(map: ScatteredFit.VolumeMap, volumes: Int, suffix: String)] = [
-            (.tensor, 6, "_model-tensor_param-tensor_dwimap.nii.gz"),
-            (.principalEigenvector, 3, "_model-tensor_param-v1_dwimap.nii.gz"),
-        ]
-        var gridMaps: [(values: [Float], suffix: String, datatype: NIfTIDataType)] =
-            maps.map { name, values in (values, "_model-tensor_param-\(name)_dwimap.nii.gz", .float32) }
-        gridMaps.append((mask.map { $0 ? 1 : 0 }, "_desc-brain_mask.nii.gz", .uint8))
-        files += volumeMaps.map { base + $0.suffix } + gridMaps.map { base + $0.suffix }
-        // The tensor and V1 maps (two thirds of the bytes written) depend on the fit alone:
-        // with two threads or more they are made and written on a second thread while this one
-        // runs the orientation check, the summaries and the smaller maps (measured on the
-        // standard visit: 0.03 s off the run).
-        let largeMaps = BackgroundWork(inBackground: options.threads > 1) {
-            for output in volumeMaps {
-                try NIfTIFile.write(shape: shape3 + [output.volumes], geometry: mapGeometry, to: base + output.suffix,
-                                    description: description, compressionLevel: level) { range in
-                    fit.chunk(of: output.map, range)
-                }
-            }
-        }
-        defer { largeMaps.waitIgnoringErrors() }
-
-        // Gradient orientation check, over every fitted voxel, from this fit: a flipped table
-        // would give D' = F D F and V1' = F V1, so the flips need no fits of their own. The
-        // check steps along V1 in voxel indices, so V1 goes from the table's frame to voxel axes.
-        var orientation: GradientOrientationReport?
-        if options.parameters.orientationCheck {
-            let toVoxel = try wrap(options.dwiPath) {
-                try DirectionTransform(from: options.parameters.vectorFrame.directionFrame, to: .voxel, linear: header.affine.linear,
-                                       source: options.dwiPath)
-            }
-            let report = try wrap(options.dwiPath) {
-                try gradientOrientationCheck(principalEigenvectors: fit.principalEigenvectorField(toVoxel),
-                                             fractionalAnisotropy: fa, fitted: fit.fitted, shape: spatial,
-                                             threads: options.threads)
-            }
-            if orientationFlipIsClear(report) {
-                warnings.append("gradient orientation check: flipping voxel axis \(report.best) gives more coherent fibres than the table as given; check the b-vectors")
-            }
-            orientation = report
-        }
-        timer.lap("orientation check")
-
-        // Regional summaries.
-        let fitted = fit.fitted
-        let summarised = maps.filter { $0.0 != "s0" }
-        let perMap = try wrap(options.dwiPath) {
-            try regionalStatistics(maps: summarised.map(\.1), mask: fitted, atlas: atlas, extraMasks: extraMasks, threads: options.threads)
-        }
-        let summaries = Dictionary(uniqueKeysWithValues: zip(summarised.map(\.0), perMap))
-
-        timer.lap("regional summaries")
-
-        // The scalar maps and the mask, then the wait for the tensor and V1 maps.
-        for output in gridMaps {
-            // A map's chunks are compressed on all threads; its bytes do not depend on it.
-            try NIfTIFile.write(output.values, shape: shape3, datatype: output.datatype, geometry: mapGeometry,
-                                to: base + output.suffix, description: description, compressionLevel: level,
-                                threads: options.threads)
-        }
-        try largeMaps.wait()
-        timer.lap("write maps")
         let summary = summaryRows(summaries)
-        var metrics = summary.metrics
-        let summaryPath = base + "_model-tensor_summary.tsv"
-        try summary.table.write(to: summaryPath)
-        files.append(summaryPath)
+        try summary.table.write(to: base + "_model-tensor_summary.tsv")
+        let sidecar = sidecarJSON(options: options, inputs: inputs, quality: quality, orientation: orientation)
+        try AtomicFile.write(sidecar.rendered() + "\n", to: base + "_model-tensor_dwimap.json")
+        return ([base + "_model-tensor_summary.tsv", base + "_model-tensor_dwimap.json"], summary.metrics)
+    }
 
-        let bUsed = table.bValues
-        let sidecar = JSONValue.object([
+    /// The sidecar `P_model-tensor_dwimap.json`: every parameter, the inputs and the fit's QC.
+    static func sidecarJSON(options: DiffusionOptions, inputs: Inputs, quality: TensorFitQuality,
+                            orientation: GradientOrientationReport?) -> JSONValue {
+        let parameters = options.parameters
+        let table = inputs.table
+        return .object([
             ("Description", .string("Diffusion tensor maps (Basser et al. 1994) and regional summaries")),
             ("GeneratedBy", .array([.object([("Name", .string("nimetrics")), ("Version", .string(NimetricsVersion.string))])])),
             ("Source", .string(options.dwiPath)),
             ("Gradients", .string(options.gradientTablePath ?? "\(options.bvalPath ?? "") \(options.bvecPath ?? "")")),
-            ("FitMethod", .string(options.parameters.method.rawValue.uppercased())),
-            ("Iterations", .int(options.parameters.iterations)),
-            ("MaximumBValue", .number(options.parameters.maximumB)),
-            ("B0Threshold", .number(options.parameters.b0Threshold)),
-            ("BValuesUsed", .array(bUsed.map { .number($0) })),
+            ("FitMethod", .string(parameters.method.rawValue.uppercased())),
+            ("Iterations", .int(parameters.iterations)),
+            ("MaximumBValue", .number(parameters.maximumB)),
+            ("B0Threshold", .number(parameters.b0Threshold)),
+            ("BValuesUsed", .array(table.bValues.map { .number($0) })),
             ("Shells", .array(table.shells.map { .number($0) })),
             ("VolumesUsed", .int(table.count)),
             ("DirectionsUsed", .int(table.diffusionIndices.count)),
-            ("VectorFrame", .string(options.parameters.vectorFrame.rawValue)),
+            ("VectorFrame", .string(parameters.vectorFrame.rawValue)),
             ("TensorOrder", .string("D11 D12 D13 D22 D23 D33")),
             ("DiffusivityUnits", .string("mm^2/s")),
-            ("Mask", .string(maskSource)),
+            ("Mask", .string(inputs.maskSource)),
             ("Atlas", options.atlasPath.map { .string($0) } ?? .null),
-            ("AtlasResampled", .bool(atlasResampled)),
+            ("AtlasResampled", .bool(inputs.atlasResampled)),
             ("LesionMask", options.lesionMaskPath.map { .string($0) } ?? .null),
             ("QC", .object([
-                ("VoxelsInMask", .int(maskIndexes.count)),
+                ("VoxelsInMask", .int(inputs.maskVoxels.count)),
                 ("VoxelsFitted", .int(quality.voxelsFitted)),
                 ("NegativeEigenvalueVoxels", .int(quality.negativeEigenvalueVoxels)),
-                ("NegativeEigenvalueFraction", .finite(quality.voxelsFitted > 0 ? Double(quality.negativeEigenvalueVoxels) / Double(quality.voxelsFitted) : nil)),
+                ("NegativeEigenvalueFraction", .finite(negativeEigenvalueFraction(quality))),
                 ("MeanResidual", .finite(quality.meanResidual)),
-                ("GradientOrientationCheck", orientation.map { report in
-                    .object([
-                        ("Best", .string(report.best.rawValue)),
-                        ("AsGivenIsBest", .bool(report.asGivenIsBest)),
-                        ("FlipRecommended", .bool(orientationFlipIsClear(report))),
-                        ("Margin", .number(orientationMargin)),
-                        ("Coherence", .object(report.scores.map { ($0.flip.rawValue, .finite($0.coherence)) })),
-                    ])
-                } ?? .null),
+                ("GradientOrientationCheck", orientation.map(orientationJSON) ?? .null),
             ])),
-            ("Warnings", .array(warnings.map { .string($0) })),
+            ("Warnings", .array(inputs.warnings.map { .string($0) })),
         ])
-        let sidecarPath = base + "_model-tensor_dwimap.json"
-        try AtomicFile.write(sidecar.rendered() + "\n", to: sidecarPath)
-        files.append(sidecarPath)
-        metrics.append(VisitMetric(modality: "dwi", region: wholeBrainRegion, metric: "negative_eigenvalue_fraction",
-                                   value: quality.voxelsFitted > 0 ? Double(quality.negativeEigenvalueVoxels) / Double(quality.voxelsFitted) : .nan))
-        timer.lap("tables + sidecar")
-        return DiffusionResult(summaries: summaries, metrics: metrics, files: files, warnings: warnings,
-                               quality: quality, orientation: orientation, bValuesUsed: bUsed)
+    }
+
+    static func orientationJSON(_ report: GradientOrientationReport) -> JSONValue {
+        .object([
+            ("Best", .string(report.best.rawValue)),
+            ("AsGivenIsBest", .bool(report.asGivenIsBest)),
+            ("FlipRecommended", .bool(orientationFlipIsClear(report))),
+            ("Margin", .number(orientationMargin)),
+            ("Coherence", .object(report.scores.map { ($0.flip.rawValue, .finite($0.coherence)) })),
+        ])
     }
 
     /// The long-format summary table (region, label, n_voxels, metric, mean, sd, median, p05,
@@ -347,17 +345,11 @@ public enum DiffusionPipeline {
         return (atlas, resampled, extraMasks)
     }
 
-    /// A gathered signal, as floats or as stored integers.
-    enum GatheredSignal {
-        case float([Float])
-        case int16([Int16])
-    }
-
     /// Streams the series from `reader` (at its first volume) and keeps the mask's voxels of the listed volumes (as Int16 when
     /// `integers`, which the caller sets only for integer data without scaling, so the values
     /// are exact), volume-major: element `k * n + j` is voxel j of the k-th listed volume.
     static func gatherVolumes(_ reader: NIfTIVolumeReader, volumes: [Int], maskVoxels: [Int32], integers: Bool,
-                              threads: Int) throws -> GatheredSignal {
+                              threads: Int) throws -> MaskedSignal {
         var position = [Int: Int]()
         for (k, v) in volumes.enumerated() { position[v] = k }
         let n = maskVoxels.count
@@ -442,128 +434,58 @@ public enum DiffusionPipeline {
     }
 }
 
-/// A fit of the mask's voxels, scattered back onto the whole grid (0 and not fitted
-/// elsewhere), as the maps and regional summaries need it. The multi-volume maps (tensor,
-/// V1) are not kept on the grid: ``chunk(of:_:)`` makes any part of them on demand, for the
-/// writer (20 MB less for the standard visit, and no pass over them).
-struct ScatteredFit: Sendable {
-    let fitted: [Bool]
-    let s0: [Float]
-    /// The compact index of each grid voxel's fit, -1 where none.
-    private let compactIndex: [Int32]
-    private let compact: TensorFit
-    private let voxels: [Int32]
-    private let threads: Int
+/// Writes a fit's maps as NIfTI, with the DWI's spatial geometry, in BIDS order and names:
+/// tensor, V1, FA, MD, AD, RD, S0, mask.
+struct MapWriter: Sendable {
+    let base: String
+    let geometry: NIfTIHeader
+    let shape: [Int]
+    let level: Int
+    let threads: Int
+    let description = "nimetrics \(NimetricsVersion.string)"
 
-    /// FA, MD, AD and RD on the whole grid.
-    private let metricMaps: [[Float]]
+    /// The multi-volume maps, made chunk by chunk from the fit as they are written.
+    static let volumeMaps: [(map: MaskedTensorFit.VolumeMap, volumes: Int, suffix: String)] = [
+        (.tensor, 6, "_model-tensor_param-tensor_dwimap.nii.gz"),
+        (.principalEigenvector, 3, "_model-tensor_param-v1_dwimap.nii.gz"),
+    ]
 
-    /// Scatters the fit and computes the scalar maps in one pass over the fitted voxels,
-    /// split into slabs (each grid voxel is written once, by the slab holding it, so the maps
-    /// do not depend on `threads`).
-    init(_ fit: TensorFit, voxels: [Int32], voxelCount n: Int, threads: Int) {
-        compact = fit
-        self.voxels = voxels
-        self.threads = threads
-        var fitted = [Bool](repeating: false, count: n)
-        var s0 = [Float](repeating: 0, count: n)
-        var compactIndex = [Int32](repeating: -1, count: n)
-        var fa = [Float](repeating: 0, count: n), md = fa, ad = fa, rd = fa
-        voxels.withUnsafeBufferPointer { list in
-        fit.fitted.withUnsafeBufferPointer { ok in
-        fit.s0.withUnsafeBufferPointer { compactS0 in
-        fit.eigenvalues.withUnsafeBufferPointer { compactEigenvalues in
-        fitted.withUnsafeMutableBufferPointer { fittedOut in
-        s0.withUnsafeMutableBufferPointer { s0Out in
-        compactIndex.withUnsafeMutableBufferPointer { indexOut in
-        fa.withUnsafeMutableBufferPointer { faOut in
-        md.withUnsafeMutableBufferPointer { mdOut in
-        ad.withUnsafeMutableBufferPointer { adOut in
-        rd.withUnsafeMutableBufferPointer { rdOut in
-            let list = SharedReadBuffer(list), ok = SharedReadBuffer(ok), cs0 = SharedReadBuffer(compactS0)
-            let ce = SharedReadBuffer(compactEigenvalues)
-            let fittedOut = SharedBuffer(fittedOut), s0Out = SharedBuffer(s0Out), indexOut = SharedBuffer(indexOut)
-            let faOut = SharedBuffer(faOut), mdOut = SharedBuffer(mdOut), adOut = SharedBuffer(adOut), rdOut = SharedBuffer(rdOut)
-            forEachSlab(count: list.count, threads: threads) { range in
-                for k in range where ok[k] {
-                    let i = Int(list[k])
-                    fittedOut[i] = true
-                    s0Out[i] = cs0[k]
-                    indexOut[i] = Int32(k)
-                    let l = SIMD3(Double(ce[3 * k]), Double(ce[3 * k + 1]), Double(ce[3 * k + 2]))
-                    faOut[i] = Float(fractionalAnisotropy(eigenvalues: l))
-                    mdOut[i] = Float(meanDiffusivity(eigenvalues: l))
-                    adOut[i] = Float(axialDiffusivity(eigenvalues: l))
-                    rdOut[i] = Float(radialDiffusivity(eigenvalues: l))
-                }
+    init(_ options: DiffusionOptions, header: NIfTIHeader) {
+        base = options.outputFolder + "/" + options.prefix
+        var geometry = header
+        geometry.pixdim = Array(header.pixdim.prefix(3)) + [1]
+        geometry.timeUnits = 0
+        self.geometry = geometry
+        let spatial = header.spatialShape
+        shape = [spatial.x, spatial.y, spatial.z]
+        level = options.parameters.compressionLevel
+        threads = options.threads
+    }
+
+    var volumeMapPaths: [String] { Self.volumeMaps.map { base + $0.suffix } }
+
+    func scalarMapPaths(_ maps: [(name: String, values: [Float])]) -> [String] {
+        maps.map { base + "_model-tensor_param-\($0.name)_dwimap.nii.gz" } + [base + "_desc-brain_mask.nii.gz"]
+    }
+
+    func writeVolumeMaps(_ fit: MaskedTensorFit) throws {
+        for output in Self.volumeMaps {
+            try NIfTIFile.write(shape: shape + [output.volumes], geometry: geometry, to: base + output.suffix,
+                                description: description, compressionLevel: level) { range in
+                fit.chunk(of: output.map, range)
             }
-        }}}}}}}}}}}
-        self.fitted = fitted
-        self.s0 = s0
-        self.compactIndex = compactIndex
-        metricMaps = [fa, md, ad, rd]
-    }
-
-    /// A multi-volume map made from the compact fit.
-    enum VolumeMap: Sendable {
-        /// Six volumes, D11 D12 D13 D22 D23 D33.
-        case tensor
-        /// Three volumes, the x, y, z components of V1.
-        case principalEigenvector
-    }
-
-    /// The voxels `range` (file order: volume after volume) of `map`, 0 where not fitted.
-    func chunk(of map: VolumeMap, _ range: Range<Int>) -> [Float] {
-        let (values, components) = switch map {
-        case .tensor: (compact.tensors, 6)
-        case .principalEigenvector: (compact.principalEigenvectors, 3)
         }
-        let n = compactIndex.count
-        var out = [Float](repeating: 0, count: range.count)
-        var i = range.lowerBound
-        while i < range.upperBound {
-            // The part of the range in volume c.
-            let c = i / n
-            let end = min(range.upperBound, (c + 1) * n)
-            for g in (i - c * n)..<(end - c * n) {
-                let k = Int(compactIndex[g])
-                if k >= 0 { out[c * n + g - range.lowerBound] = values[components * k + c] }
-            }
-            i = end
-        }
-        return out
     }
 
-    /// V1 on the whole grid, 3 per voxel (x, y, z), taken through `transform` (zero where
-    /// not fitted), as ``gradientOrientationCheck(principalEigenvectors:fractionalAnisotropy:fitted:shape:faThreshold:threads:)``
-    /// takes it.
-    func principalEigenvectorField(_ transform: DirectionTransform) -> [Float] {
-        var field = [Float](repeating: 0, count: 3 * fitted.count)
-        compact.principalEigenvectors.withUnsafeBufferPointer { source in
-        compact.fitted.withUnsafeBufferPointer { ok in
-        voxels.withUnsafeBufferPointer { list in
-        field.withUnsafeMutableBufferPointer { target in
-            let v1 = SharedReadBuffer(source), fitted = SharedReadBuffer(ok), voxels = SharedReadBuffer(list)
-            let out = SharedBuffer(target)
-            // Each voxel is written once, by the slab that holds it.
-            forEachSlab(count: voxels.count, threads: threads) { range in
-                for k in range where fitted[k] {
-                    let v = transform.apply(SIMD3(Double(v1[3 * k]), Double(v1[3 * k + 1]), Double(v1[3 * k + 2])))
-                    let i = 3 * Int(voxels[k])
-                    out[i] = Float(v.x); out[i + 1] = Float(v.y); out[i + 2] = Float(v.z)
-                }
-            }
-        }}}}
-        return field
-    }
-
-    /// A scalar map on the whole grid.
-    func map(_ metric: TensorMetric) -> [Float] {
-        switch metric {
-        case .fractionalAnisotropy: metricMaps[0]
-        case .meanDiffusivity: metricMaps[1]
-        case .axialDiffusivity: metricMaps[2]
-        case .radialDiffusivity: metricMaps[3]
+    /// The scalar maps and the mask; each map's chunks are compressed on all threads (its
+    /// bytes do not depend on it).
+    func writeScalarMaps(_ maps: [(name: String, values: [Float])], mask: [Bool]) throws {
+        let paths = scalarMapPaths(maps)
+        for (map, path) in zip(maps, paths) {
+            try NIfTIFile.write(map.values, shape: shape, datatype: .float32, geometry: geometry, to: path,
+                                description: description, compressionLevel: level, threads: threads)
         }
+        try NIfTIFile.write(mask.map { $0 ? Float(1) : 0 }, shape: shape, datatype: .uint8, geometry: geometry, to: paths[maps.count],
+                            description: description, compressionLevel: level, threads: threads)
     }
 }
