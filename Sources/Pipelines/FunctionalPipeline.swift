@@ -2,6 +2,7 @@ import AtomicFiles
 import Foundation
 import Functional
 import NIfTI
+import Parcellation
 import Tabular
 
 /// One BOLD run to process: the files it is read from, the parameters, and where the
@@ -67,18 +68,56 @@ public struct FunctionalResult: Sendable {
 /// 7. Pearson (and partial) correlation, Fisher z, summaries.
 /// ALFF/fALFF use steps 1-3 and 5 without filtering or censoring (Zou 2008).
 public enum FunctionalPipeline {
+    /// Runs the pipeline: read the inputs, stream the region means, clean, correlate, then
+    /// write the tables and the sidecar.
     public static func run(_ options: FunctionalOptions) throws -> FunctionalResult {
-        var warnings: [String] = []
         var timer = PhaseTimer("fmri")
+        var inputs = try readInputs(options)
+        let regional = try regionalSeries(options, inputs: &inputs)
+        timer.lap("stream + region means")
+        let measures = try computeMeasures(options, inputs: inputs, regional: regional)
+        timer.lap("cleaning + connectivity + amplitude")
+        let amplitudeMapFiles = options.parameters.amplitudeMaps
+            ? try writeAmplitudeMaps(options, confounds: inputs.confounds, cleaning: measures.amplitudeCleaning,
+                                     repetitionTime: inputs.repetitionTime, mask: inputs.mask)
+            : []
+        let summary = try summaryMetrics(options, inputs: inputs, regional: regional, measures: measures)
+        var files = try writeTables(options, inputs: inputs, regional: regional, measures: measures, summary: summary.rows)
+        files.insert(contentsOf: amplitudeMapFiles, at: files.count - 1)
+        timer.lap("summaries + outputs")
+        return FunctionalResult(regionNames: inputs.entries.map(\.name), pearson: measures.pearson, metrics: summary.metrics,
+                                files: files, warnings: inputs.warnings, qc: measures.cleaned.qc,
+                                repetitionTime: inputs.repetitionTime)
+    }
+
+    // MARK: - Reading
+
+    /// Everything read before the BOLD series is streamed.
+    struct Inputs {
+        var header: NIfTIHeader
+        var repetitionTime: Double
+        var labels: [Int32]
+        var entries: [LabelEntry]
+        var atlasResampled: Bool
+        var mask: [Bool]?
+        var confounds: ConfoundColumns?
+        var framewiseDisplacement: [Double]?
+        var censor: [Bool]?
+        var warnings: [String]
+    }
+
+    /// Reads and checks the header, TR, atlas, mask and confounds, so a bad one fails before
+    /// the long streaming step.
+    static func readInputs(_ options: FunctionalOptions) throws -> Inputs {
+        var warnings: [String] = []
         let bold = try NIfTIFile.readHeader(options.boldPath)
         guard bold.volumeCount >= 3 else {
             throw PipelineError(options.boldPath, "a BOLD run needs at least 3 volumes, this one has \(bold.volumeCount)")
         }
         let repetitionTime = try resolveRepetitionTime(options, header: bold, warnings: &warnings)
         try checkBand(options, volumes: bold.volumeCount - options.parameters.dummyScans, repetitionTime: repetitionTime)
-
-        // Atlas and regions.
-        let (labels, atlasResampled) = try LabelImage.readLabels(options.atlasPath, onto: bold, resample: options.parameters.resampleAtlas, gridName: "BOLD")
+        let (labels, atlasResampled) = try LabelImage.readLabels(options.atlasPath, onto: bold, resample: options.parameters.resampleAtlas,
+                                                                 gridName: "BOLD")
         let entries = try LabelImage.entries(labels: labels, atlasPath: options.atlasPath, tablePath: options.atlasTablePath)
         var mask: [Bool]?
         if let maskPath = options.maskPath {
@@ -88,27 +127,27 @@ public enum FunctionalPipeline {
             }
             mask = maskImage.voxels.prefix(bold.voxelsPerVolume).map { $0 > 0 }
         }
+        let (confounds, framewiseDisplacement, censor) = try readConfoundModel(options, volumes: bold.volumeCount)
+        return Inputs(header: bold, repetitionTime: repetitionTime, labels: labels, entries: entries,
+                      atlasResampled: atlasResampled, mask: mask, confounds: confounds,
+                      framewiseDisplacement: framewiseDisplacement, censor: censor, warnings: warnings)
+    }
 
-        // Confounds, read before the long streaming step so a bad table fails fast.
-        let confoundTable: [String: [Double]]? = try options.confoundsPath.map {
-            try readConfounds($0, expectedRows: bold.volumeCount)
-        }
-        let confounds: ConfoundColumns?
-        if options.strategy == .none {
-            confounds = nil
-        } else {
-            guard let confoundTable, let path = options.confoundsPath else {
-                throw PipelineError(options.boldPath, "confound strategy \(options.strategy) needs a confounds TSV")
+    /// The confound regressors of the strategy, the framewise displacement and the censoring
+    /// mask, from the confounds table.
+    static func readConfoundModel(_ options: FunctionalOptions, volumes: Int) throws
+        -> (confounds: ConfoundColumns?, framewiseDisplacement: [Double]?, censor: [Bool]?) {
+        let table: [String: [Double]]? = try options.confoundsPath.map { try readConfounds($0, expectedRows: volumes) }
+        var confounds: ConfoundColumns?
+        let strategy = options.strategy
+        if strategy != .none {
+            guard let table, let path = options.confoundsPath else {
+                throw PipelineError(options.boldPath, "confound strategy \(strategy) needs a confounds TSV")
             }
-            do {
-                confounds = try resolveConfounds(options.strategy, available: confoundTable)
-            } catch {
-                throw PipelineError(path, "\(error)")
-            }
+            do { confounds = try resolveConfounds(strategy, available: table) } catch { throw PipelineError(path, "\(error)") }
         }
+        let framewiseDisplacement = table?["framewise_displacement"]
         var censor: [Bool]?
-        var framewiseDisplacement: [Double]?
-        if let table = confoundTable { framewiseDisplacement = table["framewise_displacement"] }
         if let threshold = options.parameters.fdThreshold {
             guard let fd = framewiseDisplacement else {
                 throw PipelineError(options.confoundsPath ?? options.boldPath,
@@ -116,174 +155,210 @@ public enum FunctionalPipeline {
             }
             censor = fd.map { $0.isFinite && $0 > threshold }
         }
+        return (confounds, framewiseDisplacement, censor)
+    }
 
+    // MARK: - Computing
+
+    /// The streamed region means, with regions under the coverage threshold set to n/a (and
+    /// named in a warning).
+    static func regionalSeries(_ options: FunctionalOptions, inputs: inout Inputs) throws
+        -> (extracted: RegionalTimeSeries, series: [[Double]], uncovered: [Int]) {
         let extracted = try RegionalTimeSeriesExtractor.extract(
-            boldPath: options.boldPath, labels: labels, regionIndexes: entries.map(\.index),
-            brainMask: mask, skipVolumesForTSNR: options.parameters.dummyScans, threads: options.threads)
-        timer.lap("stream + region means")
+            boldPath: options.boldPath, labels: inputs.labels, regionIndexes: inputs.entries.map(\.index),
+            brainMask: inputs.mask, skipVolumesForTSNR: options.parameters.dummyScans, threads: options.threads)
         let coverage = extracted.coverage
         var series = extracted.series
-        for r in series.indices where coverage[r] < options.parameters.minimumCoverage || extracted.brainVoxels[r] == 0 {
-            series[r] = [Double](repeating: .nan, count: bold.volumeCount)
+        let minimum = options.parameters.minimumCoverage
+        for r in series.indices where coverage[r] < minimum || extracted.brainVoxels[r] == 0 {
+            series[r] = [Double](repeating: .nan, count: inputs.header.volumeCount)
         }
-        let uncovered = entries.indices.filter { series[$0].first?.isNaN ?? true }
+        let uncovered = inputs.entries.indices.filter { series[$0].first?.isNaN ?? true }
         if !uncovered.isEmpty {
-            warnings.append("\(uncovered.count) region(s) below \(options.parameters.minimumCoverage) coverage reported as n/a: "
-                            + uncovered.prefix(10).map { entries[$0].name }.joined(separator: ", "))
+            inputs.warnings.append("\(uncovered.count) region(s) below \(minimum) coverage reported as n/a: "
+                                   + uncovered.prefix(10).map { inputs.entries[$0].name }.joined(separator: ", "))
         }
+        return (extracted, series, uncovered)
+    }
 
-        let matrix = try wrap(options.boldPath) { try TimeSeriesMatrix(regionSeries: series) }
-        let cleaningOptions = CleaningOptions(
-            repetitionTime: repetitionTime, nonSteadyStateVolumes: options.parameters.dummyScans,
-            detrend: true, highPass: options.parameters.highPass, lowPass: options.parameters.lowPass)
-        let cleaned = try wrap(options.boldPath) {
-            try cleanSignals(matrix, confounds: confounds, censor: censor, options: cleaningOptions, threads: options.threads)
+    /// What the cleaned series give: the matrices, and the amplitude measures.
+    struct Measures {
+        var cleaned: CleanedSignals
+        var pearson: SquareMatrix
+        var partial: SquareMatrix?
+        var amplitude: [AmplitudeMeasures]
+        /// The cleaning of the amplitude measures: no band-pass, no censoring (Zou et al. 2008).
+        var amplitudeCleaning: CleaningOptions
+    }
+
+    /// Detrend, band-pass, regress and censor (steps 3-6), then correlate; ALFF/fALFF from the
+    /// detrended, confound-regressed, unfiltered, uncensored series.
+    static func computeMeasures(_ options: FunctionalOptions, inputs: Inputs,
+                                regional: (extracted: RegionalTimeSeries, series: [[Double]], uncovered: [Int])) throws -> Measures {
+        let parameters = options.parameters, threads = options.threads
+        return try wrap(options.boldPath) {
+            let matrix = try TimeSeriesMatrix(regionSeries: regional.series)
+            let cleaning = CleaningOptions(repetitionTime: inputs.repetitionTime, nonSteadyStateVolumes: parameters.dummyScans,
+                                           detrend: true, highPass: parameters.highPass, lowPass: parameters.lowPass)
+            let cleaned = try cleanSignals(matrix, confounds: inputs.confounds, censor: inputs.censor, options: cleaning, threads: threads)
+            let pearson = try pearsonCorrelation(cleaned.signals, threads: threads)
+            let partial = parameters.partialCorrelation ? try partialCorrelation(cleaned.signals, threads: threads) : nil
+            var amplitudeCleaning = cleaning
+            amplitudeCleaning.highPass = nil
+            amplitudeCleaning.lowPass = nil
+            let unfiltered = try cleanSignals(matrix, confounds: inputs.confounds, censor: nil, options: amplitudeCleaning, threads: threads)
+            let amplitude = try amplitudeOfLowFrequencyFluctuations(
+                unfiltered.signals, repetitionTime: inputs.repetitionTime,
+                band: (parameters.amplitudeBand.low, parameters.amplitudeBand.high), threads: threads)
+            return Measures(cleaned: cleaned, pearson: pearson, partial: partial, amplitude: amplitude,
+                            amplitudeCleaning: amplitudeCleaning)
         }
-        let pearson = try wrap(options.boldPath) { try pearsonCorrelation(cleaned.signals, threads: options.threads) }
-        let fisher = fisherZ(pearson)
-        let partial: SquareMatrix? = options.parameters.partialCorrelation
-            ? try wrap(options.boldPath) { try partialCorrelation(cleaned.signals, threads: options.threads) } : nil
+    }
 
-        timer.lap("cleaning + connectivity")
-        // Amplitude: detrended, confound-regressed, unfiltered, uncensored.
-        var amplitudeOptions = cleaningOptions
-        amplitudeOptions.highPass = nil
-        amplitudeOptions.lowPass = nil
-        let unfiltered = try wrap(options.boldPath) {
-            try cleanSignals(matrix, confounds: confounds, censor: nil, options: amplitudeOptions, threads: options.threads)
-        }
-        let amplitude = try wrap(options.boldPath) {
-            try amplitudeOfLowFrequencyFluctuations(unfiltered.signals, repetitionTime: repetitionTime,
-                                                    band: (options.parameters.amplitudeBand.low, options.parameters.amplitudeBand.high), threads: options.threads)
-        }
-
-        let amplitudeMapFiles = options.parameters.amplitudeMaps
-            ? try writeAmplitudeMaps(options, confounds: confounds, cleaning: amplitudeOptions, repetitionTime: repetitionTime, mask: mask)
-            : []
-
-        timer.lap("amplitude")
-        // Summaries.
-        let names = entries.map(\.name)
-        let networks = entries.map(\.network)
-        let hasNetworks = networks.contains { $0 != nil }
-        let strength = nodeStrength(pearson)
+    /// The visit metrics and the rows of the summary table (metric, network, value).
+    static func summaryMetrics(_ options: FunctionalOptions, inputs: Inputs,
+                               regional: (extracted: RegionalTimeSeries, series: [[Double]], uncovered: [Int]),
+                               measures: Measures) throws -> (metrics: [VisitMetric], rows: [(String, String, Double)]) {
+        let pearson = measures.pearson, extracted = regional.extracted
+        let networks = inputs.entries.map(\.network)
         let efficiency = try wrap(options.boldPath) { try globalEfficiency(pearson, threads: options.threads) }
-        let networkSummary = hasNetworks ? try wrap(options.boldPath) { try networkConnectivity(pearson, networks: networks) } : nil
-        let fdAfterDummies = framewiseDisplacement.map { Array($0.dropFirst(options.parameters.dummyScans)).filter(\.isFinite) }
-        let meanFD = fdAfterDummies.flatMap { $0.isEmpty ? nil : $0.reduce(0, +) / Double($0.count) } ?? .nan
-
-        var summary: [(String, String, Double)] = [
-            ("conn_mean", "all", meanConnectivity(pearson)),
-            ("global_efficiency", "all", efficiency),
-        ]
-        var metrics: [VisitMetric] = [
-            .init(modality: "func", region: wholeBrainRegion, metric: "conn_mean", value: meanConnectivity(pearson)),
-            .init(modality: "func", region: wholeBrainRegion, metric: "global_efficiency", value: efficiency),
-        ]
+        let networkSummary = networks.contains { $0 != nil }
+            ? try wrap(options.boldPath) { try networkConnectivity(pearson, networks: networks) } : nil
+        var rows: [(String, String, Double)] = []
+        var metrics: [VisitMetric] = []
+        func add(_ metric: String, _ value: Double, network: String = "all") {
+            rows.append((metric, network, value))
+            let region = network == "all" ? wholeBrainRegion : "network-" + network
+            metrics.append(.init(modality: "func", region: region, metric: metric, value: value))
+        }
+        add("conn_mean", meanConnectivity(pearson))
+        add("global_efficiency", efficiency)
         if let networkSummary {
-            summary.append(("conn_within_mean", "all", networkSummary.within))
-            summary.append(("conn_between_mean", "all", networkSummary.between))
-            metrics.append(.init(modality: "func", region: wholeBrainRegion, metric: "conn_within_mean", value: networkSummary.within))
-            metrics.append(.init(modality: "func", region: wholeBrainRegion, metric: "conn_between_mean", value: networkSummary.between))
+            add("conn_within_mean", networkSummary.within)
+            add("conn_between_mean", networkSummary.between)
             for network in networkSummary.networks {
-                summary.append(("conn_within_mean", network.network, network.within))
-                summary.append(("conn_between_mean", network.network, network.between))
-                metrics.append(.init(modality: "func", region: "network-" + network.network, metric: "conn_within_mean", value: network.within))
-                metrics.append(.init(modality: "func", region: "network-" + network.network, metric: "conn_between_mean", value: network.between))
+                add("conn_within_mean", network.within, network: network.network)
+                add("conn_between_mean", network.between, network: network.network)
             }
         }
-        let validAmplitude = amplitude.indices.filter { amplitude[$0].alff.isFinite }
-        let alffMean = validAmplitude.isEmpty ? .nan : validAmplitude.reduce(0.0) { $0 + amplitude[$1].alff } / Double(validAmplitude.count)
-        let falffMean = validAmplitude.isEmpty ? .nan : validAmplitude.reduce(0.0) { $0 + amplitude[$1].falff } / Double(validAmplitude.count)
-        let quality: [(String, Double)] = [
-            ("alff_mean", alffMean), ("falff_mean", falffMean),
-            ("tsnr_mean", extracted.wholeBrainTSNR), ("fd_mean", meanFD),
-            ("volumes_censored", Double(cleaned.qc.censoredVolumes)),
-            ("censored_fraction", cleaned.qc.censoredFraction),
-            ("volumes_kept", Double(cleaned.qc.keptVolumes)),
-        ]
-        for (name, value) in quality {
-            summary.append((name, "all", value))
-            metrics.append(.init(modality: "func", region: wholeBrainRegion, metric: name, value: value))
+        let amplitude = measures.amplitude
+        let valid = amplitude.indices.filter { amplitude[$0].alff.isFinite }
+        func mean(_ value: (AmplitudeMeasures) -> Double) -> Double {
+            valid.isEmpty ? .nan : valid.reduce(0.0) { $0 + value(amplitude[$1]) } / Double(valid.count)
         }
-        for (r, name) in names.enumerated() {
-            metrics.append(.init(modality: "func", region: name, metric: "alff", value: amplitude[r].alff))
-            metrics.append(.init(modality: "func", region: name, metric: "falff", value: amplitude[r].falff))
-            metrics.append(.init(modality: "func", region: name, metric: "tsnr_mean", value: extracted.regionTSNR[r]))
-            metrics.append(.init(modality: "func", region: name, metric: "strength", value: strength[r]))
-            metrics.append(.init(modality: "func", region: name, metric: "coverage", value: coverage[r]))
+        let qc = measures.cleaned.qc
+        add("alff_mean", mean(\.alff))
+        add("falff_mean", mean(\.falff))
+        add("tsnr_mean", extracted.wholeBrainTSNR)
+        add("fd_mean", meanFramewiseDisplacement(inputs.framewiseDisplacement, dummyScans: options.parameters.dummyScans))
+        add("volumes_censored", Double(qc.censoredVolumes))
+        add("censored_fraction", qc.censoredFraction)
+        add("volumes_kept", Double(qc.keptVolumes))
+        let strength = nodeStrength(pearson), coverage = extracted.coverage
+        for (r, entry) in inputs.entries.enumerated() {
+            metrics.append(.init(modality: "func", region: entry.name, metric: "alff", value: amplitude[r].alff))
+            metrics.append(.init(modality: "func", region: entry.name, metric: "falff", value: amplitude[r].falff))
+            metrics.append(.init(modality: "func", region: entry.name, metric: "tsnr_mean", value: extracted.regionTSNR[r]))
+            metrics.append(.init(modality: "func", region: entry.name, metric: "strength", value: strength[r]))
+            metrics.append(.init(modality: "func", region: entry.name, metric: "coverage", value: coverage[r]))
         }
+        return (metrics, rows)
+    }
 
-        // Outputs.
+    /// Mean framewise displacement (Power et al. 2012) after the non-steady-state volumes,
+    /// over its finite values (fMRIPrep writes n/a for the first volume).
+    static func meanFramewiseDisplacement(_ fd: [Double]?, dummyScans: Int) -> Double {
+        guard let values = fd.map({ Array($0.dropFirst(dummyScans)).filter(\.isFinite) }), !values.isEmpty else { return .nan }
+        return values.reduce(0, +) / Double(values.count)
+    }
+
+    // MARK: - Writing
+
+    /// Writes the matrices, time series, summary and region tables and the sidecar; returns
+    /// their paths, the sidecar last.
+    static func writeTables(_ options: FunctionalOptions, inputs: Inputs,
+                            regional: (extracted: RegionalTimeSeries, series: [[Double]], uncovered: [Int]),
+                            measures: Measures, summary: [(String, String, Double)]) throws -> [String] {
         try FileManager.default.createDirectory(atPath: options.outputFolder, withIntermediateDirectories: true)
         let base = options.outputFolder + "/" + options.prefix
+        let names = inputs.entries.map(\.name)
         var files: [String] = []
         func write(_ table: TSVTable, _ suffix: String) throws {
-            let path = base + suffix
-            try table.write(to: path)
-            files.append(path)
+            try table.write(to: base + suffix)
+            files.append(base + suffix)
         }
-        try write(matrixTable(pearson, names: names, diagonal: 1), "_stat-pearsoncorrelation_relmat.tsv")
-        try write(matrixTable(fisher, names: names, diagonal: nil), "_stat-fisherz_relmat.tsv")
-        if let partial { try write(matrixTable(partial, names: names, diagonal: 1), "_stat-partialcorrelation_relmat.tsv") }
+        try write(matrixTable(measures.pearson, names: names, diagonal: 1), "_stat-pearsoncorrelation_relmat.tsv")
+        try write(matrixTable(fisherZ(measures.pearson), names: names, diagonal: nil), "_stat-fisherz_relmat.tsv")
+        if let partial = measures.partial {
+            try write(matrixTable(partial, names: names, diagonal: 1), "_stat-partialcorrelation_relmat.tsv")
+        }
+        let signals = measures.cleaned.signals
         var timeseries = TSVTable(columns: names)
-        for t in 0..<cleaned.signals.timePoints {
-            timeseries.append((0..<names.count).map { tsvCell(cleaned.signals[t, $0]) })
-        }
+        for t in 0..<signals.timePoints { timeseries.append((0..<names.count).map { tsvCell(signals[t, $0]) }) }
         try write(timeseries, "_stat-mean_timeseries.tsv")
         var summaryTable = TSVTable(columns: ["metric", "network", "value"])
         for (metric, network, value) in summary { summaryTable.append([metric, network, tsvCell(value)]) }
         try write(summaryTable, "_desc-summary_connectivity.tsv")
+        try write(regionTable(inputs: inputs, extracted: regional.extracted, measures: measures), "_desc-regions_bold.tsv")
+        let sidecar = sidecarJSON(options, inputs: inputs, regional: regional, measures: measures)
+        try AtomicFile.write(sidecar.rendered() + "\n", to: base + "_desc-summary_connectivity.json")
+        return files + [base + "_desc-summary_connectivity.json"]
+    }
+
+    /// `P_desc-regions_bold.tsv`: one row per region with its voxels, coverage and measures.
+    static func regionTable(inputs: Inputs, extracted: RegionalTimeSeries, measures: Measures) -> TSVTable {
         var regions = TSVTable(columns: ["index", "region", "network", "n_voxels", "n_brain_voxels", "coverage",
                                          "tsnr_mean", "alff", "falff", "strength"])
-        for (r, entry) in entries.enumerated() {
+        let coverage = extracted.coverage, strength = nodeStrength(measures.pearson), amplitude = measures.amplitude
+        for (r, entry) in inputs.entries.enumerated() {
             regions.append([String(entry.index), entry.name, entry.network ?? "n/a", String(extracted.labelVoxels[r]),
                             String(extracted.brainVoxels[r]), tsvCell(coverage[r]), tsvCell(extracted.regionTSNR[r]),
                             tsvCell(amplitude[r].alff), tsvCell(amplitude[r].falff), tsvCell(strength[r])])
         }
-        try write(regions, "_desc-regions_bold.tsv")
-        let sidecar = JSONValue.object([
+        return regions
+    }
+
+    /// The sidecar `P_desc-summary_connectivity.json`: every parameter, the inputs and the QC.
+    static func sidecarJSON(_ options: FunctionalOptions, inputs: Inputs,
+                            regional: (extracted: RegionalTimeSeries, series: [[Double]], uncovered: [Int]),
+                            measures: Measures) -> JSONValue {
+        let parameters = options.parameters, qc = measures.cleaned.qc, extracted = regional.extracted
+        return .object([
             ("GeneratedBy", .string("nimetrics")),
             ("Version", .string(NimetricsVersion.string)),
             ("Source", .string(options.boldPath)),
             ("Atlas", .string(options.atlasPath)),
-            ("AtlasResampled", .bool(atlasResampled)),
-            ("RepetitionTime", .number(repetitionTime)),
-            ("NonSteadyStateVolumes", .int(options.parameters.dummyScans)),
+            ("AtlasResampled", .bool(inputs.atlasResampled)),
+            ("RepetitionTime", .number(inputs.repetitionTime)),
+            ("NonSteadyStateVolumes", .int(parameters.dummyScans)),
             ("Detrend", .string("constant + linear")),
             ("ConfoundStrategy", .string(options.strategy.description)),
-            ("ConfoundColumns", .array((confounds?.names ?? []).map { .string($0) })),
-            ("HighPass", .finite(options.parameters.highPass)),
-            ("LowPass", .finite(options.parameters.lowPass)),
+            ("ConfoundColumns", .array((inputs.confounds?.names ?? []).map { .string($0) })),
+            ("HighPass", .finite(parameters.highPass)),
+            ("LowPass", .finite(parameters.lowPass)),
             ("Filter", .string("zero-phase FFT (bins outside the band set to zero), signals and confounds alike")),
-            ("FramewiseDisplacementThreshold", .finite(options.parameters.fdThreshold)),
-            ("Correlation", .string(options.parameters.partialCorrelation ? "pearson, partial (Ledoit-Wolf)" : "pearson")),
-            ("AmplitudeBand", .array([.number(options.parameters.amplitudeBand.low), .number(options.parameters.amplitudeBand.high)])),
-            ("MinimumCoverage", .number(options.parameters.minimumCoverage)),
-            ("AmplitudeMaps", .bool(options.parameters.amplitudeMaps)),
+            ("FramewiseDisplacementThreshold", .finite(parameters.fdThreshold)),
+            ("Correlation", .string(parameters.partialCorrelation ? "pearson, partial (Ledoit-Wolf)" : "pearson")),
+            ("AmplitudeBand", .array([.number(parameters.amplitudeBand.low), .number(parameters.amplitudeBand.high)])),
+            ("MinimumCoverage", .number(parameters.minimumCoverage)),
+            ("AmplitudeMaps", .bool(parameters.amplitudeMaps)),
             ("BrainMask", .string(options.maskPath ?? "voxels non-zero in the first volume")),
             ("QC", .object([
-                ("VolumesInput", .int(cleaned.qc.inputVolumes)),
-                ("VolumesKept", .int(cleaned.qc.keptVolumes)),
-                ("VolumesCensored", .int(cleaned.qc.censoredVolumes)),
-                ("CensoredFraction", .finite(cleaned.qc.censoredFraction)),
-                ("MeanFramewiseDisplacement", .finite(meanFD)),
-                ("RegressorRank", .int(cleaned.qc.regressorRank)),
-                ("RegressorsDropped", .int(cleaned.qc.droppedRegressors)),
+                ("VolumesInput", .int(qc.inputVolumes)),
+                ("VolumesKept", .int(qc.keptVolumes)),
+                ("VolumesCensored", .int(qc.censoredVolumes)),
+                ("CensoredFraction", .finite(qc.censoredFraction)),
+                ("MeanFramewiseDisplacement", .finite(meanFramewiseDisplacement(inputs.framewiseDisplacement,
+                                                                                  dummyScans: parameters.dummyScans))),
+                ("RegressorRank", .int(qc.regressorRank)),
+                ("RegressorsDropped", .int(qc.droppedRegressors)),
                 ("BrainVoxels", .int(extracted.maskVoxels)),
                 ("NonFiniteValues", .int(extracted.nonFiniteValues)),
-                ("RegionsMissing", .array(uncovered.map { .string(entries[$0].name) })),
+                ("RegionsMissing", .array(regional.uncovered.map { .string(inputs.entries[$0].name) })),
                 ("WholeBrainTSNR", .finite(extracted.wholeBrainTSNR)),
             ])),
-            ("Warnings", .array(warnings.map { .string($0) })),
+            ("Warnings", .array(inputs.warnings.map { .string($0) })),
         ])
-        files += amplitudeMapFiles
-        let sidecarPath = base + "_desc-summary_connectivity.json"
-        try AtomicFile.write(sidecar.rendered() + "\n", to: sidecarPath)
-        files.append(sidecarPath)
-        timer.lap("summaries + outputs")
-        return FunctionalResult(regionNames: names, pearson: pearson, metrics: metrics, files: files,
-                                warnings: warnings, qc: cleaned.qc, repetitionTime: repetitionTime)
     }
 
     /// Voxelwise ALFF and fALFF (Zang et al. 2007; Zou et al. 2008) of every brain voxel, with
