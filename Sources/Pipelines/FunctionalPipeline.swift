@@ -160,10 +160,18 @@ public enum FunctionalPipeline {
 
     // MARK: - Computing
 
+    /// The streamed region means, and the series analysed: those of regions under the
+    /// coverage threshold replaced by n/a (``uncovered`` lists them).
+    struct RegionalSeries {
+        var extracted: RegionalTimeSeries
+        var series: [[Double]]
+        var uncovered: [Int]
+    }
+
     /// The streamed region means, with regions under the coverage threshold set to n/a (and
     /// named in a warning).
     static func regionalSeries(_ options: FunctionalOptions, inputs: inout Inputs) throws
-        -> (extracted: RegionalTimeSeries, series: [[Double]], uncovered: [Int]) {
+        -> RegionalSeries {
         let extracted = try RegionalTimeSeriesExtractor.extract(
             boldPath: options.boldPath, labels: inputs.labels, regionIndexes: inputs.entries.map(\.index),
             brainMask: inputs.mask, skipVolumesForTSNR: options.parameters.dummyScans, threads: options.threads)
@@ -178,7 +186,7 @@ public enum FunctionalPipeline {
             inputs.warnings.append("\(uncovered.count) region(s) below \(minimum) coverage reported as n/a: "
                                    + uncovered.prefix(10).map { inputs.entries[$0].name }.joined(separator: ", "))
         }
-        return (extracted, series, uncovered)
+        return RegionalSeries(extracted: extracted, series: series, uncovered: uncovered)
     }
 
     /// What the cleaned series give: the matrices, and the amplitude measures.
@@ -194,7 +202,7 @@ public enum FunctionalPipeline {
     /// Detrend, band-pass, regress and censor (steps 3-6), then correlate; ALFF/fALFF from the
     /// detrended, confound-regressed, unfiltered, uncensored series.
     static func computeMeasures(_ options: FunctionalOptions, inputs: Inputs,
-                                regional: (extracted: RegionalTimeSeries, series: [[Double]], uncovered: [Int])) throws -> Measures {
+                                regional: RegionalSeries) throws -> Measures {
         let parameters = options.parameters, threads = options.threads
         return try wrap(options.boldPath) {
             let matrix = try TimeSeriesMatrix(regionSeries: regional.series)
@@ -217,7 +225,7 @@ public enum FunctionalPipeline {
 
     /// The visit metrics and the rows of the summary table (metric, network, value).
     static func summaryMetrics(_ options: FunctionalOptions, inputs: Inputs,
-                               regional: (extracted: RegionalTimeSeries, series: [[Double]], uncovered: [Int]),
+                               regional: RegionalSeries,
                                measures: Measures) throws -> (metrics: [VisitMetric], rows: [(String, String, Double)]) {
         let pearson = measures.pearson, extracted = regional.extracted
         let networks = inputs.entries.map(\.network)
@@ -277,7 +285,7 @@ public enum FunctionalPipeline {
     /// Writes the matrices, time series, summary and region tables and the sidecar; returns
     /// their paths, the sidecar last.
     static func writeTables(_ options: FunctionalOptions, inputs: Inputs,
-                            regional: (extracted: RegionalTimeSeries, series: [[Double]], uncovered: [Int]),
+                            regional: RegionalSeries,
                             measures: Measures, summary: [(String, String, Double)]) throws -> [String] {
         try FileManager.default.createDirectory(atPath: options.outputFolder, withIntermediateDirectories: true)
         let base = options.outputFolder + "/" + options.prefix
@@ -320,7 +328,7 @@ public enum FunctionalPipeline {
 
     /// The sidecar `P_desc-summary_connectivity.json`: every parameter, the inputs and the QC.
     static func sidecarJSON(_ options: FunctionalOptions, inputs: Inputs,
-                            regional: (extracted: RegionalTimeSeries, series: [[Double]], uncovered: [Int]),
+                            regional: RegionalSeries,
                             measures: Measures) -> JSONValue {
         let parameters = options.parameters, qc = measures.cleaned.qc, extracted = regional.extracted
         return .object([

@@ -1,0 +1,159 @@
+import SlabParallel
+
+/// Region-mean time series of a 4D series, and the voxelwise statistics of its tSNR.
+public struct RegionalTimeSeries: Sendable {
+    /// `series[r][t]`: the mean over region r's brain voxels at volume t (NaN for regions
+    /// with no brain voxel, or none finite at t).
+    public var series: [[Double]]
+    /// Voxels of each region in the label image, and of those, inside the brain mask.
+    public var labelVoxels: [Int]
+    public var brainVoxels: [Int]
+    /// Mean voxelwise tSNR (mean over time / sd over time) of each region's brain voxels,
+    /// after the non-steady-state volumes; NaN when the region has no usable voxel.
+    public var regionTSNR: [Double]
+    /// Mean voxelwise tSNR over the whole brain mask.
+    public var wholeBrainTSNR: Double
+    /// Brain-mask voxels.
+    public var maskVoxels: Int
+    /// Non-finite voxel values met (left out of the region means at their time point).
+    public var nonFiniteValues: Int
+
+    /// Fraction of each region's label voxels that lie in the brain mask.
+    public var coverage: [Double] {
+        zip(brainVoxels, labelVoxels).map { $1 == 0 ? 0 : Double($0) / Double($1) }
+    }
+}
+
+/// Builds ``RegionalTimeSeries`` one volume at a time, so a 4D series is never held whole.
+///
+/// For each volume, each region's mean over its brain voxels (non-finite values left out),
+/// and for every brain voxel a running mean and sum of squared deviations (Welford 1962,
+/// "Note on a method for calculating corrected sums of squares and products"), from which
+/// voxelwise tSNR = mean / sd (sd with n - 1) is taken at the end. Each region is summed in
+/// voxel order by one slab and each voxel updated by the slab that holds it, so the result
+/// does not depend on the thread count.
+public struct RegionalTimeSeriesAccumulator {
+    private let volumes: Int
+    private let skipVolumesForTSNR: Int
+    private let threads: Int
+    private let voxelCount: Int
+    /// Brain voxels of each region, in voxel order.
+    private let members: [[Int32]]
+    private let labelVoxels: [Int]
+    private let maskIndexes: [Int32]
+    /// Region means, region-major: `sums[r * volumes + t]`.
+    private var sums: [Double]
+    private var nonFiniteCounts: [Int]
+    private var voxelMean: [Double]
+    private var voxelM2: [Double]
+    private var tsnrSamples = 0
+    private var time = 0
+
+    /// - Parameters:
+    ///   - labels: one label per voxel.
+    ///   - regionIndexes: the label values of the regions, in output order.
+    ///   - mask: the brain voxels (one entry per voxel).
+    ///   - volumes: volumes in the series.
+    ///   - skipVolumesForTSNR: leading non-steady-state volumes left out of tSNR.
+    ///   - threads: slabs per volume; the result does not depend on it.
+    public init(labels: [Int32], regionIndexes: [Int], mask: [Bool], volumes: Int, skipVolumesForTSNR: Int, threads: Int) {
+        precondition(labels.count == mask.count, "one label and one mask entry per voxel")
+        voxelCount = labels.count
+        self.volumes = volumes
+        self.skipVolumesForTSNR = skipVolumesForTSNR
+        self.threads = threads
+        var position = [Int: Int]()
+        for (r, index) in regionIndexes.enumerated() { position[index] = r }
+        var members = [[Int32]](repeating: [], count: regionIndexes.count)
+        var labelVoxels = [Int](repeating: 0, count: regionIndexes.count)
+        for voxel in 0..<labels.count where labels[voxel] != 0 {
+            guard let r = position[Int(labels[voxel])] else { continue }
+            labelVoxels[r] += 1
+            if mask[voxel] { members[r].append(Int32(voxel)) }
+        }
+        self.members = members
+        self.labelVoxels = labelVoxels
+        maskIndexes = (0..<labels.count).filter { mask[$0] }.map(Int32.init)
+        sums = [Double](repeating: .nan, count: regionIndexes.count * volumes)
+        nonFiniteCounts = [Int](repeating: 0, count: regionIndexes.count)
+        voxelMean = [Double](repeating: 0, count: maskIndexes.count)
+        voxelM2 = [Double](repeating: 0, count: maskIndexes.count)
+    }
+
+    /// Adds the next volume (one value per voxel). Volumes past `volumes` are ignored.
+    public mutating func add(_ volume: [Float]) {
+        precondition(volume.count == voxelCount, "a volume has one value per voxel")
+        guard time < volumes else { return }
+        addRegionMeans(volume)
+        if time >= skipVolumesForTSNR { addVoxelStatistics(volume) }
+        time += 1
+    }
+
+    private mutating func addRegionMeans(_ volume: [Float]) {
+        let time = self.time, volumes = self.volumes, threads = self.threads
+        volume.withUnsafeBufferPointer { valuesBuffer in
+        sums.withUnsafeMutableBufferPointer { sumsBuffer in
+        nonFiniteCounts.withUnsafeMutableBufferPointer { nonFiniteBuffer in
+        members.withUnsafeBufferPointer { listsBuffer in
+            let values = SharedReadBuffer(valuesBuffer), lists = SharedReadBuffer(listsBuffer)
+            let out = SharedBuffer(sumsBuffer), bad = SharedBuffer(nonFiniteBuffer)
+            forEachSlab(count: lists.count, threads: threads) { regions in
+                for r in regions {
+                    var sum = 0.0
+                    var used = 0
+                    for voxel in lists[r] {
+                        let v = values[Int(voxel)]
+                        if v.isFinite { sum += Double(v); used += 1 } else { bad[r] += 1 }
+                    }
+                    out[r * volumes + time] = used > 0 ? sum / Double(used) : .nan
+                }
+            }
+        }}}}
+    }
+
+    private mutating func addVoxelStatistics(_ volume: [Float]) {
+        tsnrSamples += 1
+        let n = Double(tsnrSamples), threads = self.threads
+        volume.withUnsafeBufferPointer { valuesBuffer in
+        voxelMean.withUnsafeMutableBufferPointer { meanBuffer in
+        voxelM2.withUnsafeMutableBufferPointer { m2Buffer in
+        maskIndexes.withUnsafeBufferPointer { indexBuffer in
+            let values = SharedReadBuffer(valuesBuffer), indexes = SharedReadBuffer(indexBuffer)
+            let mean = SharedBuffer(meanBuffer), m2 = SharedBuffer(m2Buffer)
+            forEachSlab(count: indexes.count, threads: threads) { range in
+                for k in range {
+                    let x = Double(values[Int(indexes[k])])
+                    let delta = x - mean[k]
+                    mean[k] += delta / n
+                    m2[k] += delta * (x - mean[k])
+                }
+            }
+        }}}}
+    }
+
+    /// The series and tSNR of the volumes added (region means of volumes never added are NaN).
+    public func result() -> RegionalTimeSeries {
+        var voxelTSNR = [Double](repeating: .nan, count: voxelCount)
+        var brainSum = 0.0, brainUsed = 0
+        if tsnrSamples >= 2 {
+            for (k, voxel) in maskIndexes.enumerated() {
+                let sd = (voxelM2[k] / Double(tsnrSamples - 1)).squareRoot()
+                guard voxelMean[k].isFinite, sd > 0 else { continue }
+                let value = voxelMean[k] / sd
+                voxelTSNR[Int(voxel)] = value
+                brainSum += value
+                brainUsed += 1
+            }
+        }
+        let regionTSNR: [Double] = members.map { list in
+            var sum = 0.0, used = 0
+            for voxel in list where voxelTSNR[Int(voxel)].isFinite { sum += voxelTSNR[Int(voxel)]; used += 1 }
+            return used > 0 ? sum / Double(used) : .nan
+        }
+        let series = (0..<members.count).map { r in Array(sums[(r * volumes)..<((r + 1) * volumes)]) }
+        return RegionalTimeSeries(
+            series: series, labelVoxels: labelVoxels, brainVoxels: members.map(\.count),
+            regionTSNR: regionTSNR, wholeBrainTSNR: brainUsed > 0 ? brainSum / Double(brainUsed) : .nan,
+            maskVoxels: maskIndexes.count, nonFiniteValues: nonFiniteCounts.reduce(0, +))
+    }
+}
