@@ -86,9 +86,14 @@ public enum DiffusionPipeline {
     /// Runs the pipeline: read the inputs, fit, then write the maps, summaries and sidecar.
     public static func run(_ options: DiffusionOptions) throws -> DiffusionResult {
         var timer = PhaseTimer("dti")
-        var inputs = try readInputs(options, timer: &timer)
-        let fit = try fitTensors(inputs, options)
-        timer.lap("read + gather + fit")
+        var inputs = try readInputs(options)
+        // The masked series is freed as soon as it is fitted.
+        let (fit, mask, maskSource, maskVoxelCount) = try { () throws -> (MaskedTensorFit, [Bool], String, Int) in
+            let series = try readMaskedSeries(options, inputs: inputs)
+            timer.lap("read + mask + gather")
+            return (try fitTensors(series, inputs, options), series.mask, series.source, series.voxels.count)
+        }()
+        timer.lap("fit")
         let quality = fit.quality
         let maps = scalarMaps.map { (name: $0.name, values: fit.map($0.metric)) } + [(name: "s0", values: fit.s0)]
         let writer = MapWriter(options, header: inputs.header)
@@ -113,11 +118,12 @@ public enum DiffusionPipeline {
         let summaries = Dictionary(uniqueKeysWithValues: zip(summarised.map(\.name), perMap))
         timer.lap("regional summaries")
 
-        try writer.writeScalarMaps(maps, mask: inputs.mask)
+        try writer.writeScalarMaps(maps, mask: mask)
         try largeMaps.wait()
         timer.lap("write maps")
-        var (files, metrics) = try writeTables(summaries, options: options, inputs: inputs, quality: quality,
-                                               orientation: orientation)
+        let maskDescription = (source: maskSource, voxels: maskVoxelCount)
+        var (files, metrics) = try writeTables(summaries, options: options, inputs: inputs, mask: maskDescription,
+                                               quality: quality, orientation: orientation)
         files = writer.volumeMapPaths + writer.scalarMapPaths(maps) + files
         timer.lap("tables + sidecar")
         metrics.append(VisitMetric(modality: "dwi", region: wholeBrainRegion, metric: "negative_eigenvalue_fraction",
@@ -134,9 +140,8 @@ public enum DiffusionPipeline {
         var header: NIfTIHeader
         var table: GradientTable
         var volumeIndices: [Int]
-        var mask: [Bool]
-        var maskSource: String
-        var maskVoxels: [Int32]
+        /// The mask given with `--mask`; nil: automatic, made while the series is read.
+        var givenMask: [Bool]?
         var atlas: Atlas
         var atlasResampled: Bool
         var extraMasks: [(name: String, mask: [Bool])]
@@ -145,7 +150,7 @@ public enum DiffusionPipeline {
 
     /// Reads and checks every input but the diffusion signal itself: the header, gradients,
     /// mask, atlas and lesion mask, so a bad one fails before the long read and fit.
-    static func readInputs(_ options: DiffusionOptions, timer: inout PhaseTimer) throws -> Inputs {
+    static func readInputs(_ options: DiffusionOptions) throws -> Inputs {
         var warnings: [String] = []
         let header = try NIfTIFile.readHeader(options.dwiPath)
         guard header.volumeCount >= 7 else {
@@ -160,30 +165,21 @@ public enum DiffusionPipeline {
         // Opening a reader checks that the file can hold the voxels its header declares,
         // before anything the size of a volume is allocated.
         _ = try NIfTIFile.volumes(options.dwiPath)
-        let (mask, maskSource) = try readMask(options, header: header, table: selection.table, volumeIndices: selection.volumeIndices)
-        let maskVoxels = (0..<header.voxelsPerVolume).filter { mask[$0] }.map { Int32($0) }
-        guard !maskVoxels.isEmpty else { throw PipelineError(options.maskPath ?? options.dwiPath, "the brain mask is empty") }
-        timer.lap("mask")
+        let givenMask = try readGivenMask(options, header: header)
         let (atlas, atlasResampled, extraMasks) = try readRegions(options, header: header)
-        return Inputs(header: header, table: selection.table, volumeIndices: selection.volumeIndices, mask: mask,
-                      maskSource: maskSource, maskVoxels: maskVoxels, atlas: atlas, atlasResampled: atlasResampled,
-                      extraMasks: extraMasks, warnings: warnings)
+        return Inputs(header: header, table: selection.table, volumeIndices: selection.volumeIndices, givenMask: givenMask,
+                      atlas: atlas, atlasResampled: atlasResampled, extraMasks: extraMasks, warnings: warnings)
     }
 
     // MARK: - Computing
 
-    /// Streams the series, keeps the mask's voxels of the kept volumes (voxel-compact, as
-    /// DIPY fits only masked voxels; as stored when they are small integers, so peak memory
-    /// is the masked voxels, not the whole 4D series) and fits the tensor to them.
-    static func fitTensors(_ inputs: Inputs, _ options: DiffusionOptions) throws -> MaskedTensorFit {
+    /// Fits the tensor to the mask's voxels and places the fit on the grid.
+    static func fitTensors(_ series: MaskedSeries, _ inputs: Inputs, _ options: DiffusionOptions) throws -> MaskedTensorFit {
         let model = try wrap(options.dwiPath) {
             try TensorModel(table: inputs.table, method: options.parameters.method, iterations: options.parameters.iterations)
         }
-        let series = try NIfTIFile.volumes(options.dwiPath)
-        let signal = try gatherVolumes(series, volumes: inputs.volumeIndices, maskVoxels: inputs.maskVoxels,
-                                       integers: series.storesSmallIntegers, threads: options.threads)
         return try wrap(options.dwiPath) {
-            try model.fit(signal, voxels: inputs.maskVoxels, gridVoxelCount: inputs.header.voxelsPerVolume, threads: options.threads)
+            try model.fit(series.signal, voxels: series.voxels, gridVoxelCount: inputs.header.voxelsPerVolume, threads: options.threads)
         }
     }
 
@@ -210,18 +206,18 @@ public enum DiffusionPipeline {
 
     /// Writes the summary table and the sidecar; returns their paths and the summary metrics.
     static func writeTables(_ summaries: [String: [RegionSummary]], options: DiffusionOptions, inputs: Inputs,
-                            quality: TensorFitQuality, orientation: GradientOrientationReport?) throws
+                            mask: (source: String, voxels: Int), quality: TensorFitQuality, orientation: GradientOrientationReport?) throws
         -> (files: [String], metrics: [VisitMetric]) {
         let base = options.outputFolder + "/" + options.prefix
         let summary = summaryRows(summaries)
         try summary.table.write(to: base + "_model-tensor_summary.tsv")
-        let sidecar = sidecarJSON(options: options, inputs: inputs, quality: quality, orientation: orientation)
+        let sidecar = sidecarJSON(options: options, inputs: inputs, mask: mask, quality: quality, orientation: orientation)
         try AtomicFile.write(sidecar.rendered() + "\n", to: base + "_model-tensor_dwimap.json")
         return ([base + "_model-tensor_summary.tsv", base + "_model-tensor_dwimap.json"], summary.metrics)
     }
 
     /// The sidecar `P_model-tensor_dwimap.json`: every parameter, the inputs and the fit's QC.
-    static func sidecarJSON(options: DiffusionOptions, inputs: Inputs, quality: TensorFitQuality,
+    static func sidecarJSON(options: DiffusionOptions, inputs: Inputs, mask: (source: String, voxels: Int), quality: TensorFitQuality,
                             orientation: GradientOrientationReport?) -> JSONValue {
         let parameters = options.parameters
         let table = inputs.table
@@ -241,12 +237,12 @@ public enum DiffusionPipeline {
             ("VectorFrame", .string(parameters.vectorFrame.rawValue)),
             ("TensorOrder", .string("D11 D12 D13 D22 D23 D33")),
             ("DiffusivityUnits", .string("mm^2/s")),
-            ("Mask", .string(inputs.maskSource)),
+            ("Mask", .string(mask.source)),
             ("Atlas", options.atlasPath.map { .string($0) } ?? .null),
             ("AtlasResampled", .bool(inputs.atlasResampled)),
             ("LesionMask", options.lesionMaskPath.map { .string($0) } ?? .null),
             ("QC", .object([
-                ("VoxelsInMask", .int(inputs.maskVoxels.count)),
+                ("VoxelsInMask", .int(mask.voxels)),
                 ("VoxelsFitted", .int(quality.voxelsFitted)),
                 ("NegativeEigenvalueVoxels", .int(quality.negativeEigenvalueVoxels)),
                 ("NegativeEigenvalueFraction", .finite(negativeEigenvalueFraction(quality))),
@@ -291,31 +287,68 @@ public enum DiffusionPipeline {
         return (table, metrics)
     }
 
-    /// The brain mask: `--mask`, or an automatic one from the mean b=0 image (a first pass
-    /// over the b=0 volumes), and how it was made, for the sidecar.
-    static func readMask(_ options: DiffusionOptions, header: NIfTIHeader, table: GradientTable,
-                         volumeIndices: [Int]) throws -> (mask: [Bool], source: String) {
-        let voxelCount = header.voxelsPerVolume
-        if let maskPath = options.maskPath {
-            let maskImage = try NIfTIFile.read(maskPath)
-            guard maskImage.header.hasSameGrid(as: header) else {
-                throw PipelineError(maskPath, "the mask's grid differs from the DWI grid")
-            }
-            return (maskImage.voxels.prefix(voxelCount).map { $0 > 0 }, maskPath)
+    /// The brain mask given with `--mask`, or nil for an automatic one.
+    static func readGivenMask(_ options: DiffusionOptions, header: NIfTIHeader) throws -> [Bool]? {
+        guard let maskPath = options.maskPath else { return nil }
+        let maskImage = try NIfTIFile.read(maskPath)
+        guard maskImage.header.hasSameGrid(as: header) else {
+            throw PipelineError(maskPath, "the mask's grid differs from the DWI grid")
         }
-        let b0Volumes = Set(table.b0Indices.map { volumeIndices[$0] })
-        var meanB0 = [Float](repeating: 0, count: voxelCount)
+        return maskImage.voxels.prefix(header.voxelsPerVolume).map { $0 > 0 }
+    }
+
+    /// The diffusion signal of the mask's voxels, and the mask.
+    struct MaskedSeries {
+        var mask: [Bool]
+        var source: String
+        var voxels: [Int32]
+        var signal: MaskedSignal
+    }
+
+    /// Streams the series once and keeps the mask's voxels of the kept volumes, voxel-compact
+    /// (as DIPY fits only masked voxels) and as stored when they are small integers, so
+    /// peak memory is the masked voxels, not the whole 4D series.
+    ///
+    /// Without a given mask, the automatic one (median filter + Otsu on the mean b=0 image)
+    /// is made in the same pass: volumes are kept whole only until the last b=0 volume has
+    /// been read, then gathered, and the rest are gathered as they come.
+    static func readMaskedSeries(_ options: DiffusionOptions, inputs: Inputs) throws -> MaskedSeries {
         let reader = try NIfTIFile.volumes(options.dwiPath)
         reader.threads = options.threads
-        var volume: [Float] = []
-        for v in 0...(b0Volumes.max() ?? 0) {
-            guard try reader.next(into: &volume) else { break }
-            if b0Volumes.contains(v) { for i in 0..<voxelCount { meanB0[i] += volume[i] } }
+        // The next volume inflates on a second thread while this one is gathered.
+        reader.readsAhead = reader.header.voxelsPerVolume >= minimumParallelVolume
+        let voxelCount = inputs.header.voxelsPerVolume
+        let b0Volumes = Set(inputs.table.b0Indices.map { inputs.volumeIndices[$0] })
+        if inputs.givenMask == nil && b0Volumes.isEmpty {
+            throw PipelineError(options.dwiPath, "no b=0 volume (b <= \(formatJSONNumber(options.parameters.b0Threshold))) to make an automatic brain mask from; give --mask")
         }
-        let scale = 1 / Float(b0Volumes.count)
-        for i in 0..<voxelCount { meanB0[i] *= scale }
-        let mask = try wrap(options.dwiPath) { try brainMask(meanB0: meanB0, shape: header.spatialShape, threads: options.threads) }
-        return (mask, "automatic (median filter + Otsu on the mean b=0)")
+        var position = [Int: Int]()
+        for (k, v) in inputs.volumeIndices.enumerated() { position[v] = k }
+        var mask = inputs.givenMask
+        var gatherer = try mask.map { try SignalGatherer(mask: $0, volumes: inputs.volumeIndices.count, integers: reader.storesSmallIntegers, source: options) }
+        var pending: [(k: Int, volume: StoredVolume)] = []
+        var meanB0 = [Float](repeating: 0, count: mask == nil ? voxelCount : 0)
+        let lastB0 = b0Volumes.max() ?? -1
+        var volume = StoredVolume.empty(integers: reader.storesSmallIntegers)
+        for v in 0...(inputs.volumeIndices.last ?? 0) {
+            guard try volume.read(from: reader) else { break }
+            if mask == nil, b0Volumes.contains(v) { volume.add(to: &meanB0) }
+            if let k = position[v] {
+                if gatherer != nil { gatherer!.gather(volume, at: k) } else { pending.append((k, volume)) }
+            }
+            if mask == nil, v == lastB0 {
+                let scale = 1 / Float(b0Volumes.count)
+                for i in 0..<voxelCount { meanB0[i] *= scale }
+                let automatic = try wrap(options.dwiPath) { try brainMask(meanB0: meanB0, shape: inputs.header.spatialShape, threads: options.threads) }
+                mask = automatic
+                gatherer = try SignalGatherer(mask: automatic, volumes: inputs.volumeIndices.count, integers: reader.storesSmallIntegers, source: options)
+                for (k, kept) in pending { gatherer!.gather(kept, at: k) }
+                pending = []
+            }
+        }
+        guard let mask, let gatherer else { throw PipelineError(options.dwiPath, "the series ended before its last b=0 volume") }
+        let source = options.maskPath ?? "automatic (median filter + Otsu on the mean b=0)"
+        return MaskedSeries(mask: mask, source: source, voxels: gatherer.voxels, signal: gatherer.signal)
     }
 
     /// The regions summarised: the atlas (labels on the DWI grid, resampled when asked) or
@@ -343,50 +376,6 @@ public enum DiffusionPipeline {
             extraMasks = [("lesion", lesion), ("normal_appearing_tissue", lesion.map { !$0 })]
         }
         return (atlas, resampled, extraMasks)
-    }
-
-    /// Streams the series from `reader` (at its first volume) and keeps the mask's voxels of the listed volumes (as Int16 when
-    /// `integers`, which the caller sets only for integer data without scaling, so the values
-    /// are exact), volume-major: element `k * n + j` is voxel j of the k-th listed volume.
-    static func gatherVolumes(_ reader: NIfTIVolumeReader, volumes: [Int], maskVoxels: [Int32], integers: Bool,
-                              threads: Int) throws -> MaskedSignal {
-        var position = [Int: Int]()
-        for (k, v) in volumes.enumerated() { position[v] = k }
-        let n = maskVoxels.count
-        var maskFloats = [Float](repeating: 0, count: integers ? 0 : volumes.count * n)
-        var maskIntegers = [Int16](repeating: 0, count: integers ? volumes.count * n : 0)
-        reader.threads = threads
-        // The next volume inflates on a second thread while this one is gathered here: the
-        // gather (a fraction of a millisecond a volume) hides behind the inflate, which is
-        // most of the read (measured on the standard visit: read + gather 0.20-0.24 s before,
-        // about the 0.15 s inflate alone after).
-        reader.readsAhead = reader.header.voxelsPerVolume >= minimumParallelVolume
-        var floats: [Float] = []
-        var stored: [Int16] = []
-        var v = 0
-        while let last = volumes.last, v <= last {
-            guard try integers ? reader.next(integersInto: &stored) : reader.next(into: &floats) else { break }
-            defer { v += 1 }
-            guard let k = position[v] else { continue }
-            maskVoxels.withUnsafeBufferPointer { list in
-                if integers {
-                    stored.withUnsafeBufferPointer { from in
-                        maskIntegers.withUnsafeMutableBufferPointer { to in
-                            let target = to.baseAddress! + k * n
-                            for j in 0..<n { target[j] = from[Int(list[j])] }
-                        }
-                    }
-                } else {
-                    floats.withUnsafeBufferPointer { from in
-                        maskFloats.withUnsafeMutableBufferPointer { to in
-                            let target = to.baseAddress! + k * n
-                            for j in 0..<n { target[j] = from[Int(list[j])] }
-                        }
-                    }
-                }
-            }
-        }
-        return integers ? .int16(maskIntegers) : .float(maskFloats)
     }
 
     /// Coherence margin (on a 0-1 scale) by which a flipped table must beat the table as given
@@ -487,5 +476,71 @@ struct MapWriter: Sendable {
         }
         try NIfTIFile.write(mask.map { $0 ? Float(1) : 0 }, shape: shape, datatype: .uint8, geometry: geometry, to: paths[maps.count],
                             description: description, compressionLevel: level, threads: threads)
+    }
+}
+
+/// One volume as the reader gives it: stored small integers, or floats.
+enum StoredVolume {
+    case float([Float])
+    case int16([Int16])
+
+    static func empty(integers: Bool) -> StoredVolume { integers ? .int16([]) : .float([]) }
+
+    /// Reads the next volume into this one's storage; false after the last.
+    mutating func read(from reader: NIfTIVolumeReader) throws -> Bool {
+        switch self {
+        case .float(var values):
+            self = .float([])
+            defer { self = .float(values) }
+            return try reader.next(into: &values)
+        case .int16(var values):
+            self = .int16([])
+            defer { self = .int16(values) }
+            return try reader.next(integersInto: &values)
+        }
+    }
+
+    /// Adds the volume's values to `sum`, voxel by voxel.
+    func add(to sum: inout [Float]) {
+        switch self {
+        case .float(let values): for i in sum.indices { sum[i] += values[i] }
+        case .int16(let values): for i in sum.indices { sum[i] += Float(values[i]) }
+        }
+    }
+}
+
+/// Keeps the mask's voxels of each listed volume, volume-major: element `k * n + j` is mask
+/// voxel j of the k-th listed volume.
+struct SignalGatherer {
+    let voxels: [Int32]
+    private var floats: [Float]
+    private var integers: [Int16]
+    private let keepsIntegers: Bool
+
+    init(mask: [Bool], volumes: Int, integers: Bool, source options: DiffusionOptions) throws {
+        voxels = mask.indices.filter { mask[$0] }.map { Int32($0) }
+        guard !voxels.isEmpty else { throw PipelineError(options.maskPath ?? options.dwiPath, "the brain mask is empty") }
+        keepsIntegers = integers
+        floats = [Float](repeating: 0, count: integers ? 0 : volumes * voxels.count)
+        self.integers = [Int16](repeating: 0, count: integers ? volumes * voxels.count : 0)
+    }
+
+    var signal: MaskedSignal { keepsIntegers ? .int16(integers) : .float(floats) }
+
+    mutating func gather(_ volume: StoredVolume, at k: Int) {
+        switch volume {
+        case .float(let values): Self.gather(values, voxels, into: &floats, at: k)
+        case .int16(let values): Self.gather(values, voxels, into: &integers, at: k)
+        }
+    }
+
+    private static func gather<T>(_ volume: [T], _ voxels: [Int32], into target: inout [T], at k: Int) {
+        let n = voxels.count
+        voxels.withUnsafeBufferPointer { list in
+        volume.withUnsafeBufferPointer { from in
+        target.withUnsafeMutableBufferPointer { to in
+            let base = to.baseAddress! + k * n
+            for j in 0..<n { base[j] = from[Int(list[j])] }
+        }}}
     }
 }
