@@ -80,7 +80,7 @@ let package = Package(
         .testTarget(name: "DiffusionTests", dependencies: ["TestSupport", "Diffusion"]),
         .testTarget(name: "FunctionalTests", dependencies: ["TestSupport", "Functional"]),
         .testTarget(name: "PhantomsTests", dependencies: ["Phantoms", "NIfTI", "Tabular"]),
-        .testTarget(name: "PipelinesTests", dependencies: ["TestSupport", "Pipelines", "Phantoms", "NIfTI"]),
+        .testTarget(name: "PipelinesTests", dependencies: ["TestSupport", "Pipelines", "Phantoms", "NIfTI", "Diffusion"]),
         .testTarget(name: "TrialTests", dependencies: ["Trial", "Phantoms"]),
         .testTarget(name: "CLITests", dependencies: ["nimetrics", "NIfTI", "Phantoms"]),
     ]

@@ -1,4 +1,5 @@
 import Foundation
+import Diffusion
 import NIfTI
 import Phantoms
 import Pipelines
@@ -250,5 +251,72 @@ struct DiffusionPipelineTests {
         options.bvalPath = zeros
         #expect(throws: (any Error).self) { try DiffusionPipeline.run(options) }
         #expect(!FileManager.default.fileExists(atPath: dwi.folder + "/out"))
+    }
+}
+
+@Suite("dti: automatic brain mask made in the one read of the series")
+struct AutomaticMaskTests {
+    /// A 12x12x10 DWI with a bright ellipsoid in a dim background, b=0 volumes at 0, 9 and
+    /// 17 of 20 (so the last comes late and volumes before it are kept until it is read).
+    static func write(integers: Bool, includeB0: Bool = true) throws -> (folder: String, stem: String, shape: [Int]) {
+        let folder = makeTemporaryFolder(), stem = folder + "/sub-01_dwi"
+        let shape = [12, 12, 10], n = shape.reduce(1, *)
+        let sphere = GradientScheme.halfSphere(b0Count: 1, directionCount: 17)
+        var bValues = Array(sphere.bValues.dropFirst()), directions = Array(sphere.directions.dropFirst())
+        for at in [0, 9, 17] where includeB0 { bValues.insert(0, at: at); directions.insert([0, 0, 0], at: at) }
+        if !includeB0 { bValues.insert(contentsOf: [1000, 1000, 1000], at: 0); directions.insert(contentsOf: [[1, 0, 0], [0, 1, 0], [0, 0, 1]], at: 0) }
+        let scheme = GradientScheme(bValues: bValues, directions: directions)
+        let s0: [Double] = (0..<n).map { i in
+            let x = Double(i % 12) - 5.5, y = Double(i / 12 % 12) - 5.5, z = Double(i / 144) - 4.5
+            return x * x / 25 + y * y / 25 + z * z / 16 < 1 ? 900 + Double(i % 7) * 20 : 40 + Double(i % 5) * 3
+        }
+        let truth = [TensorTruth](repeating: TensorTruth(eigenvalues: [1.5e-3, 0.4e-3, 0.3e-3], principalDirection: [1, 0, 0]), count: n)
+        let phantom = DiffusionPhantom(shape: shape, affine: .diagonal(2, 2, 2), scheme: scheme, s0: s0, truth: truth)
+        let header = NIfTIHeader.make(shape: phantom.seriesShape, affine: .diagonal(2, 2, 2))
+        let signal = phantom.noiselessSignal().map { integers ? $0.rounded() : $0 * 1.25 }
+        try NIfTIFile.write(signal, shape: phantom.seriesShape, datatype: integers ? .int16 : .float32, geometry: header,
+                            to: stem + ".nii.gz")
+        try scheme.bvalText.write(toFile: stem + ".bval", atomically: true, encoding: .utf8)
+        try scheme.bvecText.write(toFile: stem + ".bvec", atomically: true, encoding: .utf8)
+        return (folder, stem, shape)
+    }
+
+    @Test("the mask equals Otsu's on the mean b=0 computed directly, and the fit inside it is the given-mask fit",
+          arguments: [true, false])
+    func sameAsTwoPasses(integers: Bool) throws {
+        let (folder, stem, shape) = try Self.write(integers: integers)
+        var options = DiffusionOptions(dwiPath: stem + ".nii.gz", bvalPath: stem + ".bval", bvecPath: stem + ".bvec",
+                                       outputFolder: folder + "/auto")
+        options.parameters.orientationCheck = false
+        let automatic = try DiffusionPipeline.run(options)
+        let series = try NIfTIFile.read(stem + ".nii.gz")
+        let n = shape.reduce(1, *)
+        var meanB0 = [Float](repeating: 0, count: n)
+        for v in [0, 9, 17] { for i in 0..<n { meanB0[i] += series.voxels[v * n + i] } }
+        for i in 0..<n { meanB0[i] *= 1 / Float(3) }
+        let expected = try brainMask(meanB0: meanB0, shape: (shape[0], shape[1], shape[2]))
+        let written = try NIfTIFile.read(folder + "/auto/sub-01_desc-brain_mask.nii.gz").voxels.map { $0 > 0 }
+        #expect(written == expected)
+        #expect(expected.filter { $0 }.count > 100 && expected.filter { !$0 }.count > 100, "the mask must split the grid")
+
+        options.maskPath = folder + "/auto/sub-01_desc-brain_mask.nii.gz"
+        options.outputFolder = folder + "/given"
+        let given = try DiffusionPipeline.run(options)
+        #expect(given.quality == automatic.quality)
+        for map in ["fa", "md", "tensor"] {
+            let name = "/sub-01_model-tensor_param-\(map)_dwimap.nii.gz"
+            #expect(try NIfTIFile.read(folder + "/auto" + name).voxels == NIfTIFile.read(folder + "/given" + name).voxels)
+        }
+    }
+
+    @Test("a series without b=0 volumes and no mask is refused, naming the file and the way out")
+    func noB0() throws {
+        let (folder, stem, _) = try Self.write(integers: true, includeB0: false)
+        let options = DiffusionOptions(dwiPath: stem + ".nii.gz", bvalPath: stem + ".bval", bvecPath: stem + ".bvec",
+                                       outputFolder: folder + "/out")
+        #expect { try DiffusionPipeline.run(options) } throws: { error in
+            let text = "\(error)"
+            return text.contains("sub-01_dwi.nii.gz") && text.contains("no b=0 volume") && text.contains("--mask")
+        }
     }
 }
