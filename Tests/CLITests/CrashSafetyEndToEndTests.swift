@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 @Suite("Crash safety: a batch killed with SIGKILL and restarted")
-struct CrashSafetyTests {
+struct CrashSafetyEndToEndTests {
     /// Starts `nimetrics` with `arguments`, kills it with SIGKILL after `delay` seconds, and
     /// returns whether the kill landed (false when the run had already finished).
     func startAndKill(_ arguments: [String], after delay: Double) throws -> Bool {

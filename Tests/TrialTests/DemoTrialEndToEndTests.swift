@@ -8,7 +8,7 @@ import Trial
 /// The whole flow on the demo trial (5 participants x 4 visits, planted changes): the
 /// correctness bars of the cohort layer, with the real pipelines.
 @Suite("Demo trial, end to end", .serialized)
-struct DemoTrialTests {
+struct DemoTrialEndToEndTests {
     static func rows(_ path: String) throws -> [[String: String]] {
         let table = try TSVTable.read(path)
         return table.rows.map { Dictionary(uniqueKeysWithValues: zip(table.columns, $0)) }

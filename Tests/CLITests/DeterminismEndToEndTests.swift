@@ -49,7 +49,7 @@ func expectSameOutputs(_ a: String, _ b: String, label: String, sourceLocation: 
 }
 
 @Suite("Determinism: outputs do not depend on threads or jobs")
-struct DeterminismTests {
+struct DeterminismEndToEndTests {
     @Test("dti writes the same bytes with --threads 1, 2 and 7")
     func diffusionThreads() throws {
         let dataset = try sharedDemoDataset()
