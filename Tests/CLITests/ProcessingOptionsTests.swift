@@ -74,7 +74,7 @@ struct ProcessingOptionsTests {
 }
 
 @Suite("run: per-visit files and the re-run fingerprint")
-struct RunFingerprintTests {
+struct RunFingerprintEndToEndTests {
     /// One visit of the shared demo dataset with a copy of its atlas (which the test edits).
     private func setUp() throws -> (data: String, atlas: String, output: String) {
         let data = try sharedDemoDataset()

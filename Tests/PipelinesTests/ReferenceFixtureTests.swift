@@ -65,9 +65,9 @@ struct DIPYReferenceTests {
         var options = DiffusionOptions(dwiPath: folder + "/dwi.nii.gz", bvalPath: folder + "/dwi.bval",
                                        bvecPath: folder + "/dwi.bvec", outputFolder: output, prefix: "ref")
         options.maskPath = folder + "/mask.nii.gz"
-        options.method = try .init(parsing: method)
-        options.maximumB = reference.maximumB
-        options.vectorFrame = .fsl  // the frame of the bvec file as given, DIPY's frame
+        options.parameters.method = try .init(parsing: method)
+        options.parameters.maximumB = reference.maximumB
+        options.parameters.vectorFrame = .fsl  // the frame of the bvec file as given, DIPY's frame
         _ = try DiffusionPipeline.run(options)
         let ours = { (name: String) in try voxels(output + "/ref_model-tensor_param-\(name)_dwimap.nii.gz") }
         let theirs = { (name: String) in try voxels(folder + "/\(method)_\(name).nii.gz") }
@@ -128,10 +128,10 @@ struct NilearnReferenceTests {
                                         outputFolder: output, prefix: "ref")
         options.atlasTablePath = folder + "/atlas.tsv"
         options.confoundsPath = folder + "/confounds.tsv"
-        options.strategy = .sixP
-        options.highPass = highPass
-        options.lowPass = lowPass
-        options.repetitionTime = 2
+        options.parameters.strategy = .sixP
+        options.parameters.highPass = highPass
+        options.parameters.lowPass = lowPass
+        options.parameters.repetitionTime = 2
         _ = try FunctionalPipeline.run(options)
         let series = numericRows(output + "/ref_stat-mean_timeseries.tsv")
         let matrix = numericRows(output + "/ref_stat-pearsoncorrelation_relmat.tsv", skipFirstColumn: true)
