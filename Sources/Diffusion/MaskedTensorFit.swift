@@ -37,8 +37,7 @@ public struct MaskedTensorFit: Sendable {
     public let fitted: [Bool]
     /// The fitted S0 on the grid, 0 where not fitted.
     public let s0: [Float]
-    /// The fit of the mask's voxels, in mask order, and its quality.
-    public var compactFit: TensorFit { compact }
+    /// The quality-control summary of the fit.
     public var quality: TensorFitQuality { compact.quality }
     /// The compact index of each grid voxel's fit, -1 where none.
     private let compactIndex: [Int32]

@@ -77,13 +77,4 @@ extension TensorFit {
         }}}
         return result
     }
-
-    /// Fractional anisotropy map (0 outside the fitted voxels).
-    public func fractionalAnisotropyMap(threads: Int = 1) -> [Float] { map(.fractionalAnisotropy, threads: threads) }
-    /// Mean diffusivity map (0 outside the fitted voxels).
-    public func meanDiffusivityMap(threads: Int = 1) -> [Float] { map(.meanDiffusivity, threads: threads) }
-    /// Axial diffusivity map (0 outside the fitted voxels).
-    public func axialDiffusivityMap(threads: Int = 1) -> [Float] { map(.axialDiffusivity, threads: threads) }
-    /// Radial diffusivity map (0 outside the fitted voxels).
-    public func radialDiffusivityMap(threads: Int = 1) -> [Float] { map(.radialDiffusivity, threads: threads) }
 }

@@ -111,19 +111,3 @@ extension VisitProcessor {
     /// The dataset's files of the visit (``VisitInput/inputFiles``).
     public func inputFiles(for visit: VisitInput) throws -> [(role: String, path: String)] { visit.inputFiles }
 }
-
-/// A ``VisitProcessor`` made from a closure (handy for tests and simple tools).
-public struct ClosureVisitProcessor: VisitProcessor {
-    public let parametersFingerprint: String
-    private let body: @Sendable (VisitInput, String, Int) throws -> VisitResult
-
-    public init(parametersFingerprint: String,
-                _ body: @escaping @Sendable (_ visit: VisitInput, _ outputFolder: String, _ threads: Int) throws -> VisitResult) {
-        self.parametersFingerprint = parametersFingerprint
-        self.body = body
-    }
-
-    public func process(visit: VisitInput, outputFolder: String, threads: Int) throws -> VisitResult {
-        try body(visit, outputFolder, threads)
-    }
-}
