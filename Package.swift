@@ -7,6 +7,7 @@ let package = Package(
     products: [
         // MARK: - Public API
         .executable(name: "nimetrics", targets: ["nimetrics"]),
+        .library(name: "Geometry", targets: ["Geometry"]),
         .library(name: "NIfTI", targets: ["NIfTI"]),
         .library(name: "Diffusion", targets: ["Diffusion"]),
         .library(name: "Functional", targets: ["Functional"]),
@@ -34,6 +35,10 @@ let package = Package(
         /// Slab-parallel loops over shared preallocated buffers (the one place raw pointers
         /// cross threads).
         .target(name: "SlabParallel"),
+
+        // MARK: - Geometry (pure maths, no files), shared by the file layer and the models
+        /// 3 x 3 matrices, affines, axis codes and nearest-neighbour resampling.
+        .target(name: "Geometry"),
 
         // MARK: - File layer
         /// Write-to-temporary-then-rename, so no output is ever half-written.
@@ -74,6 +79,7 @@ let package = Package(
         // MARK: - Tests
         /// Helpers shared by the test targets (a seeded generator).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "GeometryTests", dependencies: ["TestSupport", "Geometry"]),
         .testTarget(name: "NIfTITests", dependencies: ["NIfTI"]),
         .testTarget(name: "TabularTests", dependencies: ["Tabular"]),
         .testTarget(name: "ParcellationTests", dependencies: ["TestSupport", "Parcellation"]),
