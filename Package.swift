@@ -7,6 +7,7 @@ let package = Package(
     products: [
         // MARK: - Public API
         .executable(name: "nimetrics", targets: ["nimetrics"]),
+        .library(name: "Geometry", targets: ["Geometry"]),
         .library(name: "NIfTI", targets: ["NIfTI"]),
         .library(name: "Diffusion", targets: ["Diffusion"]),
         .library(name: "Functional", targets: ["Functional"]),
@@ -35,11 +36,15 @@ let package = Package(
         /// cross threads).
         .target(name: "SlabParallel"),
 
+        // MARK: - Geometry (pure maths, no files), shared by the file layer and the models
+        /// 3 x 3 matrices, affines, axis codes and nearest-neighbour resampling.
+        .target(name: "Geometry"),
+
         // MARK: - File layer
         /// Write-to-temporary-then-rename, so no output is ever half-written.
         .target(name: "AtomicFiles"),
         /// NIfTI-1/NIfTI-2 headers and voxel data, read and written through niftilib.
-        .target(name: "NIfTI", dependencies: ["CNIfTI", "CDeflate", "CISAL", "AtomicFiles", "SlabParallel"]),
+        .target(name: "NIfTI", dependencies: ["CNIfTI", "CDeflate", "CISAL", "AtomicFiles", "SlabParallel", "Geometry"]),
         /// TSV tables, JSON sidecars, BIDS-style text formats.
         .target(name: "Tabular", dependencies: ["AtomicFiles"]),
 
@@ -49,15 +54,15 @@ let package = Package(
         /// The tensor fit's vectorised inner kernel (C, compiled per instruction set), used by Diffusion.
         .target(name: "TensorKernels"),
         /// Gradient tables, the diffusion tensor model, its fits and metrics.
-        .target(name: "Diffusion", dependencies: ["SlabParallel", "TensorKernels"]),
+        .target(name: "Diffusion", dependencies: ["SlabParallel", "TensorKernels", "Geometry"]),
         /// Resting-state signal cleaning, spectra, connectivity and graph summaries.
         .target(name: "Functional", dependencies: ["CFFTW", "SlabParallel"]),
 
         // MARK: - Synthetic data with known truth (tests and the demo trial)
-        .target(name: "Phantoms", dependencies: ["NIfTI", "Tabular", "AtomicFiles"]),
+        .target(name: "Phantoms", dependencies: ["Geometry", "NIfTI", "Tabular", "AtomicFiles"]),
 
         // MARK: - Per-visit pipelines: files -> models -> metrics -> files
-        .target(name: "Pipelines", dependencies: ["SlabParallel", "AtomicFiles", "NIfTI", "Tabular", "Parcellation", "Diffusion", "Functional"]),
+        .target(name: "Pipelines", dependencies: ["SlabParallel", "AtomicFiles", "Geometry", "NIfTI", "Tabular", "Parcellation", "Diffusion", "Functional"]),
 
         // MARK: - Cohort layer: visits, clinical data, group tables, SQLite
         .target(name: "Trial", dependencies: ["Pipelines", "Diffusion", "Functional", "Tabular", "AtomicFiles", "CSQLite"]),
@@ -74,13 +79,14 @@ let package = Package(
         // MARK: - Tests
         /// Helpers shared by the test targets (a seeded generator).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "NIfTITests", dependencies: ["NIfTI"]),
+        .testTarget(name: "GeometryTests", dependencies: ["TestSupport", "Geometry"]),
+        .testTarget(name: "NIfTITests", dependencies: ["Geometry", "NIfTI"]),
         .testTarget(name: "TabularTests", dependencies: ["Tabular"]),
         .testTarget(name: "ParcellationTests", dependencies: ["TestSupport", "Parcellation"]),
-        .testTarget(name: "DiffusionTests", dependencies: ["TestSupport", "Diffusion"]),
+        .testTarget(name: "DiffusionTests", dependencies: ["TestSupport", "Geometry", "Diffusion"]),
         .testTarget(name: "FunctionalTests", dependencies: ["TestSupport", "Functional"]),
-        .testTarget(name: "PhantomsTests", dependencies: ["Phantoms", "NIfTI", "Tabular"]),
-        .testTarget(name: "PipelinesTests", dependencies: ["TestSupport", "Pipelines", "Phantoms", "NIfTI", "Diffusion"]),
+        .testTarget(name: "PhantomsTests", dependencies: ["Geometry", "Phantoms", "NIfTI", "Tabular"]),
+        .testTarget(name: "PipelinesTests", dependencies: ["TestSupport", "Geometry", "Pipelines", "Phantoms", "NIfTI", "Diffusion"]),
         .testTarget(name: "TrialTests", dependencies: ["Trial", "Phantoms"]),
         .testTarget(name: "CLITests", dependencies: ["nimetrics", "NIfTI", "Phantoms"]),
     ]

@@ -1,6 +1,8 @@
 // Gradient tables: b-values and unit directions, parsed from FSL and MRtrix text,
 // with the frame conversions of MRtrix's `-fslgrad` import.
 
+import Geometry
+
 /// A problem with a gradient table, naming the source it came from.
 ///
 /// Row numbers are 1-based volume numbers, as a user would count them in the file.
@@ -327,16 +329,16 @@ public struct GradientTable: Sendable, Equatable {
     /// pass the linear part of the affine for the axes as the data is stored, in which the
     /// FSL vectors are expressed.
     ///
-    /// - Parameter linear: the 3 x 3 linear part of the voxel-to-world affine, `linear[row][column]`.
+    /// - Parameter linear: the 3 x 3 linear part of the voxel-to-world affine.
     /// - Throws: ``GradientTableError/invalidTransform(source:reason:)``.
-    public func fslToWorld(linear: [[Double]]) throws -> GradientTable {
+    public func fslToWorld(linear: Matrix3) throws -> GradientTable {
         transformed(by: try DirectionTransform(from: .fsl, to: .world, linear: linear, source: source))
     }
 
     /// Converts world (scanner RAS) directions to FSL's frame: the inverse of
     /// ``fslToWorld(linear:)``, `g = F * R^-1 * world`.
     /// - Throws: ``GradientTableError/invalidTransform(source:reason:)``.
-    public func worldToFSL(linear: [[Double]]) throws -> GradientTable {
+    public func worldToFSL(linear: Matrix3) throws -> GradientTable {
         transformed(by: try DirectionTransform(from: .world, to: .fsl, linear: linear, source: source))
     }
 
@@ -345,8 +347,8 @@ public struct GradientTable: Sendable, Equatable {
     /// which steps through voxel indices along the principal direction (``DirectionTransform``
     /// converts fitted directions the same way).
     /// - Throws: ``GradientTableError/invalidTransform(source:reason:)``.
-    public func fslToVoxel(linear: [[Double]]) throws -> GradientTable {
-        let (_, flipX) = try Self.frame(linear, source: source)
+    public func fslToVoxel(linear: Matrix3) throws -> GradientTable {
+        let (_, _, flipX) = try Self.frame(linear, source: source)
         return flipX ? flipped(.x) : self
     }
 
@@ -355,29 +357,21 @@ public struct GradientTable: Sendable, Equatable {
                       source: source)
     }
 
-    /// The column-normalised matrix and whether FSL's x flip applies.
-    fileprivate static func frame(_ linear: [[Double]], source: String) throws -> (Matrix3, Bool) {
-        guard linear.count == 3, linear.allSatisfy({ $0.count == 3 }) else {
-            throw GradientTableError.invalidTransform(source: source, reason: "expected 3 rows of 3 values")
-        }
-        guard linear.allSatisfy({ $0.allSatisfy(\.isFinite) }) else {
+    /// The column-normalised matrix R, its inverse, and whether FSL's x flip applies.
+    fileprivate static func frame(_ linear: Matrix3, source: String) throws -> (Matrix3, Matrix3, Bool) {
+        guard (0..<3).allSatisfy({ r in (0..<3).allSatisfy { linear[r, $0].isFinite } }) else {
             throw GradientTableError.invalidTransform(source: source, reason: "non-finite entry")
         }
-        let m = Matrix3(rows: linear)
-        let det = m.determinant
-        var columns = [m.column(0), m.column(1), m.column(2)]
-        for c in 0..<3 {
-            let norm = (columns[c] * columns[c]).sum().squareRoot()
-            guard norm > 0 else {
-                throw GradientTableError.invalidTransform(source: source, reason: "column \(c + 1) is zero")
-            }
-            columns[c] /= norm
+        let det = linear.determinant
+        let norms = linear.columnNorms
+        for c in 0..<3 where !(norms[c] > 0) {
+            throw GradientTableError.invalidTransform(source: source, reason: "column \(c + 1) is zero")
         }
-        let r = Matrix3(columns: columns[0], columns[1], columns[2])
-        guard abs(r.determinant) > 1e-9, abs(det) > 0 else {
+        let r = Matrix3(columns: linear.column(0) / norms.x, linear.column(1) / norms.y, linear.column(2) / norms.z)
+        guard abs(r.determinant) > 1e-9, abs(det) > 0, let inverse = r.inverse else {
             throw GradientTableError.invalidTransform(source: source, reason: "singular matrix")
         }
-        return (r, det > 0)
+        return (r, inverse, det > 0)
     }
 }
 
@@ -411,13 +405,13 @@ public struct DirectionTransform: Sendable, Equatable {
     /// - Parameters:
     ///   - from: the frame of the directions given to ``apply(_:)``.
     ///   - to: the frame of its results.
-    ///   - linear: the 3 x 3 linear part of the voxel-to-world affine, `linear[row][column]`.
+    ///   - linear: the 3 x 3 linear part of the voxel-to-world affine.
     ///   - source: a name for error messages (e.g. the gradient table or the image).
     /// - Throws: ``GradientTableError/invalidTransform(source:reason:)``.
-    public init(from: DirectionFrame, to: DirectionFrame, linear: [[Double]], source: String = "voxel-to-world matrix") throws {
-        let (r, flipX) = try GradientTable.frame(linear, source: source)
-        let identity = Matrix3(rows: [[1, 0, 0], [0, 1, 0], [0, 0, 1]])
-        let f = flipX ? Matrix3(rows: [[-1, 0, 0], [0, 1, 0], [0, 0, 1]]) : identity
+    public init(from: DirectionFrame, to: DirectionFrame, linear: Matrix3, source: String = "voxel-to-world matrix") throws {
+        let (r, rInverse, flipX) = try GradientTable.frame(linear, source: source)
+        let identity = Matrix3.identity
+        let f = flipX ? Matrix3(diagonal: SIMD3(-1, 1, 1)) : identity
         guard from != to else {
             matrix = identity
             return
@@ -427,7 +421,7 @@ public struct DirectionTransform: Sendable, Equatable {
         switch from {
         case .voxel: toVoxel = identity
         case .fsl: toVoxel = f
-        case .world: toVoxel = r.inverse
+        case .world: toVoxel = rInverse
         }
         switch to {
         case .voxel: matrix = toVoxel
@@ -440,61 +434,7 @@ public struct DirectionTransform: Sendable, Equatable {
     @inline(__always)
     public func apply(_ v: SIMD3<Double>) -> SIMD3<Double> {
         if v == .zero { return v }
-        let w = matrix.apply(v)
+        let w = matrix * v
         return w / (w * w).sum().squareRoot()
     }
-}
-
-/// A small 3 x 3 matrix for frame conversions (rows stored as SIMD3).
-struct Matrix3: Equatable {
-    var r0: SIMD3<Double>, r1: SIMD3<Double>, r2: SIMD3<Double>
-
-    init(rows: [[Double]]) {
-        r0 = SIMD3(rows[0][0], rows[0][1], rows[0][2])
-        r1 = SIMD3(rows[1][0], rows[1][1], rows[1][2])
-        r2 = SIMD3(rows[2][0], rows[2][1], rows[2][2])
-    }
-
-    init(columns c0: SIMD3<Double>, _ c1: SIMD3<Double>, _ c2: SIMD3<Double>) {
-        r0 = SIMD3(c0.x, c1.x, c2.x)
-        r1 = SIMD3(c0.y, c1.y, c2.y)
-        r2 = SIMD3(c0.z, c1.z, c2.z)
-    }
-
-    init(r0: SIMD3<Double>, r1: SIMD3<Double>, r2: SIMD3<Double>) {
-        self.r0 = r0; self.r1 = r1; self.r2 = r2
-    }
-
-    func column(_ c: Int) -> SIMD3<Double> { SIMD3(r0[c], r1[c], r2[c]) }
-
-    /// The product a b. With a or b a signed identity (the FSL flip) the entries of the other
-    /// are only negated or kept, so a product with it transforms directions to the same values,
-    /// bit for bit, as applying the two one after the other.
-    static func * (a: Matrix3, b: Matrix3) -> Matrix3 {
-        let c0 = b.column(0), c1 = b.column(1), c2 = b.column(2)
-        return Matrix3(r0: SIMD3((a.r0 * c0).sum(), (a.r0 * c1).sum(), (a.r0 * c2).sum()),
-                       r1: SIMD3((a.r1 * c0).sum(), (a.r1 * c1).sum(), (a.r1 * c2).sum()),
-                       r2: SIMD3((a.r2 * c0).sum(), (a.r2 * c1).sum(), (a.r2 * c2).sum()))
-    }
-
-    func apply(_ v: SIMD3<Double>) -> SIMD3<Double> {
-        SIMD3((r0 * v).sum(), (r1 * v).sum(), (r2 * v).sum())
-    }
-
-    var determinant: Double {
-        r0.x * (r1.y * r2.z - r1.z * r2.y) - r0.y * (r1.x * r2.z - r1.z * r2.x) + r0.z * (r1.x * r2.y - r1.y * r2.x)
-    }
-
-    /// Inverse by the adjugate; callers check the determinant first.
-    var inverse: Matrix3 {
-        let c0 = cross(r1, r2), c1 = cross(r2, r0), c2 = cross(r0, r1)
-        let det = determinant
-        // Columns of the inverse are the cross products divided by det.
-        return Matrix3(columns: c0 / det, c1 / det, c2 / det)
-    }
-}
-
-@inline(__always)
-func cross(_ a: SIMD3<Double>, _ b: SIMD3<Double>) -> SIMD3<Double> {
-    SIMD3(a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x)
 }

@@ -1,6 +1,7 @@
 // Eigen-decomposition of a symmetric 3 x 3 matrix by cyclic Jacobi rotations.
 
 import Foundation
+import Geometry
 
 /// Eigenvalues (descending) and unit eigenvectors of a symmetric 3 x 3 matrix.
 ///
@@ -150,10 +151,5 @@ extension SymmetricEigen3 {
         }
         let full = SymmetricEigen3(a11, a12, a13, a22, a23, a33)
         return (full.values, full.vectors.0)
-    }
-
-    @inline(__always)
-    static func cross(_ a: SIMD3<Double>, _ b: SIMD3<Double>) -> SIMD3<Double> {
-        SIMD3(a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x)
     }
 }

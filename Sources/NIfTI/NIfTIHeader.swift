@@ -1,4 +1,5 @@
 import Foundation
+import Geometry
 
 /// The NIfTI quaternion (qform) parameters, kept so a derived map can be written with
 /// exactly its source's qform.
@@ -86,9 +87,8 @@ public struct NIfTIHeader: Equatable, Sendable {
     /// A header for a new image on the grid `affine` describes (sform and qform both set,
     /// codes "scanner anatomical").
     public static func make(shape: [Int], affine: Affine, repetitionTime: Double? = nil, datatype: NIfTIDataType = .float32) -> NIfTIHeader {
-        let linear = affine.linear
-        let zooms = (0..<3).map { c in (0..<3).reduce(0.0) { $0 + linear[$1][c] * linear[$1][c] }.squareRoot() }
-        var pixdim = zooms
+        let zooms = affine.zooms
+        var pixdim = [zooms.x, zooms.y, zooms.z]
         while pixdim.count < shape.count { pixdim.append(1) }
         if let repetitionTime, shape.count >= 4 { pixdim[3] = repetitionTime }
         pixdim = Array(pixdim.prefix(shape.count))
@@ -129,13 +129,9 @@ public struct NIfTIHeader: Equatable, Sendable {
     public var baseAffine: Affine {
         let s = spatialShape
         let z = spatialZooms
-        let centre = [Double(s.x - 1) / 2, Double(s.y - 1) / 2, Double(s.z - 1) / 2]
-        return Affine(rows: [
-            [-z[0], 0, 0, centre[0] * z[0]],
-            [0, z[1], 0, -centre[1] * z[1]],
-            [0, 0, z[2], -centre[2] * z[2]],
-            [0, 0, 0, 1],
-        ])
+        let centre = SIMD3(Double(s.x - 1) / 2, Double(s.y - 1) / 2, Double(s.z - 1) / 2)
+        return Affine(linear: Matrix3(diagonal: SIMD3(-z[0], z[1], z[2])),
+                      translation: SIMD3(centre.x * z[0], -centre.y * z[1], -centre.z * z[2]))
     }
 
     /// Spatial voxel sizes as stored (pixdim 1 to 3; 1 for missing dimensions).
@@ -182,44 +178,41 @@ public struct NIfTIHeader: Equatable, Sendable {
 /// Quaternion parameters that reproduce the rotation of `affine` (NIfTI-1 qform), with the
 /// voxel sizes taken from its column norms.
 func quaternionParameters(for affine: Affine) -> QuaternionParameters {
-    var r = affine.linear
-    for c in 0..<3 {
-        let norm = (0..<3).reduce(0.0) { $0 + r[$1][c] * r[$1][c] }.squareRoot()
-        if norm > 0 { for row in 0..<3 { r[row][c] /= norm } }
-    }
-    r = closestOrthogonal(r)
+    let linear = affine.linear, zooms = affine.zooms
+    let unitColumns = (0..<3).map { c in zooms[c] > 0 ? linear.column(c) / zooms[c] : linear.column(c) }
+    var r = Matrix3(columns: unitColumns[0], unitColumns[1], unitColumns[2]).closestOrthogonal()
     var qfac = 1.0
-    if determinant3(r) < 0 {
+    if r.determinant < 0 {
         qfac = -1
-        for row in 0..<3 { r[row][2] = -r[row][2] }
+        r = Matrix3(columns: r.column(0), r.column(1), -r.column(2))
     }
     // Rotation matrix to quaternion (as nifti_mat44_to_quatern).
-    var a = r[0][0] + r[1][1] + r[2][2] + 1
+    var a = r[0, 0] + r[1, 1] + r[2, 2] + 1
     var b = 0.0, c = 0.0, d = 0.0
     if a > 0.5 {
         a = 0.5 * a.squareRoot()
-        b = 0.25 * (r[2][1] - r[1][2]) / a
-        c = 0.25 * (r[0][2] - r[2][0]) / a
-        d = 0.25 * (r[1][0] - r[0][1]) / a
+        b = 0.25 * (r[2, 1] - r[1, 2]) / a
+        c = 0.25 * (r[0, 2] - r[2, 0]) / a
+        d = 0.25 * (r[1, 0] - r[0, 1]) / a
     } else {
-        let xd = 1 + r[0][0] - (r[1][1] + r[2][2])
-        let yd = 1 + r[1][1] - (r[0][0] + r[2][2])
-        let zd = 1 + r[2][2] - (r[0][0] + r[1][1])
+        let xd = 1 + r[0, 0] - (r[1, 1] + r[2, 2])
+        let yd = 1 + r[1, 1] - (r[0, 0] + r[2, 2])
+        let zd = 1 + r[2, 2] - (r[0, 0] + r[1, 1])
         if xd > 1 {
             b = 0.5 * xd.squareRoot()
-            c = 0.25 * (r[0][1] + r[1][0]) / b
-            d = 0.25 * (r[0][2] + r[2][0]) / b
-            a = 0.25 * (r[2][1] - r[1][2]) / b
+            c = 0.25 * (r[0, 1] + r[1, 0]) / b
+            d = 0.25 * (r[0, 2] + r[2, 0]) / b
+            a = 0.25 * (r[2, 1] - r[1, 2]) / b
         } else if yd > 1 {
             c = 0.5 * yd.squareRoot()
-            b = 0.25 * (r[0][1] + r[1][0]) / c
-            d = 0.25 * (r[1][2] + r[2][1]) / c
-            a = 0.25 * (r[0][2] - r[2][0]) / c
+            b = 0.25 * (r[0, 1] + r[1, 0]) / c
+            d = 0.25 * (r[1, 2] + r[2, 1]) / c
+            a = 0.25 * (r[0, 2] - r[2, 0]) / c
         } else {
             d = 0.5 * zd.squareRoot()
-            b = 0.25 * (r[0][2] + r[2][0]) / d
-            c = 0.25 * (r[1][2] + r[2][1]) / d
-            a = 0.25 * (r[1][0] - r[0][1]) / d
+            b = 0.25 * (r[0, 2] + r[2, 0]) / d
+            c = 0.25 * (r[1, 2] + r[2, 1]) / d
+            a = 0.25 * (r[1, 0] - r[0, 1]) / d
         }
         if a < 0 { b = -b; c = -c; d = -d }
     }

@@ -2,6 +2,7 @@
 import CDeflate
 import CNIfTI
 import Foundation
+import Geometry
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,4 +1,5 @@
 import Foundation
+import Geometry
 import NIfTI
 
 /// A diffusion-weighted acquisition of a voxel grid whose every voxel has a known tensor.

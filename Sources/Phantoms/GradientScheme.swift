@@ -1,4 +1,5 @@
 import Foundation
+import Geometry
 
 /// A diffusion acquisition: one b-value and one unit gradient direction per volume.
 ///
@@ -6,7 +7,7 @@ import Foundation
 /// with the x component negated when the voxel-to-world affine has a positive determinant
 /// (neurological storage, e.g. RAS). For the radiological (LAS) grid of the demo trial no
 /// sign changes, so the stored vector is the gradient in voxel axes, and the world (RAS)
-/// gradient is (−gx, gy, gz). ``worldDirections(affine:)`` does that conversion in general.
+/// gradient is (−gx, gy, gz). ``worldDirections(linear:)`` does that conversion in general.
 public struct GradientScheme: Equatable, Sendable {
     /// s/mm², one per volume.
     public var bValues: [Double]
@@ -58,18 +59,13 @@ public struct GradientScheme: Equatable, Sendable {
     /// The directions in the world (RAS+) frame for an image with this voxel-to-world
     /// `linear` block: g_world = R · F · g_bvec, R the rotation part of the affine (unit
     /// columns) and F = diag(−1, 1, 1) when det > 0 (FSL's convention), else the identity.
-    public func worldDirections(linear: [[Double]]) -> [[Double]] {
-        var rotation = linear
-        for c in 0..<3 {
-            let norm = (0..<3).reduce(0.0) { $0 + rotation[$1][c] * rotation[$1][c] }.squareRoot()
-            for r in 0..<3 { rotation[r][c] /= norm }
-        }
-        let det = rotation[0][0] * (rotation[1][1] * rotation[2][2] - rotation[1][2] * rotation[2][1])
-            - rotation[0][1] * (rotation[1][0] * rotation[2][2] - rotation[1][2] * rotation[2][0])
-            + rotation[0][2] * (rotation[1][0] * rotation[2][1] - rotation[1][1] * rotation[2][0])
+    public func worldDirections(linear: Matrix3) -> [[Double]] {
+        let norms = linear.columnNorms
+        let rotation = Matrix3(columns: linear.column(0) / norms.x, linear.column(1) / norms.y, linear.column(2) / norms.z)
+        let flipX = rotation.determinant > 0
         return directions.map { g in
-            let voxel = [det > 0 ? -g[0] : g[0], g[1], g[2]]
-            return (0..<3).map { r in (0..<3).reduce(0.0) { $0 + rotation[r][$1] * voxel[$1] } }
+            let world = rotation * SIMD3(flipX ? -g[0] : g[0], g[1], g[2])
+            return [world.x, world.y, world.z]
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Geometry
 import NIfTI
 import Tabular
 
@@ -204,8 +205,8 @@ public struct PhantomAtlas: Sendable {
         for k in 0..<shape[2] {
             for j in 0..<shape[1] {
                 for i in 0..<shape[0] {
-                    let (x, y, z) = affine.apply(Double(i), Double(j), Double(k))
-                    world.append([x, y, z])
+                    let p = affine.apply(SIMD3(Double(i), Double(j), Double(k)))
+                    world.append([p.x, p.y, p.z])
                 }
             }
         }

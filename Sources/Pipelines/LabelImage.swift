@@ -1,4 +1,5 @@
 import Foundation
+import Geometry
 import NIfTI
 import Parcellation
 import Tabular
@@ -68,10 +69,10 @@ public enum LabelImage {
     ///
     /// The label image must share the data's grid (shape and affine within 1e-3 mm), unless
     /// `resample` is set, in which case each data voxel takes the label of the atlas voxel
-    /// nearest to its centre in world coordinates (0 outside the atlas).
+    /// nearest to its centre in world coordinates (0 outside the atlas; see `resampleNearest`).
     /// - Returns: one label per voxel of `grid`'s first volume, and whether it was resampled.
-    /// - Throws: ``PipelineError`` for non-integer or negative labels and grid mismatches,
-    ///   ``NIfTIError`` for unreadable files.
+    /// - Throws: ``PipelineError`` for non-integer or negative labels, grid mismatches and a
+    ///   singular atlas affine, ``NIfTIError`` for unreadable files.
     public static func readLabels(_ path: String, onto grid: NIfTIHeader, resample: Bool, gridName: String) throws -> (labels: [Int32], resampled: Bool) {
         let image = try NIfTIFile.read(path, as: Double.self)
         guard image.header.volumeCount == 1 else {
@@ -89,47 +90,10 @@ public enum LabelImage {
             let s = image.header.spatialShape, t = grid.spatialShape
             throw PipelineError(path, "atlas grid \(s.x)x\(s.y)x\(s.z) (max affine difference \(String(format: "%.3g", image.header.affine.maximumDifference(to: grid.affine))) mm) differs from the \(gridName) grid \(t.x)x\(t.y)x\(t.z); resample the atlas, or ask for nearest-neighbour resampling")
         }
-        return (nearestNeighbour(labels, from: image.header, onto: grid), true)
-    }
-
-    /// Nearest-neighbour resampling of a label image onto another grid.
-    static func nearestNeighbour(_ labels: [Int32], from source: NIfTIHeader, onto target: NIfTIHeader) -> [Int32] {
-        let inverse = invertAffine(source.affine)
-        let s = source.spatialShape, t = target.spatialShape
-        let targetAffine = target.affine
-        var output = [Int32](repeating: 0, count: t.x * t.y * t.z)
-        for k in 0..<t.z {
-            for j in 0..<t.y {
-                for i in 0..<t.x {
-                    let (x, y, z) = targetAffine.apply(Double(i), Double(j), Double(k))
-                    let (si, sj, sk) = inverse.apply(x, y, z)
-                    let a = Int(si.rounded()), b = Int(sj.rounded()), c = Int(sk.rounded())
-                    guard a >= 0, a < s.x, b >= 0, b < s.y, c >= 0, c < s.z else { continue }
-                    output[i + t.x * (j + t.y * k)] = labels[a + s.x * (b + s.y * c)]
-                }
-            }
+        guard let resampled = resampleNearest(labels, sourceShape: image.header.spatialShape, sourceAffine: image.header.affine,
+                                              targetShape: grid.spatialShape, targetAffine: grid.affine) else {
+            throw PipelineError(path, "the atlas affine is singular (its linear part has determinant 0), so it cannot be resampled")
         }
-        return output
+        return (resampled, true)
     }
-}
-
-/// Inverse of a voxel-to-world affine (its linear block must be invertible).
-func invertAffine(_ a: Affine) -> Affine {
-    let m = a.linear
-    let det = a.determinant
-    var inverse = [[Double]](repeating: [0, 0, 0], count: 3)
-    for r in 0..<3 {
-        for c in 0..<3 {
-            let r1 = (c + 1) % 3, r2 = (c + 2) % 3, c1 = (r + 1) % 3, c2 = (r + 2) % 3
-            inverse[r][c] = (m[r1][c1] * m[r2][c2] - m[r1][c2] * m[r2][c1]) / det
-        }
-    }
-    let t = a.translation
-    var rows: [[Double]] = []
-    for r in 0..<3 {
-        let offset = -(inverse[r][0] * t[0] + inverse[r][1] * t[1] + inverse[r][2] * t[2])
-        rows.append(inverse[r] + [offset])
-    }
-    rows.append([0, 0, 0, 1])
-    return Affine(rows: rows)
 }

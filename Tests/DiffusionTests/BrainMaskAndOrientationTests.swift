@@ -1,5 +1,6 @@
 import TestSupport
 import Foundation
+import Geometry
 import Testing
 @testable import Diffusion
 

@@ -1,3 +1,4 @@
+import Geometry
 import Testing
 @testable import Diffusion
 
@@ -223,7 +224,7 @@ struct GradientFrameTests {
     func oblique() throws {
         let c = 3.0.squareRoot() / 2, s = 0.5
         // Columns 2 (c, s, 0), 2 (-s, c, 0), 3 (0, 0, 1): det = 12 > 0, so x is flipped first.
-        let linear = [[2 * c, -2 * s, 0], [2 * s, 2 * c, 0], [0, 0, 3]]
+        let linear: Matrix3 = [[2 * c, -2 * s, 0], [2 * s, 2 * c, 0], [0, 0, 3]]
         let world = try table.fslToWorld(linear: linear)
         #expect(close(world.directions[1], SIMD3(-c, -s, 0)))
         #expect(close(world.directions[2], SIMD3(-s, c, 0)))
@@ -231,7 +232,7 @@ struct GradientFrameTests {
         let back = try world.worldToFSL(linear: linear)
         for (a, b) in zip(back.directions, table.directions) { #expect(close(a, b)) }
         // A left-handed oblique matrix (det < 0) round-trips too.
-        let lefty = [[-2 * c, -2 * s, 0], [-2 * s, 2 * c, 0], [0, 0, 3]]
+        let lefty: Matrix3 = [[-2 * c, -2 * s, 0], [-2 * s, 2 * c, 0], [0, 0, 3]]
         let again = try table.fslToWorld(linear: lefty).worldToFSL(linear: lefty)
         for (a, b) in zip(again.directions, table.directions) { #expect(close(a, b)) }
         #expect(close(try table.fslToWorld(linear: lefty).directions[1], SIMD3(-c, -s, 0)))
@@ -241,14 +242,17 @@ struct GradientFrameTests {
     func transposedFrame() throws {
         let a = try GradientTable.fsl(bval: "0 1000 1000 1000", bvec: "0 1 0 0\n0 0 1 0\n0 0 0 1", source: "a")
         let b = try GradientTable.fsl(bval: "0 1000 1000 1000", bvec: "0 0 0\n1 0 0\n0 1 0\n0 0 1", source: "a")
-        let linear: [[Double]] = [[2, 0, 0], [0, 2, 0], [0, 0, 2]]
+        let linear: Matrix3 = [[2, 0, 0], [0, 2, 0], [0, 0, 2]]
         #expect(try a.fslToWorld(linear: linear) == b.fslToWorld(linear: linear))
     }
 
     @Test("invalid matrices are typed errors")
     func invalid() {
-        #expect(throws: GradientTableError.invalidTransform(source: "gradient table", reason: "expected 3 rows of 3 values")) {
-            try table.fslToWorld(linear: [[1, 0], [0, 1]])
+        #expect(throws: GradientTableError.invalidTransform(source: "gradient table", reason: "non-finite entry")) {
+            try table.fslToWorld(linear: [[1, 0, 0], [0, .nan, 0], [0, 0, 1]])
+        }
+        #expect(throws: GradientTableError.invalidTransform(source: "gradient table", reason: "column 2 is zero")) {
+            try table.fslToWorld(linear: [[1, 0, 0], [0, 0, 0], [0, 0, 1]])
         }
         #expect(throws: GradientTableError.invalidTransform(source: "gradient table", reason: "singular matrix")) {
             try table.fslToWorld(linear: [[1, 1, 0], [1, 1, 0], [0, 0, 1]])
@@ -260,8 +264,8 @@ struct GradientFrameTests {
                       [[1.8610951965638265, -0.7234737123918072, -0.1420302388856717],
                        [0.6773832470101332, 1.8185229760290895, -0.6048322628065895],
                        [0.2783461981006059, 0.4117766058584689, 2.4215708424719566]],
-                      [[-1.7, 0.3, 0.1], [0.2, 2.1, -0.4], [0.1, 0.5, 2.6]]])
-    func directionTransforms(linear: [[Double]]) throws {
+                      [[-1.7, 0.3, 0.1], [0.2, 2.1, -0.4], [0.1, 0.5, 2.6]]] as [Matrix3])
+    func directionTransforms(linear: Matrix3) throws {
         let world = try table.fslToWorld(linear: linear), voxel = try table.fslToVoxel(linear: linear)
         let fslToWorld = try DirectionTransform(from: .fsl, to: .world, linear: linear)
         let worldToVoxel = try DirectionTransform(from: .world, to: .voxel, linear: linear)
@@ -277,14 +281,10 @@ struct GradientFrameTests {
         }
         // World to voxel by hand: the voxel direction whose image under the unit-column
         // matrix R is the world direction (no FSL flip in between).
-        var r = linear
-        for c in 0..<3 {
-            let norm = (0..<3).reduce(0.0) { $0 + r[$1][c] * r[$1][c] }.squareRoot()
-            for row in 0..<3 { r[row][c] /= norm }
-        }
+        let norms = linear.columnNorms
+        let r = Matrix3(columns: linear.column(0) / norms.x, linear.column(1) / norms.y, linear.column(2) / norms.z)
         let v = SIMD3<Double>(0.48, -0.6, 0.64)
-        let rows = r.map { SIMD3<Double>($0[0], $0[1], $0[2]) }
-        let w = SIMD3<Double>((rows[0] * v).sum(), (rows[1] * v).sum(), (rows[2] * v).sum())
+        let w = r * v
         let norm: Double = (w * w).sum().squareRoot()
         #expect(close(worldToVoxel.apply(w / norm), v))
         #expect(worldToVoxel.apply(.zero) == .zero)

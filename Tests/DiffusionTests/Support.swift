@@ -1,4 +1,5 @@
 import Foundation
+import Geometry
 @testable import Diffusion
 
 /// `count` directions on a golden-angle (Fibonacci) spiral over the sphere: deterministic and

@@ -1,5 +1,6 @@
 import TestSupport
 import Foundation
+import Geometry
 import Testing
 @testable import Diffusion
 
@@ -48,7 +49,7 @@ struct PrincipalEigenTests {
         var w = SIMD3(rng.uniform() - 0.5, rng.uniform() - 0.5, rng.uniform() - 0.5)
         w -= (w * u).sum() * u
         w /= (w * w).sum().squareRoot()
-        let x = SymmetricEigen3.cross(u, w)
+        let x = cross(u, w)
         let vectors = [u, w, x]
         func entry(_ r: Int, _ c: Int) -> Double {
             (0..<3).reduce(0.0) { $0 + values[$1] * vectors[$1][r] * vectors[$1][c] }

@@ -1,3 +1,4 @@
+import Geometry
 import NIfTI
 import Testing
 @testable import Phantoms

@@ -1,4 +1,5 @@
 import Foundation
+import Geometry
 import NIfTI
 import Testing
 @testable import Phantoms

@@ -1,5 +1,6 @@
 import Foundation
 import Diffusion
+import Geometry
 import NIfTI
 import Phantoms
 import Pipelines
@@ -60,11 +61,9 @@ struct CurvedBundleDWI {
         let affine = DiffusionPipelineTests.affines[2].1
         // The voxel-to-world rotation (unit columns): a direction along the bundle in voxel
         // axes is R v in world axes, the frame of the phantom's tensors.
-        var r = affine.linear
-        for c in 0..<3 {
-            let norm = (0..<3).reduce(0.0) { $0 + r[$1][c] * r[$1][c] }.squareRoot()
-            for row in 0..<3 { r[row][c] /= norm }
-        }
+        let zooms = affine.zooms
+        let r = Matrix3(columns: affine.linear.column(0) / zooms.x, affine.linear.column(1) / zooms.y,
+                        affine.linear.column(2) / zooms.z)
         let centre = [9.2, 10.1, 9.3]
         var normal = [0.3, 0.4, 1.0]
         let normalLength = normal.reduce(0) { $0 + $1 * $1 }.squareRoot()
@@ -82,8 +81,8 @@ struct CurvedBundleDWI {
                     if inBundle {
                         let along = [normal[1] * inPlane[2] - normal[2] * inPlane[1], normal[2] * inPlane[0] - normal[0] * inPlane[2],
                                      normal[0] * inPlane[1] - normal[1] * inPlane[0]]
-                        let world = (0..<3).map { row in (0..<3).reduce(0.0) { $0 + r[row][$1] * along[$1] } }
-                        truth.append(TensorTruth(eigenvalues: [1.7e-3, 0.3e-3, 0.3e-3], principalDirection: world))
+                        let world = r * SIMD3(along[0], along[1], along[2])
+                        truth.append(TensorTruth(eigenvalues: [1.7e-3, 0.3e-3, 0.3e-3], principalDirection: [world.x, world.y, world.z]))
                     } else {
                         truth.append(TensorTruth(eigenvalues: [0.8e-3, 0.8e-3, 0.8e-3], principalDirection: [1, 0, 0]))
                     }
@@ -135,14 +134,12 @@ struct DiffusionPipelineTests {
     /// The FSL-frame direction of a world vector, computed by hand: v_fsl = F Rᵀ v_world,
     /// R the affine's rotation (unit columns) and F = diag(-1, 1, 1) when det R > 0.
     static func fslFrame(_ world: [Double], affine: Affine) -> [Double] {
-        var r = affine.linear
-        for c in 0..<3 {
-            let norm = (0..<3).reduce(0.0) { $0 + r[$1][c] * r[$1][c] }.squareRoot()
-            for row in 0..<3 { r[row][c] /= norm }
-        }
-        var v = (0..<3).map { c in (0..<3).reduce(0.0) { $0 + r[$1][c] * world[$1] } }
-        if affine.determinant > 0 { v[0] = -v[0] }
-        return v
+        let zooms = affine.zooms
+        let r = Matrix3(columns: affine.linear.column(0) / zooms.x, affine.linear.column(1) / zooms.y,
+                        affine.linear.column(2) / zooms.z)
+        var v = r.transpose * SIMD3(world[0], world[1], world[2])
+        if affine.determinant > 0 { v.x = -v.x }
+        return [v.x, v.y, v.z]
     }
 
     @Test("noiseless tensors: FA and V1 in both frames for RAS, LAS and oblique images", arguments: [0, 1, 2])

@@ -1,5 +1,6 @@
 import TestSupport
 import Foundation
+import Geometry
 import Functional
 import NIfTI
 import Pipelines
