@@ -32,7 +32,7 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
 
         /// Slab-parallel loops over shared preallocated buffers (the one place raw pointers
-        /// cross threads).
+        /// cross threads), and the one type for work on a background thread.
         .target(name: "SlabParallel"),
 
         // MARK: - File layer
@@ -60,7 +60,7 @@ let package = Package(
         .target(name: "Pipelines", dependencies: ["SlabParallel", "AtomicFiles", "NIfTI", "Tabular", "Parcellation", "Diffusion", "Functional"]),
 
         // MARK: - Cohort layer: visits, clinical data, group tables, SQLite
-        .target(name: "Trial", dependencies: ["Pipelines", "Diffusion", "Functional", "Tabular", "AtomicFiles", "CSQLite"]),
+        .target(name: "Trial", dependencies: ["SlabParallel", "Pipelines", "Diffusion", "Functional", "Tabular", "AtomicFiles", "CSQLite"]),
 
         // MARK: - Command-line tool (thin: parse, call the library, report)
         .executableTarget(
