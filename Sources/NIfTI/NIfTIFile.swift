@@ -445,12 +445,16 @@ private func storeConcrete<Scalar: BinaryFloatingPoint>(_ voxels: [Scalar], _ ra
                                                         into destination: UnsafeMutableRawPointer) {
     voxels.withUnsafeBufferPointer { whole in
         let input = UnsafeBufferPointer(rebasing: whole[range])
+        // Rounded to the nearest integer and saturated; NaN is stored as 0. `Double(T.max)`
+        // is exact up to 32 bits but rounds up to 2^63 (2^64) for Int64 (UInt64), which `make`
+        // cannot convert back, so the saturation compares before converting: anything at or
+        // above `Double(T.max)` is `T.max`. `Double(T.min)` is exact for every type.
         func integers<T: FixedWidthInteger>(_: T.Type, _ make: (Double) -> T) {
             let out = destination.bindMemory(to: T.self, capacity: input.count)
             let low = Double(T.min), high = Double(T.max)
             for i in 0..<input.count {
-                let d = Double(input[i])
-                out[i] = d.isNaN ? 0 : make(min(max(d.rounded(), low), high))
+                let d = Double(input[i]).rounded()
+                out[i] = d.isNaN ? 0 : d >= high ? T.max : d <= low ? T.min : make(d)
             }
         }
         switch datatype {
