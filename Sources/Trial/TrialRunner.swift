@@ -1,6 +1,5 @@
 import Pipelines
 import AtomicFiles
-import Dispatch
 import Foundation
 import SlabParallel
 import Synchronization
