@@ -47,6 +47,8 @@ final class RealFFTPlan: @unchecked Sendable {
             .bindMemory(to: fftw_complex.self, capacity: bins)
         defer { fftw_free(real); fftw_free(complex) }
         let flags = UInt32(FFTW_ESTIMATE) | UInt32(FFTW_UNALIGNED)
+        // Set from inside the lock rather than returned from it: `withLock` may return only a
+        // value it can send, and plans made from this thread's buffers are not one.
         var plans: (forward: fftw_plan?, backward: fftw_plan?) = (nil, nil)
         fftwPlanner.withLock { _ in
             plans = (fftw_plan_dft_r2c_1d(Int32(n), real, complex, flags), fftw_plan_dft_c2r_1d(Int32(n), complex, real, flags))
