@@ -31,9 +31,11 @@ let package = Package(
         .systemLibrary(name: "CISAL", pkgConfig: "libisal", providers: [.apt(["libisal-dev"])]),
         .systemLibrary(name: "CFFTW", pkgConfig: "fftw3", providers: [.apt(["libfftw3-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        /// OpenSSL's libcrypto, for SHA-256 only (input fingerprints).
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         /// Slab-parallel loops over shared preallocated buffers (the one place raw pointers
-        /// cross threads).
+        /// cross threads), and the one type for work on a background thread.
         .target(name: "SlabParallel"),
 
         // MARK: - Geometry (pure maths, no files), shared by the file layer and the models
@@ -65,7 +67,7 @@ let package = Package(
         .target(name: "Pipelines", dependencies: ["SlabParallel", "AtomicFiles", "Geometry", "NIfTI", "Tabular", "Parcellation", "Diffusion", "Functional"]),
 
         // MARK: - Cohort layer: visits, clinical data, group tables, SQLite
-        .target(name: "Trial", dependencies: ["Pipelines", "Diffusion", "Functional", "Tabular", "AtomicFiles", "CSQLite"]),
+        .target(name: "Trial", dependencies: ["SlabParallel", "Pipelines", "Diffusion", "Functional", "Tabular", "AtomicFiles", "CSQLite", "CCrypto"]),
 
         // MARK: - Command-line tool (thin: parse, call the library, report)
         .executableTarget(

@@ -4,15 +4,19 @@
 
 import CFFTW
 import Foundation
+import Synchronization
 
 /// Serialises every call into the FFTW planner (plan creation and destruction).
-private let fftwPlannerLock = NSLock()
+private let fftwPlanner = Mutex(())
 
 /// Owns a forward (r2c) and backward (c2r) FFTW plan for real series of one length.
 ///
 /// Plans are made with `FFTW_ESTIMATE` (no timing measurements, so the same plan, hence the
 /// same arithmetic, on every run) and `FFTW_UNALIGNED` (so any buffer may be used with the
 /// new-array execute functions). `fftw_destroy_plan` runs in `deinit`, under the planner lock.
+///
+/// `@unchecked Sendable`: it owns two C plans, which are never changed after creation and
+/// are executed only through FFTW's new-array functions, which are thread-safe on one plan.
 final class RealFFTPlan: @unchecked Sendable {
     /// Series length n.
     let length: Int
@@ -21,17 +25,17 @@ final class RealFFTPlan: @unchecked Sendable {
     private let forward: fftw_plan
     private let backward: fftw_plan
 
-    private static let cacheLock = NSLock()
-    nonisolated(unsafe) private static var cache: [Int: RealFFTPlan] = [:]
+    /// The plans made so far, by length.
+    private static let cache = Mutex<[Int: RealFFTPlan]>([:])
 
     /// The shared plan pair for series of `length` samples (created on first use).
     static func shared(length: Int) -> RealFFTPlan {
-        cacheLock.lock()
-        defer { cacheLock.unlock() }
-        if let plan = cache[length] { return plan }
-        let plan = RealFFTPlan(length: length)
-        cache[length] = plan
-        return plan
+        cache.withLock { plans in
+            if let plan = plans[length] { return plan }
+            let plan = RealFFTPlan(length: length)
+            plans[length] = plan
+            return plan
+        }
     }
 
     private init(length n: Int) {
@@ -43,17 +47,21 @@ final class RealFFTPlan: @unchecked Sendable {
             .bindMemory(to: fftw_complex.self, capacity: bins)
         defer { fftw_free(real); fftw_free(complex) }
         let flags = UInt32(FFTW_ESTIMATE) | UInt32(FFTW_UNALIGNED)
-        fftwPlannerLock.lock()
-        forward = fftw_plan_dft_r2c_1d(Int32(n), real, complex, flags)!
-        backward = fftw_plan_dft_c2r_1d(Int32(n), complex, real, flags)!
-        fftwPlannerLock.unlock()
+        // Set from inside the lock rather than returned from it: `withLock` may return only a
+        // value it can send, and plans made from this thread's buffers are not one.
+        var plans: (forward: fftw_plan?, backward: fftw_plan?) = (nil, nil)
+        fftwPlanner.withLock { _ in
+            plans = (fftw_plan_dft_r2c_1d(Int32(n), real, complex, flags), fftw_plan_dft_c2r_1d(Int32(n), complex, real, flags))
+        }
+        forward = plans.forward!
+        backward = plans.backward!
     }
 
     deinit {
-        fftwPlannerLock.lock()
-        fftw_destroy_plan(forward)
-        fftw_destroy_plan(backward)
-        fftwPlannerLock.unlock()
+        fftwPlanner.withLock { _ in
+            fftw_destroy_plan(forward)
+            fftw_destroy_plan(backward)
+        }
     }
 
     /// Per-thread work space: one real and one complex buffer, from `fftw_malloc`.

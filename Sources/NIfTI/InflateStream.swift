@@ -13,7 +13,11 @@ import Glibc
 /// 0.16-0.21 s against 0.61-0.93 s, the largest share of `nimetrics fmri`), with the same
 /// few megabytes of memory. Several gzip members back to back are read in turn; the CRC of
 /// each member is checked.
-final class InflateStream {
+///
+/// `@unchecked Sendable`: it owns C resources (a `FILE *` and ISA-L's inflate state) that one
+/// thread at a time uses; ``NIfTIVolumeReader`` hands the stream to its background read and
+/// touches it again only after that read's `wait()` has returned.
+final class InflateStream: @unchecked Sendable {
     private let file: UnsafeMutablePointer<FILE>
     private let compressed: Bool
     private let reportPath: String

@@ -201,8 +201,9 @@ public final class NIfTIVolumeReader {
     private var raw: ByteBuffer
     /// A second buffer, for the volume read ahead.
     private var spare: ByteBuffer?
-    /// The background read of volume `nextIndex`, when one is in flight.
-    private var inFlight: ReadAhead?
+    /// The background read of volume `nextIndex` (into the spare buffer, which it returns),
+    /// when one is in flight.
+    private var inFlight: BackgroundWork<ByteBuffer>?
     /// The error that ended the stream: every later call throws it again.
     private var failure: (any Error)?
     private let path: String
@@ -218,7 +219,7 @@ public final class NIfTIVolumeReader {
 
     deinit {
         // The background read uses the stream and the spare buffer: let it finish first.
-        inFlight?.done.wait()
+        inFlight?.waitIgnoringErrors()
     }
 
     /// Threads used to convert each volume (the result does not depend on it).
@@ -282,11 +283,10 @@ public final class NIfTIVolumeReader {
         guard nextIndex < header.volumeCount else { return false }
         do {
             if let job = inFlight {
-                job.done.wait()
                 inFlight = nil
-                if let error = job.error { throw error }
+                let buffer = try job.wait()
                 spare = raw
-                raw = job.buffer
+                raw = buffer
             } else {
                 try stream.read(into: raw.pointer, count: raw.count, alreadyRead: nextIndex * raw.count)
             }
@@ -298,39 +298,14 @@ public final class NIfTIVolumeReader {
         if readsAhead && nextIndex < header.volumeCount {
             let buffer = spare ?? ByteBuffer(count: raw.count)
             spare = nil
-            let job = ReadAhead(stream: stream, buffer: buffer, alreadyRead: nextIndex * raw.count)
-            inFlight = job
-            DispatchQueue.global().async { job.run() }
+            let stream = stream, alreadyRead = nextIndex * raw.count
+            // The stream and the buffer belong to the background read until `wait()` returns.
+            inFlight = BackgroundWork {
+                try stream.read(into: buffer.pointer, count: buffer.count, alreadyRead: alreadyRead)
+                return buffer
+            }
         }
         return true
-    }
-}
-
-/// One volume read on a background thread.
-///
-/// `@unchecked Sendable`: the stream and buffer are used by the background thread until
-/// `done` is signalled, and by the reader's thread only after it has waited on `done`, so
-/// one thread at a time touches them.
-private final class ReadAhead: @unchecked Sendable {
-    let stream: InflateStream
-    let buffer: ByteBuffer
-    let alreadyRead: Int
-    var error: (any Error)?
-    let done = DispatchSemaphore(value: 0)
-
-    init(stream: InflateStream, buffer: ByteBuffer, alreadyRead: Int) {
-        self.stream = stream
-        self.buffer = buffer
-        self.alreadyRead = alreadyRead
-    }
-
-    func run() {
-        do {
-            try stream.read(into: buffer.pointer, count: buffer.count, alreadyRead: alreadyRead)
-        } catch {
-            self.error = error
-        }
-        done.signal()
     }
 }
 
@@ -470,12 +445,16 @@ private func storeConcrete<Scalar: BinaryFloatingPoint>(_ voxels: [Scalar], _ ra
                                                         into destination: UnsafeMutableRawPointer) {
     voxels.withUnsafeBufferPointer { whole in
         let input = UnsafeBufferPointer(rebasing: whole[range])
+        // Rounded to the nearest integer and saturated; NaN is stored as 0. `Double(T.max)`
+        // is exact up to 32 bits but rounds up to 2^63 (2^64) for Int64 (UInt64), which `make`
+        // cannot convert back, so the saturation compares before converting: anything at or
+        // above `Double(T.max)` is `T.max`. `Double(T.min)` is exact for every type.
         func integers<T: FixedWidthInteger>(_: T.Type, _ make: (Double) -> T) {
             let out = destination.bindMemory(to: T.self, capacity: input.count)
             let low = Double(T.min), high = Double(T.max)
             for i in 0..<input.count {
-                let d = Double(input[i])
-                out[i] = d.isNaN ? 0 : make(min(max(d.rounded(), low), high))
+                let d = Double(input[i]).rounded()
+                out[i] = d.isNaN ? 0 : d >= high ? T.max : d <= low ? T.min : make(d)
             }
         }
         switch datatype {

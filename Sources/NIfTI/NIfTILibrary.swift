@@ -218,6 +218,10 @@ func readHeaderWithLibrary(path: String) throws -> NIfTIHeader {
 
 /// An owned, uninitialised byte buffer (freed in deinit); `bytes` starts `offset` bytes in,
 /// so a whole inflated file can hand out its voxel bytes without a copy.
+///
+/// `@unchecked Sendable`: it owns raw memory that one thread at a time writes (a volume read
+/// ahead is filled by the background read and read by the volume reader only after waiting
+/// for it); once filled, any number of threads may read it.
 final class ByteBuffer: @unchecked Sendable {
     private let storage: UnsafeMutableRawPointer
     private let offset: Int

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import NIfTI
+import Synchronization
 import Tabular
 
 /// Why the demo trial could not be written.
@@ -379,23 +380,15 @@ func civilDate(daysSinceEpoch days: Int) -> (year: Int, month: Int, day: Int) {
     return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
 }
 
-/// Fixed slots filled by parallel visit jobs.
-final class ResultSlots: @unchecked Sendable {
-    // Guarded by `lock`; each job writes only its own slot.
-    private var slots: [Result<[[String]], any Error>?]
-    private let lock = NSLock()
+/// Fixed slots filled by parallel visit jobs; each job writes only its own slot.
+final class ResultSlots: Sendable {
+    private let slots: Mutex<[Result<[[String]], any Error>?]>
 
-    init(count: Int) { slots = Array(repeating: nil, count: count) }
+    init(count: Int) { slots = Mutex(Array(repeating: nil, count: count)) }
 
     func store(_ result: Result<[[String]], any Error>, at index: Int) {
-        lock.lock()
-        slots[index] = result
-        lock.unlock()
+        slots.withLock { $0[index] = result }
     }
 
-    var values: [Result<[[String]], any Error>?] {
-        lock.lock()
-        defer { lock.unlock() }
-        return slots
-    }
+    var values: [Result<[[String]], any Error>?] { slots.withLock { $0 } }
 }

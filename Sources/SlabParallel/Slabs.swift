@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Synchronization
 
 // The one place where raw pointers cross threads in nimetrics: views of preallocated buffers
 // that several slabs of a `concurrentPerform` loop read, or write at disjoint indices.
@@ -105,58 +106,66 @@ public func forEachInterleaved(count: Int, threads: Int, _ body: @Sendable (Int)
 
 /// Errors thrown by the iterations of a parallel loop, kept by index so the one reported is
 /// the same whatever the thread count.
-public final class ParallelFailures: @unchecked Sendable {
-    private let lock = NSLock()
-    private var errors: [(any Error)?]
+public final class ParallelFailures: Sendable {
+    private let errors: Mutex<[(any Error)?]>
 
-    public init(count: Int) { errors = Array(repeating: nil, count: count) }
+    public init(count: Int) { errors = Mutex(Array(repeating: nil, count: count)) }
 
     public func record(_ error: any Error, at index: Int) {
-        lock.lock()
-        errors[index] = error
-        lock.unlock()
+        errors.withLock { $0[index] = error }
     }
 
     /// Throws the error of the lowest failed index, if any.
     public func throwFirst() throws {
-        lock.lock()
-        let first = errors.compactMap { $0 }.first
-        lock.unlock()
-        if let first { throw first }
+        if let first = errors.withLock({ $0.lazy.compactMap { $0 }.first }) { throw first }
     }
 }
 
-/// A piece of work run on a background thread (or at once, on this one), whose error the
-/// owner collects with ``wait()``.
+/// A piece of work run on a thread of its own (or at once, on this one), whose value or
+/// error the owner collects with ``wait()``.
 ///
-/// `@unchecked Sendable`: `error` is written by the work before `done` is signalled and read
-/// by the owner only after waiting on it.
-public final class BackgroundWork: @unchecked Sendable {
-    private let done = DispatchSemaphore(value: 0)
-    private var error: (any Error)?
-    private var waited = false
+/// The one background-work type of nimetrics: the diffusion pipeline writes its large maps
+/// with it, the volume reader inflates the next volume with it, and the participant run's
+/// workers are instances of it. Each background piece runs on a serial queue of its own,
+/// which libdispatch backs with a thread of its own (an overcommitting queue), so work that
+/// blocks (file reads, waits for a lock) neither waits for nor starves the threads of
+/// `DispatchQueue.concurrentPerform`.
+///
+/// ```swift
+/// let next = BackgroundWork { try readVolume(index + 1) }   // starts now
+/// process(current)
+/// let volume = try next.wait()                              // its value, or its error
+/// ```
+public final class BackgroundWork<Value: Sendable>: Sendable {
+    /// Signalled once when the work has finished; every wait passes the signal on, so any
+    /// number of waits return.
+    private let finished = DispatchSemaphore(value: 0)
+    /// The work's value or error, set before `finished` is signalled.
+    private let outcome = Mutex<Result<Value, any Error>?>(nil)
 
-    /// Starts `body`: on a global queue when `inBackground`, else before returning.
-    public init(inBackground: Bool, _ body: @escaping @Sendable () throws -> Void) {
+    /// Starts `body`: on a thread of its own when `inBackground` (the default), else on
+    /// this thread before returning.
+    public init(inBackground: Bool = true, _ body: @escaping @Sendable () throws -> Value) {
         if inBackground {
-            DispatchQueue.global().async { self.run(body) }
+            DispatchQueue(label: "nimetrics.background-work").async { self.run(body) }
         } else {
             run(body)
         }
     }
 
-    private func run(_ body: () throws -> Void) {
-        do { try body() } catch { self.error = error }
-        done.signal()
+    private func run(_ body: () throws -> Value) {
+        let result = Result { try body() }
+        outcome.withLock { $0 = result }
+        finished.signal()
     }
 
-    /// Blocks until the work has finished, then throws its error, if any.
-    public func wait() throws {
-        if !waited {
-            done.wait()
-            waited = true
-        }
-        if let error { throw error }
+    /// Blocks until the work has finished, then returns its value or throws its error.
+    /// May be called any number of times, from any thread.
+    @discardableResult
+    public func wait() throws -> Value {
+        finished.wait()
+        finished.signal()
+        return try outcome.withLock { $0! }.get()
     }
 
     /// Blocks until the work has finished (for a `defer` on an error path, where the first

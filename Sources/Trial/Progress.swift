@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import Synchronization
 
 /// Receives the progress of a participant-level run.
 ///
@@ -31,12 +32,14 @@ public struct SilentProgress: ProgressReporter {
 /// Progress on standard error: a one-line live display (visits done/total, current visit,
 /// elapsed, ETA) when stderr is a terminal, else one plain log line per finished visit.
 /// Both end with the summary (failed visits listed one per line).
-public final class ConsoleProgressReporter: ProgressReporter, @unchecked Sendable {
-    private let lock = NSLock()
+public final class ConsoleProgressReporter: ProgressReporter, Sendable {
+    private struct Display {
+        var start = Date()
+        var running: [String] = []
+    }
+    private let display = Mutex(Display())
     private let live: Bool
     private let write: @Sendable (String) -> Void
-    private var start = Date()
-    private var running: [String] = []
 
     /// - Parameters:
     ///   - live: force the live display on or off; nil decides with `isatty(2)`.
@@ -47,22 +50,22 @@ public final class ConsoleProgressReporter: ProgressReporter, @unchecked Sendabl
     }
 
     public func runStarted(total: Int) {
-        lock.withLock { start = Date() }
+        display.withLock { $0.start = Date() }
         if live { write("\r\u{1B}[2K[0/\(total)] starting") }
     }
 
     public func visitStarted(_ visit: VisitInput) {
-        lock.withLock { running.append(visit.filePrefix) }
+        display.withLock { $0.running.append(visit.filePrefix) }
     }
 
     public func visitFinished(_ outcome: VisitOutcome, done: Int, total: Int) {
-        let elapsed = lock.withLock { () -> TimeInterval in
-            running.removeAll { $0 == outcome.visit.filePrefix }
-            return Date().timeIntervalSince(start)
+        let elapsed = display.withLock { display -> TimeInterval in
+            display.running.removeAll { $0 == outcome.visit.filePrefix }
+            return Date().timeIntervalSince(display.start)
         }
         if live {
             let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
-            let current = lock.withLock { running.last } ?? outcome.visit.filePrefix
+            let current = display.withLock { $0.running.last } ?? outcome.visit.filePrefix
             var line = "[\(done)/\(total)] \(current)  elapsed \(Self.clock(elapsed))  ETA \(Self.clock(eta))"
             if outcome.status == .failed { line = "\(outcome.visit.filePrefix) FAILED: \(outcome.error ?? "")\n" + line }
             write("\r\u{1B}[2K" + line)

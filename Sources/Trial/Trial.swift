@@ -24,5 +24,5 @@
 //   GroupTables.swift    the group level's TSVs and baseline rules
 //   GroupDatabase.swift  the group level's SQLite database
 //   SQLiteDatabase.swift the one wrapper of the SQLite C API
-//   SHA256.swift         FIPS 180-4 SHA-256 for input fingerprints
+//   SHA256.swift         the one wrapper of libcrypto: SHA-256 for input fingerprints
 //   TrialError.swift     the module's errors, one line each: "<file>: <problem>"

@@ -1,7 +1,8 @@
 import Pipelines
 import AtomicFiles
-import Dispatch
 import Foundation
+import SlabParallel
+import Synchronization
 import Tabular
 
 /// How one visit ended in a participant-level run.
@@ -75,11 +76,10 @@ public enum TrialRunner {
         progress.runStarted(total: visits.count)
         let context = VisitContext(output: output, datasetRoot: datasetFolder(dataset), processor: processor,
                                    fingerprint: processor.parametersFingerprint, threads: threadCount, version: version)
-        // A bounded pool: `jobCount` serial queues, each pulling the next visit until none
-        // is left. Serial queues get their own threads, so `jobs` really is the concurrency.
-        let group = DispatchGroup()
-        for worker in 0..<jobCount {
-            DispatchQueue(label: "nimetrics.visit-worker.\(worker)").async(group: group) {
+        // A bounded pool: `jobCount` workers, each on a thread of its own, pulling the next
+        // visit until none is left, so `jobs` really is the concurrency.
+        let workers = (0..<jobCount).map { _ in
+            BackgroundWork {
                 while let index = state.next() {
                     state.started(visits[index])
                     let outcome = runVisit(visits[index], context: context)
@@ -87,7 +87,7 @@ public enum TrialRunner {
                 }
             }
         }
-        group.wait()
+        for worker in workers { worker.waitIgnoringErrors() }
         let summary = ParticipantRunSummary(outcomes: state.outcomes())
         progress.runFinished(summary)
         return summary
@@ -240,38 +240,40 @@ public enum TrialRunner {
 }
 
 /// The shared state of a run's workers: the next visit to take, the outcomes, and the
-/// progress reporter, all behind one lock.
-final class RunState: @unchecked Sendable {
-    private let lock = NSLock()
-    private var nextIndex = 0
-    private var done = 0
-    private var results: [VisitOutcome?]
+/// progress reporter, all behind one lock (so the reporter is called one event at a time).
+final class RunState: Sendable {
+    private struct Counters {
+        var nextIndex = 0
+        var done = 0
+        var results: [VisitOutcome?]
+    }
+    private let counters: Mutex<Counters>
     private let progress: any ProgressReporter
 
     init(count: Int, progress: any ProgressReporter) {
-        results = Array(repeating: nil, count: count)
+        counters = Mutex(Counters(results: Array(repeating: nil, count: count)))
         self.progress = progress
     }
 
     func next() -> Int? {
-        lock.withLock {
-            guard nextIndex < results.count else { return nil }
-            defer { nextIndex += 1 }
-            return nextIndex
+        counters.withLock { state in
+            guard state.nextIndex < state.results.count else { return nil }
+            defer { state.nextIndex += 1 }
+            return state.nextIndex
         }
     }
 
     func started(_ visit: VisitInput) {
-        lock.withLock { progress.visitStarted(visit) }
+        counters.withLock { _ in progress.visitStarted(visit) }
     }
 
     func finished(_ outcome: VisitOutcome, at index: Int) {
-        lock.withLock {
-            results[index] = outcome
-            done += 1
-            progress.visitFinished(outcome, done: done, total: results.count)
+        counters.withLock { state in
+            state.results[index] = outcome
+            state.done += 1
+            progress.visitFinished(outcome, done: state.done, total: state.results.count)
         }
     }
 
-    func outcomes() -> [VisitOutcome] { lock.withLock { results.compactMap { $0 } } }
+    func outcomes() -> [VisitOutcome] { counters.withLock { $0.results.compactMap { $0 } } }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Phantoms
 import Testing
 
 @Suite("Crash safety: a batch killed with SIGKILL and restarted")
@@ -28,10 +29,13 @@ struct CrashSafetyEndToEndTests {
         let output = folder + "/output"
         let arguments = trialArguments(dataset: dataset, output: output) + ["--jobs", "2", "--threads", "1"]
 
-        // Early (discovery, first visits), middle and late (last visits, group tables); the
-        // delays are random so that runs of the suite hit different moments, and printed so a
-        // failure can be replayed.
-        var random = SystemRandomNumberGenerator()
+        // Early (discovery, first visits), middle and late (last visits, group tables). The
+        // delays come from a seeded generator, so a failure can be replayed: the seed is in
+        // every failure message, and NIMETRICS_CRASH_SEED=<seed> runs the same delays again
+        // (another seed explores other moments). The moment a delay lands on still depends
+        // on the machine's speed.
+        let seed = ProcessInfo.processInfo.environment["NIMETRICS_CRASH_SEED"].flatMap { UInt64($0) } ?? 20_261_204
+        var random = PhantomRandom(seed: seed)
         let delays = [Double.random(in: 0.05...0.6, using: &random),
                       Double.random(in: 0.6...2.5, using: &random),
                       Double.random(in: 1.5...5.0, using: &random)]
@@ -39,7 +43,7 @@ struct CrashSafetyEndToEndTests {
         for delay in delays {
             landed.append(try startAndKill(arguments, after: delay))
         }
-        let description = "delays \(delays.map { String(format: "%.2f s", $0) }), killed \(landed)"
+        let description = "seed \(seed) (NIMETRICS_CRASH_SEED), delays \(delays.map { String(format: "%.2f s", $0) }), killed \(landed)"
         #expect(landed.first == true, "the first kill should land: \(description)")
 
         let finish = try runTool(arguments)

@@ -35,6 +35,46 @@ struct RoundTripTests {
         #expect(listing(folder) == ["image" + suffix])
     }
 
+    /// The stored values of an uncompressed image, read straight from its bytes.
+    static func storedValues<T: FixedWidthInteger>(_ path: String, as _: T.Type) throws -> [T] {
+        let header = try NIfTIFile.readHeader(path)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        return (0..<header.voxelCount).map { i in
+            bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: header.dataOffset + i * MemoryLayout<T>.size, as: T.self) }
+        }
+    }
+
+    @Test("64-bit integers saturate at the type's limits (Double(Int64.max) is 2^63) and NaN is stored as 0")
+    func sixtyFourBitLimits() throws {
+        let folder = makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let header = NIfTIHeader.make(shape: [1, 1, 1], affine: Self.geometries[0].1)
+        // The largest doubles below 2^63 and 2^64 are exact integers and are kept as they are.
+        let belowTwo63 = Double(sign: .plus, exponent: 63, significand: 1).nextDown
+        let belowTwo64 = Double(sign: .plus, exponent: 64, significand: 1).nextDown
+
+        let signed: [(Double, Int64)] = [
+            (Double(Int64.max), .max), (0x1p64, .max), (1e300, .max), (.infinity, .max),
+            (Double(Int64.min), .min), (-1e300, .min), (-.infinity, .min), (.nan, 0),
+            (belowTwo63, Int64(belowTwo63)), (-belowTwo63, -Int64(belowTwo63)), (-5, -5), (0, 0), (1.5, 2), (-2.5, -3),
+        ]
+        let signedPath = folder + "/int64.nii"
+        try NIfTIFile.write(signed.map(\.0), shape: [signed.count], datatype: .int64, geometry: header, to: signedPath)
+        #expect(try Self.storedValues(signedPath, as: Int64.self) == signed.map(\.1))
+
+        let unsigned: [(Double, UInt64)] = [
+            (Double(UInt64.max), .max), (0x1p65, .max), (1e300, .max), (.infinity, .max), (0x1p63, 1 << 63),
+            (-1, 0), (-.infinity, 0), (.nan, 0), (belowTwo64, UInt64(belowTwo64)), (7, 7), (2.5, 3),
+        ]
+        let unsignedPath = folder + "/uint64.nii.gz"
+        try NIfTIFile.write(unsigned.map(\.0), shape: [unsigned.count], datatype: .uint64, geometry: header, to: unsignedPath)
+        let back = try NIfTIFile.read(unsignedPath, as: Double.self)
+        #expect(back.voxels == unsigned.map { Double($0.1) })
+        let plainPath = folder + "/uint64.nii"
+        try NIfTIFile.write(unsigned.map(\.0), shape: [unsigned.count], datatype: .uint64, geometry: header, to: plainPath)
+        #expect(try Self.storedValues(plainPath, as: UInt64.self) == unsigned.map(\.1))
+    }
+
     @Test("sform and qform survive a write", arguments: [0, 1, 2])
     func geometry(index: Int) throws {
         let (name, affine) = Self.geometries[index]

@@ -26,6 +26,19 @@ struct SHA256Tests {
         #expect(SHA256.hexString(hasher.finalize()) == SHA256.hex(of: message))
     }
 
+    @Test("a copy of a hasher goes on independently of the original")
+    func copies() {
+        var first = SHA256()
+        first.update(Array("abc".utf8))
+        var second = first
+        second.update(Array("def".utf8))
+        #expect(SHA256.hexString(first.finalize()) == SHA256.hex(of: Array("abc".utf8)))
+        #expect(SHA256.hexString(second.finalize()) == SHA256.hex(of: Array("abcdef".utf8)))
+        // finalize starts a new message.
+        first.update(Array("abc".utf8))
+        #expect(SHA256.hexString(first.finalize()) == SHA256.hex(of: Array("abc".utf8)))
+    }
+
     @Test("a file is hashed in chunks to the same digest as its bytes; a missing file names itself")
     func file() throws {
         let folder = makeTemporaryFolder()
