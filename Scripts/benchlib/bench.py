@@ -158,7 +158,7 @@ def main():
     p.add_argument("--work", default=os.path.join(ROOT, ".cache/bench/work"))
     p.add_argument("--pairs", type=int, default=5)
     p.add_argument("--dipy-pairs", type=int, default=None, help="pairs for the DIPY case (default: --pairs)")
-    p.add_argument("--cases", default="read,dti,fmri,batch")
+    p.add_argument("--cases", default="read,dti,fmri,visit,batch")
     p.add_argument("--large", action="store_true")
     p.add_argument("--write-docs", action="store_true")
     p.add_argument("--profile-file", help="markdown with the profile section, appended to the docs")
@@ -225,6 +225,32 @@ def main():
                  a_prep=fresh(f"{w}/nim-fmri")).run(a.pairs)
         rows.append(c.row())
         commands["fmri"] = [nim_fmri, nilearn]
+    if "visit" in cases:
+        # One visit through `run` (BIDS discovery, SHA-256 of every input, record) against the
+        # same dti and fmri calls on their own: the batch layer's overhead on a real-sized visit.
+        visit = f"{w}/visit-bids"
+        if not os.path.exists(f"{visit}/dataset_description.json"):
+            files = {f"{dwi}.nii.gz": "dwi/sub-bench_dwi.nii.gz", f"{dwi}.bval": "dwi/sub-bench_dwi.bval",
+                     f"{dwi}.bvec": "dwi/sub-bench_dwi.bvec", bold: "func/sub-bench_task-rest_bold.nii.gz",
+                     bold.replace(".nii.gz", ".json"): "func/sub-bench_task-rest_bold.json",
+                     conf: "func/sub-bench_task-rest_desc-confounds_timeseries.tsv"}
+            for source, target in files.items():
+                os.makedirs(os.path.dirname(f"{visit}/sub-bench/{target}"), exist_ok=True)
+                shutil.copyfile(source, f"{visit}/sub-bench/{target}")
+            with open(f"{visit}/dataset_description.json", "w") as f:
+                f.write('{"Name": "bench visit", "BIDSVersion": "1.9.0"}\n')
+        run_visit = (f"{nim} run {visit} {w}/visit-run participant --jobs 1 --threads 2 "
+                     f"--dwi-mask {d}/dwi/sub-bench_mask.nii.gz --func-atlas {atlas} --strategy 6P "
+                     f"--high-pass 0.01 --low-pass 0.08")
+        both = f"{nim_dti} && {nim_fmri}"
+        def prep_both():
+            fresh(f"{w}/nim-dti")()
+            fresh(f"{w}/nim-fmri")()
+        c = Case("visit (run vs dti + fmri)", "run, 1 visit", run_visit, "dti + fmri", both, "<= 1.15",
+                 judge=ratio_judge(1.15), a_prep=lambda: shutil.rmtree(f"{w}/visit-run", ignore_errors=True),
+                 b_prep=prep_both).run(a.pairs)
+        rows.append(c.row())
+        commands["visit"] = [run_visit, both]
     if "batch" in cases:
         demo = f"{w}/../demo"
         if not os.path.exists(f"{demo}/dataset_description.json"):

@@ -84,19 +84,21 @@ public struct RegionalTimeSeriesAccumulator {
     public mutating func add(_ volume: [Float]) {
         precondition(volume.count == voxelCount, "a volume has one value per voxel")
         guard time < volumes else { return }
-        addRegionMeans(volume)
-        if time >= skipVolumesForTSNR { addVoxelStatistics(volume) }
-        time += 1
-    }
-
-    private mutating func addRegionMeans(_ volume: [Float]) {
         let time = self.time, volumes = self.volumes, threads = self.threads
+        let updatesTSNR = time >= skipVolumesForTSNR
+        if updatesTSNR { tsnrSamples += 1 }
+        let n = Double(tsnrSamples)
         volume.withUnsafeBufferPointer { valuesBuffer in
+        members.withUnsafeBufferPointer { listsBuffer in
+        maskIndexes.withUnsafeBufferPointer { indexBuffer in
         sums.withUnsafeMutableBufferPointer { sumsBuffer in
         nonFiniteCounts.withUnsafeMutableBufferPointer { nonFiniteBuffer in
-        members.withUnsafeBufferPointer { listsBuffer in
+        voxelMean.withUnsafeMutableBufferPointer { meanBuffer in
+        voxelM2.withUnsafeMutableBufferPointer { m2Buffer in
             let values = SharedReadBuffer(valuesBuffer), lists = SharedReadBuffer(listsBuffer)
+            let indexes = SharedReadBuffer(indexBuffer)
             let out = SharedBuffer(sumsBuffer), bad = SharedBuffer(nonFiniteBuffer)
+            let mean = SharedBuffer(meanBuffer), m2 = SharedBuffer(m2Buffer)
             forEachSlab(count: lists.count, threads: threads) { regions in
                 for r in regions {
                     var sum = 0.0
@@ -108,18 +110,7 @@ public struct RegionalTimeSeriesAccumulator {
                     out[r * volumes + time] = used > 0 ? sum / Double(used) : .nan
                 }
             }
-        }}}}
-    }
-
-    private mutating func addVoxelStatistics(_ volume: [Float]) {
-        tsnrSamples += 1
-        let n = Double(tsnrSamples), threads = self.threads
-        volume.withUnsafeBufferPointer { valuesBuffer in
-        voxelMean.withUnsafeMutableBufferPointer { meanBuffer in
-        voxelM2.withUnsafeMutableBufferPointer { m2Buffer in
-        maskIndexes.withUnsafeBufferPointer { indexBuffer in
-            let values = SharedReadBuffer(valuesBuffer), indexes = SharedReadBuffer(indexBuffer)
-            let mean = SharedBuffer(meanBuffer), m2 = SharedBuffer(m2Buffer)
+            guard updatesTSNR else { return }
             forEachSlab(count: indexes.count, threads: threads) { range in
                 for k in range {
                     let x = Double(values[Int(indexes[k])])
@@ -128,7 +119,8 @@ public struct RegionalTimeSeriesAccumulator {
                     m2[k] += delta * (x - mean[k])
                 }
             }
-        }}}}
+        }}}}}}}
+        self.time += 1
     }
 
     /// The series and tSNR of the volumes added (region means of volumes never added are NaN).

@@ -289,12 +289,7 @@ public enum DiffusionPipeline {
 
     /// The brain mask given with `--mask`, or nil for an automatic one.
     static func readGivenMask(_ options: DiffusionOptions, header: NIfTIHeader) throws -> [Bool]? {
-        guard let maskPath = options.maskPath else { return nil }
-        let maskImage = try NIfTIFile.read(maskPath)
-        guard maskImage.header.hasSameGrid(as: header) else {
-            throw PipelineError(maskPath, "the mask's grid differs from the DWI grid")
-        }
-        return maskImage.voxels.prefix(header.voxelsPerVolume).map { $0 > 0 }
+        try options.maskPath.map { try LabelImage.readMask($0, onto: header, name: "mask", gridName: "DWI") }
     }
 
     /// The diffusion signal of the mask's voxels, and the mask.
@@ -368,11 +363,7 @@ public enum DiffusionPipeline {
         }
         var extraMasks: [(name: String, mask: [Bool])] = []
         if let lesionPath = options.lesionMaskPath {
-            let lesionImage = try NIfTIFile.read(lesionPath)
-            guard lesionImage.header.hasSameGrid(as: header) else {
-                throw PipelineError(lesionPath, "the lesion mask's grid differs from the DWI grid")
-            }
-            let lesion = lesionImage.voxels.prefix(voxelCount).map { $0 > 0 }
+            let lesion = try LabelImage.readMask(lesionPath, onto: header, name: "lesion mask", gridName: "DWI")
             extraMasks = [("lesion", lesion), ("normal_appearing_tissue", lesion.map { !$0 })]
         }
         return (atlas, resampled, extraMasks)

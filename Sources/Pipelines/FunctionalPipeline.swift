@@ -119,14 +119,7 @@ public enum FunctionalPipeline {
         let (labels, atlasResampled) = try LabelImage.readLabels(options.atlasPath, onto: bold, resample: options.parameters.resampleAtlas,
                                                                  gridName: "BOLD")
         let entries = try LabelImage.entries(labels: labels, atlasPath: options.atlasPath, tablePath: options.atlasTablePath)
-        var mask: [Bool]?
-        if let maskPath = options.maskPath {
-            let maskImage = try NIfTIFile.read(maskPath)
-            guard maskImage.header.hasSameGrid(as: bold) else {
-                throw PipelineError(maskPath, "the brain mask's grid differs from the BOLD grid")
-            }
-            mask = maskImage.voxels.prefix(bold.voxelsPerVolume).map { $0 > 0 }
-        }
+        let mask = try options.maskPath.map { try LabelImage.readMask($0, onto: bold, name: "brain mask", gridName: "BOLD") }
         let (confounds, framewiseDisplacement, censor) = try readConfoundModel(options, volumes: bold.volumeCount)
         return Inputs(header: bold, repetitionTime: repetitionTime, labels: labels, entries: entries,
                       atlasResampled: atlasResampled, mask: mask, confounds: confounds,

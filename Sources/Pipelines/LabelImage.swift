@@ -65,6 +65,19 @@ public enum LabelImage {
         return entries.sorted { $0.index < $1.index }
     }
 
+    /// Reads a mask on the data's grid: voxels whose value is above 0.
+    /// - Parameters:
+    ///   - name: what the mask is, for the error ("lesion mask").
+    ///   - gridName: the data's grid, for the error ("DWI").
+    /// - Throws: ``PipelineError`` when the grids differ, ``NIfTIError`` for unreadable files.
+    public static func readMask(_ path: String, onto grid: NIfTIHeader, name: String, gridName: String) throws -> [Bool] {
+        let image = try NIfTIFile.read(path)
+        guard image.header.hasSameGrid(as: grid) else {
+            throw PipelineError(path, "the \(name)'s grid differs from the \(gridName) grid")
+        }
+        return image.voxels.prefix(grid.voxelsPerVolume).map { $0 > 0 }
+    }
+
     /// Reads label values onto `grid`.
     ///
     /// The label image must share the data's grid (shape and affine within 1e-3 mm), unless

@@ -123,20 +123,21 @@ public struct PipelineVisitProcessor: VisitProcessor {
             throw PipelineError(visit.filePrefix, "no DWI series and no BOLD run found for this visit")
         }
         var result = VisitResult(metrics: [])
+        func add(_ metrics: [VisitMetric], _ files: [String], _ warnings: [String], modality: String) {
+            result.metrics += metrics
+            result.files += files
+            result.warnings += warnings.map { modality + ": " + $0 }
+        }
         if let options = try diffusionOptions(visit, outputFolder: outputFolder, threads: threads) {
             let diffusion = try DiffusionPipeline.run(options)
-            result.metrics += diffusion.metrics
-            result.files += diffusion.files
-            result.warnings += diffusion.warnings.map { "dwi: " + $0 }
+            add(diffusion.metrics, diffusion.files, diffusion.warnings, modality: "dwi")
         } else {
             result.warnings.append("no DWI series: diffusion metrics skipped")
         }
         if let (options, warnings) = try functionalOptions(visit, outputFolder: outputFolder, threads: threads) {
             result.warnings += warnings
             let functional = try FunctionalPipeline.run(options)
-            result.metrics += functional.metrics
-            result.files += functional.files
-            result.warnings += functional.warnings.map { "func: " + $0 }
+            add(functional.metrics, functional.files, functional.warnings, modality: "func")
         } else {
             result.warnings.append("no BOLD run: functional metrics skipped")
         }

@@ -46,12 +46,8 @@ struct DTICommand: ParsableCommand {
     @Option(help: "MRtrix-style gradient table [x y z b] in world coordinates (instead of --bval/--bvec).")
     var grad: String?
 
-    @Option(help: "Brain mask on the DWI grid (default: automatic, from the mean b=0).")
-    var mask: String?
-
-    @Option(name: .customLong("lesion-mask"), help: "Lesion mask on the DWI grid: adds 'lesion' and 'normal_appearing_tissue' summaries.")
-    var lesionMask: String?
-
+    @OptionGroup(title: "Masks") var masks: MaskOptions
+    @OptionGroup(title: "Masks") var lesion: LesionOptions
     @OptionGroup(title: "Tensor fit") var tensorFit: TensorFitOptions
     @OptionGroup(title: "Atlas") var atlas: AtlasOptions
     @OptionGroup var common: CommonOptions
@@ -69,10 +65,10 @@ struct DTICommand: ParsableCommand {
         try runReportingFailure {
             var options = DiffusionOptions(dwiPath: dwi, bvalPath: bval, bvecPath: bvec, outputFolder: common.out, prefix: common.prefix)
             options.gradientTablePath = grad
-            options.maskPath = mask
+            options.maskPath = masks.mask
             options.atlasPath = atlas.atlas
             options.atlasTablePath = atlas.atlasTable
-            options.lesionMaskPath = lesionMask
+            options.lesionMaskPath = lesion.lesionMask
             options.parameters = tensorFit.parameters(resampleAtlas: atlas.resampleAtlas)
             options.threads = common.threads
             let result = try DiffusionPipeline.run(options)

@@ -30,16 +30,15 @@ struct FMRICommand: ParsableCommand {
     @Option(help: "Preprocessed 4D BOLD run (.nii or .nii.gz).")
     var bold: String
 
-    @Option(help: "Brain mask on the BOLD grid (default: voxels non-zero in the first volume).")
-    var mask: String?
-
     @Option(help: "fMRIPrep desc-confounds_timeseries.tsv.")
     var confounds: String?
 
+    /// Where the signal is taken from: the brain mask and the atlas's regions.
+    @OptionGroup(title: "Masks") var masks: MaskOptions
     @OptionGroup(title: "Atlas") var atlas: AtlasOptions
-    @OptionGroup(title: "Denoising") var denoising: DenoisingOptions
-    @OptionGroup(title: "Censoring") var censoring: CensoringOptions
-    @OptionGroup(title: "Connectivity and amplitude") var connectivity: ConnectivityOptions
+
+    /// How it is cleaned and measured.
+    @OptionGroup var processing: FunctionalProcessingOptions
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
@@ -50,10 +49,9 @@ struct FMRICommand: ParsableCommand {
         try runReportingFailure {
             var options = FunctionalOptions(boldPath: bold, atlasPath: atlas.atlas ?? "", outputFolder: common.out, prefix: common.prefix)
             options.atlasTablePath = atlas.atlasTable
-            options.maskPath = mask
+            options.maskPath = masks.mask
             options.confoundsPath = confounds
-            options.parameters = functionalParameters(denoising: denoising, censoring: censoring, connectivity: connectivity,
-                                                      resampleAtlas: atlas.resampleAtlas)
+            options.parameters = processing.parameters(resampleAtlas: atlas.resampleAtlas)
             options.threads = common.threads
             let result = try FunctionalPipeline.run(options)
             for warning in result.warnings { printWarning(warning) }

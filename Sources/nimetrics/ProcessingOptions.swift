@@ -108,6 +108,20 @@ struct AtlasOptions: ParsableArguments {
     }
 }
 
+/// The brain mask on the data's grid.
+struct MaskOptions: ParsableArguments {
+    @Option(help: "Brain mask on the data's grid (default: dti makes one from the mean b=0; fmri takes the voxels non-zero in the first volume).")
+    var mask: String?
+}
+
+/// The lesion mask of an MS trial's DWI, which adds the lesion and normal-appearing-tissue
+/// summaries.
+struct LesionOptions: ParsableArguments {
+    @Option(name: .customLong("lesion-mask"),
+            help: "Lesion mask on the DWI grid: adds 'lesion' and 'normal_appearing_tissue' summaries (run: a path pattern).")
+    var lesionMask: String?
+}
+
 /// Confound regression and the band-pass filter.
 struct DenoisingOptions: ParsableArguments {
     @Option(help: "Confound strategy: none, 6P, 24P or 36P (default 6P with a confounds table, none without).")
@@ -196,13 +210,19 @@ struct ConnectivityOptions: ParsableArguments {
     }
 }
 
-/// The functional parameters from their three option groups.
-func functionalParameters(denoising: DenoisingOptions, censoring: CensoringOptions, connectivity: ConnectivityOptions,
-                          resampleAtlas: Bool) -> FunctionalParameters {
-    var parameters = FunctionalParameters()
-    denoising.apply(to: &parameters)
-    censoring.apply(to: &parameters)
-    connectivity.apply(to: &parameters)
-    parameters.resampleAtlas = resampleAtlas
-    return parameters
+/// Everything that shapes the resting-state measures: denoising, censoring, connectivity.
+struct FunctionalProcessingOptions: ParsableArguments {
+    @OptionGroup(title: "Denoising") var denoising: DenoisingOptions
+    @OptionGroup(title: "Censoring") var censoring: CensoringOptions
+    @OptionGroup(title: "Connectivity and amplitude") var connectivity: ConnectivityOptions
+
+    /// The functional parameters; `resampleAtlas` comes from ``AtlasOptions``.
+    func parameters(resampleAtlas: Bool) -> FunctionalParameters {
+        var parameters = FunctionalParameters()
+        denoising.apply(to: &parameters)
+        censoring.apply(to: &parameters)
+        connectivity.apply(to: &parameters)
+        parameters.resampleAtlas = resampleAtlas
+        return parameters
+    }
 }

@@ -74,13 +74,10 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("func-mask"), help: "Brain mask on the BOLD grid (default: the dataset's, else non-zero voxels; path pattern).")
     var funcMask: String?
 
-    @Option(name: .customLong("lesion-mask"), help: "Lesion mask on the DWI grid (path pattern).")
-    var lesionMask: String?
+    @OptionGroup(title: "Lesions") var lesion: LesionOptions
 
     @OptionGroup(title: "Tensor fit") var tensorFit: TensorFitOptions
-    @OptionGroup(title: "Denoising") var denoising: DenoisingOptions
-    @OptionGroup(title: "Censoring") var censoring: CensoringOptions
-    @OptionGroup(title: "Connectivity and amplitude") var connectivity: ConnectivityOptions
+    @OptionGroup var functional: FunctionalProcessingOptions
 
     @Option(name: .customLong("baseline-session"), help: "Baseline session for change from baseline (default: earliest acq_time).")
     var baselineSession: String?
@@ -102,8 +99,7 @@ struct RunCommand: ParsableCommand {
         }
         var parameters = VisitParameters()
         parameters.diffusion = tensorFit.parameters(resampleAtlas: atlas.resampleAtlas)
-        parameters.functional = functionalParameters(denoising: denoising, censoring: censoring, connectivity: connectivity,
-                                                     resampleAtlas: atlas.resampleAtlas)
+        parameters.functional = functional.parameters(resampleAtlas: atlas.resampleAtlas)
         var files = VisitFilePatterns()
         files.dwiAtlas = try pattern(dwiAtlas, "--dwi-atlas") ?? pattern(atlas.atlas, "--atlas")
         files.funcAtlas = try pattern(funcAtlas, "--func-atlas") ?? pattern(atlas.atlas, "--atlas")
@@ -112,7 +108,7 @@ struct RunCommand: ParsableCommand {
         files.funcAtlasTable = funcAtlas == nil ? try pattern(atlas.atlasTable, "--atlas-table") : nil
         files.dwiMask = try pattern(dwiMask, "--dwi-mask")
         files.funcMask = try pattern(funcMask, "--func-mask")
-        files.lesionMask = try pattern(lesionMask, "--lesion-mask")
+        files.lesionMask = try pattern(lesion.lesionMask, "--lesion-mask")
         parameters.files = files
         return parameters
     }
