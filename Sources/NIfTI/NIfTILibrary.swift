@@ -1,4 +1,5 @@
-// The only file that touches niftilib, zlib and libdeflate. Every C pointer stays here.
+// The only file that touches niftilib, zlib and libdeflate; their C pointers stay here.
+// (ISA-L's streaming inflate is in InflateStream.swift.)
 import CDeflate
 import CNIfTI
 import Foundation
