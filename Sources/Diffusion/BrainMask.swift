@@ -29,8 +29,8 @@ public enum BrainMaskError: Error, Equatable, Sendable, CustomStringConvertible 
 /// voxel-scale noise, and the two morphological steps that follow do what the repeated large
 /// filters did, exactly and cheaply: keep the largest 6-connected component (drops noise
 /// blobs and detached non-brain tissue) and fill 6-connected holes not reachable from the
-/// image border (ventricles, dark CSF). That runs in a few tens of milliseconds on
-/// 96 x 96 x 60 at 2 threads in release builds, where DIPY's defaults take seconds.
+/// image border (ventricles, dark CSF). This costs a small fraction of DIPY's defaults
+/// (docs/benchmarks.md).
 ///
 /// Details: the median of the in-bounds neighbourhood (at the border fewer than 27 values;
 /// the upper median when the count is even). Otsu's threshold is computed on a 256-bin
