@@ -34,8 +34,8 @@ let package = Package(
         /// OpenSSL's libcrypto, for SHA-256 only (input fingerprints).
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
-        /// Slab-parallel loops over shared preallocated buffers (the one place raw pointers
-        /// cross threads), and the one type for work on a background thread.
+        /// Slab-parallel loops, the shared-buffer views they read and write through, and the
+        /// one type for work on a background thread.
         .target(name: "SlabParallel"),
 
         // MARK: - Geometry (pure maths, no files), shared by the file layer and the models
@@ -45,7 +45,8 @@ let package = Package(
         // MARK: - File layer
         /// Write-to-temporary-then-rename, so no output is ever half-written.
         .target(name: "AtomicFiles"),
-        /// NIfTI-1/NIfTI-2 headers and voxel data, read and written through niftilib.
+        /// NIfTI-1/NIfTI-2 images: headers parsed and encoded by niftilib, voxel data inflated
+        /// with libdeflate or ISA-L and written as gzip chunks compressed by libdeflate.
         .target(name: "NIfTI", dependencies: ["CNIfTI", "CDeflate", "CISAL", "AtomicFiles", "SlabParallel", "Geometry"]),
         /// TSV tables, JSON sidecars, BIDS-style text formats.
         .target(name: "Tabular", dependencies: ["AtomicFiles"]),

@@ -29,8 +29,8 @@ public enum BrainMaskError: Error, Equatable, Sendable, CustomStringConvertible 
 /// voxel-scale noise, and the two morphological steps that follow do what the repeated large
 /// filters did, exactly and cheaply: keep the largest 6-connected component (drops noise
 /// blobs and detached non-brain tissue) and fill 6-connected holes not reachable from the
-/// image border (ventricles, dark CSF). That runs in a few tens of milliseconds on
-/// 96 x 96 x 60 at 2 threads in release builds, where DIPY's defaults take seconds.
+/// image border (ventricles, dark CSF). This costs a small fraction of DIPY's defaults
+/// (docs/benchmarks.md).
 ///
 /// Details: the median of the in-bounds neighbourhood (at the border fewer than 27 values;
 /// the upper median when the count is even). Otsu's threshold is computed on a 256-bin
@@ -66,9 +66,9 @@ public func brainMask(meanB0: [Float], shape: (x: Int, y: Int, z: Int), medianRa
 /// For radius 1 the interior voxels take a fast path: the window is three sorted columns of
 /// 9 values (3 x 3 in y, z) at x−1, x, x+1; each column is sorted once by a 25-comparator
 /// network and reused by three consecutive windows, and the 14th smallest of the 27 is picked
-/// by a branch-free three-way merge. Measured on 96 x 96 x 60 (release, 1 thread): 0.2 s with
-/// quickselect for every voxel (mispredicted branches on noisy data), ~0.03 s with this path.
-/// Border voxels (truncated windows) and other radii use quickselect.
+/// by a branch-free three-way merge, which avoids the mispredicted branches that quickselect
+/// takes on noisy data (docs/benchmarks.md). Border voxels (truncated windows) and other radii
+/// use quickselect.
 func medianFilter(_ image: [Float], shape: (x: Int, y: Int, z: Int), radius: Int, threads: Int) -> [Float] {
     guard radius > 0 else { return image }
     let (nx, ny, nz) = shape

@@ -10,6 +10,8 @@
 //     TensorModel(table:method:iterations:)                         design, pseudo-inverse
 //         .fit(data:volumeCount:voxelCount:mask:threads:)            -> TensorFit (eight voxels per
 //                                                                   vector, in TensorKernels)
+//         .fit(_:voxels:gridVoxelCount:threads:)                     a voxel-compact signal ->
+//                                                                   MaskedTensorFit on the grid
 //     SymmetricEigen3(...), SymmetricEigen3.principal(...)           Jacobi; closed form for λ and V1
 //     TensorFit.map(.fractionalAnisotropy) ... , .quality           maps and QC
 //     fractionalAnisotropy(eigenvalues:) ...                         per-voxel metrics

@@ -84,10 +84,9 @@ public enum GradientOrientationCheckError: Error, Equatable, Sendable, CustomStr
 /// are taken as roughly isotropic (the step is not scaled by voxel size).
 ///
 /// The grid is scored in fixed blocks of voxels whose partial sums are added in block order,
-/// so the scores are bit-identical for any `threads`. On the standard 96x96x60 DWI (199k
-/// fitted voxels, 77k of them with FA > 0.3) the scoring takes 12 ms with 2 threads, and
-/// `nimetrics dti`'s whole check, V1 converted to voxel axes included, 18-22 ms, where the
-/// four fits of a slab of central slices that it replaced took 0.13 s.
+/// so the scores are bit-identical for any `threads`. Scoring every fitted voxel from one fit
+/// costs less than refitting even a slab of central slices three more times would, so the
+/// whole brain is scored (docs/benchmarks.md).
 ///
 /// - Parameters:
 ///   - principalEigenvectors: V1 in voxel axes, 3 per voxel (x, y, z), as
@@ -218,9 +217,8 @@ struct CoherenceScorer: Sendable {
     /// voxel (0 for a voxel that is not anisotropic or off the grid) and shared by the 8 steps
     /// of the 4 candidates, which would otherwise compute up to 64; the sums are the same, bit
     /// for bit, as computing each corner's agreement where it is used. The per-candidate sums
-    /// are scalars and the 8 corners unrolled. Measured on the standard DWI (96x96x60, 77k
-    /// anisotropic voxels), one thread, best of 30: 24 ms, against 56 ms for the
-    /// corner-by-corner loop in SIMD3 arithmetic with the sums in a SIMD4 indexed by candidate.
+    /// are scalars and the 8 corners unrolled, which is faster than a corner-by-corner loop in
+    /// SIMD3 arithmetic with the sums in a SIMD4 indexed by candidate (docs/benchmarks.md).
     func score(_ range: Range<Int>, sums: UnsafeMutableBufferPointer<Double>, pairs: UnsafeMutableBufferPointer<Int>) {
         let sliceSize = nx * ny
         // Per-candidate accumulators for the block (none, x, y, z).

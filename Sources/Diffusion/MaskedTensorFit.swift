@@ -31,7 +31,8 @@ extension TensorModel {
 /// maps and regional summaries need it: DIPY's `TensorModel.fit(data, mask)`, for a signal
 /// that was gathered voxel-compact while it was read. The multi-volume maps (tensor,
 /// V1) are not kept on the grid: ``chunk(of:_:)`` makes any part of them on demand, for the
-/// writer (20 MB less for the standard visit, and no pass over them).
+/// writer, so they are never held whole in memory and need no pass of their own
+/// (docs/benchmarks.md).
 public struct MaskedTensorFit: Sendable {
     /// Whether each grid voxel was fitted (in the mask, and its fit finite).
     public let fitted: [Bool]

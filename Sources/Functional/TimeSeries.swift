@@ -1,6 +1,6 @@
 // Data types shared by the functional maths: region time series, square
-// connectivity matrices, the module's typed errors and the deterministic
-// parallel loop every hot path uses.
+// connectivity matrices, the module's typed errors and the check of a thread
+// count (the parallel loops themselves are SlabParallel's).
 
 import Dispatch
 

@@ -8,11 +8,10 @@ import Glibc
 /// Reads the voxel bytes of a file in order, from a byte offset: plain reads for `.nii`,
 /// streaming inflate for `.nii.gz`.
 ///
-/// The streaming inflate is ISA-L's (`isal_inflate`), which inflates this project's BOLD runs
-/// about three times faster than zlib's `gzread` (measured on the standard 64x64x36x240 run:
-/// 0.16-0.21 s against 0.61-0.93 s, the largest share of `nimetrics fmri`), with the same
-/// few megabytes of memory. Several gzip members back to back are read in turn; the CRC of
-/// each member is checked.
+/// The streaming inflate is ISA-L's (`isal_inflate`), which is faster than zlib's `gzread`
+/// with the same few megabytes of memory; the inflate is the largest share of
+/// `nimetrics fmri` (docs/benchmarks.md). Several gzip members back to back are read in turn;
+/// the CRC of each member is checked.
 ///
 /// `@unchecked Sendable`: it owns C resources (a `FILE *` and ISA-L's inflate state) that one
 /// thread at a time uses; ``NIfTIVolumeReader`` hands the stream to its background read and

@@ -170,8 +170,8 @@ public enum NIfTIFile {
 
     /// Bytes of voxel data per gzip member (and per conversion chunk) when writing. 512 KiB:
     /// a 96x96x60 float map is five members, so two threads share even small maps; the
-    /// deflate window is 32 KiB, so the split costs almost nothing in size (measured on the
-    /// standard visit's maps: within 0.1 % of one member).
+    /// deflate window is 32 KiB, so the split costs almost nothing in size
+    /// (docs/benchmarks.md).
     static let gzipChunkBytes = 1 << 19
 
     /// The header file of an image given by any of its names (`x.img` -> `x.hdr`).
@@ -189,9 +189,8 @@ import AtomicFiles
 ///
 /// With ``readsAhead`` the next volume is inflated on a background thread while the caller
 /// works on the current one, so a caller whose per-volume work is shorter than the inflate
-/// reads a compressed series in about the time of the inflate alone (measured on the
-/// standard 96x96x60x65 int16 DWI: 0.15 s inflate, gather of 200k masked voxels per volume
-/// hidden behind it). The volumes returned do not depend on it.
+/// reads a compressed series in about the time of the inflate alone (docs/benchmarks.md).
+/// The volumes returned do not depend on it.
 public final class NIfTIVolumeReader {
     public let header: NIfTIHeader
     /// The index of the next volume `next(into:)` returns.
@@ -427,8 +426,8 @@ private func convertRange<Stored: StoredVoxel, Scalar: NIfTIScalar>(
 /// integer types round to nearest and clamp to their range, NaN becomes 0.
 ///
 /// Callers in other modules reach the public generic `write` unspecialized, where a generic
-/// per-voxel conversion costs about 0.5 us (measured: 20 s to write the demo trial instead of
-/// 3.6 s); dispatching here to concrete element types keeps the loops specialized.
+/// per-voxel conversion is several times slower; dispatching here to concrete element types
+/// keeps the loops specialized (docs/benchmarks.md).
 private func storeVoxels<Scalar: BinaryFloatingPoint>(_ voxels: [Scalar], _ range: Range<Int>, as datatype: NIfTIDataType,
                                                       into destination: UnsafeMutableRawPointer) {
     // `as? [Float]` would copy element by element; the type test plus a bit cast does not.

@@ -1,4 +1,5 @@
-// The only file that touches niftilib, zlib and libdeflate. Every C pointer stays here.
+// The only file that touches niftilib, zlib and libdeflate; their C pointers stay here.
+// (ISA-L's streaming inflate is in InflateStream.swift.)
 import CDeflate
 import CNIfTI
 import Foundation
@@ -254,10 +255,10 @@ private func isGzip(_ path: String) -> Bool {
 
 /// Reads the data bytes of a whole image.
 ///
-/// Compressed files are read whole and inflated with libdeflate, which inflates about three
-/// times faster than zlib here (issue #6 measurements: 0.2 s against 0.6 s for a 96x96x60x65
-/// int16 DWI); if libdeflate refuses the stream (multi-member oddities, trailing bytes,
-/// damage), zlib's streaming reader takes over and reports exactly what is wrong.
+/// Compressed files are read whole and inflated with libdeflate, which is faster than zlib
+/// on a whole buffer (docs/benchmarks.md); if libdeflate refuses the stream (multi-member
+/// oddities, trailing bytes, damage), the streaming reader (``InflateStream``, ISA-L) takes
+/// over and reports exactly what is wrong.
 func readAllData(header: NIfTIHeader, reportPath: String) throws -> ByteBuffer {
     let byteCount = header.voxelCount * header.datatype.size
     let path = header.dataPath

@@ -105,8 +105,8 @@ private let reportedPercents: [Double] = [50, 5, 95]
 ///
 /// The mean and the sum of squared deviations are accumulated in Double in voxel order. Each
 /// percentile needs only the two order statistics around its position, so instead of sorting
-/// (a stable merge sort of Doubles: 16 ms for the summary of 200 000 values, against 0.7 ms)
-/// they are found by ``orderStatistics(_:ranks:)`` on the Floats: Float to Double is exact and
+/// (a stable merge sort of Doubles, many times slower; docs/benchmarks.md) they are found by
+/// ``orderStatistics(_:ranks:)`` on the Floats: Float to Double is exact and
 /// monotone, so the values are those the sort would put at those ranks, to the sign of zero.
 /// A stable sort keeps −0.0 and +0.0 (which compare equal) in voxel order, so when a selected
 /// value is a zero and the region holds a −0.0, its sign is read from the voxel order
@@ -183,9 +183,9 @@ func orderStatistics(_ values: UnsafeMutableBufferPointer<Float>, ranks: [Int]) 
     return ranks.map { values[$0] }
 }
 
-/// From this many values on, a histogram finds order statistics faster than introselect: on
-/// 200 000 values, 0.4 to 0.6 ms against 3.0 to 3.4 ms (uniform, narrow-range and tied
-/// values); at 16 000 values, 0.06 against 0.17 ms; at 8 000, 0.05 against 0.02 ms.
+/// From this many values on, a histogram finds order statistics faster than introselect
+/// (uniform, narrow-range and tied values alike); below it introselect is faster
+/// (docs/benchmarks.md).
 let histogramSelectionMinimum = 1 << 14
 
 /// The bits of a Float as an unsigned integer in the order of the values: negatives (bits

@@ -65,7 +65,9 @@ public enum DemoTrial {
     public static func participantID(_ p: Int) -> String { String(format: "sub-%02d", p + 1) }
 
     /// Writes the dataset into `folder` (created if needed; existing files of the same names
-    /// are replaced, nothing else is touched). The same seed gives the same bytes.
+    /// are replaced, nothing else is touched). The same seed gives the same bytes on one
+    /// platform (the draws of ``PhantomRandom`` are portable; the signals use the C library's
+    /// `exp`, `sin` and `cos`).
     ///
     /// Layout: `dataset_description.json`, `README`, `participants.tsv`/`.json`,
     /// `sub-XX/sub-XX_sessions.tsv`, `sub-XX/ses-YY/dwi/sub-XX_ses-YY_dwi.{nii.gz,bval,bvec,json}`,

@@ -2,8 +2,13 @@ import Dispatch
 import Foundation
 import Synchronization
 
-// The one place where raw pointers cross threads in nimetrics: views of preallocated buffers
-// that several slabs of a `concurrentPerform` loop read, or write at disjoint indices.
+// The parallel loops of nimetrics and the views of preallocated buffers that several slabs
+// of a `concurrentPerform` loop read, or write at disjoint indices (the C tensor kernel
+// writes through pointers into these views, one slab's voxels per call). Other raw memory
+// that crosses threads is owned by a type that states its own hand-over rule where it is
+// declared: NIfTI's ByteBuffer (a volume read ahead), ChunkSlot (a chunk compressed by a
+// worker) and InflateStream (the background read), Functional's RealFFTPlan and Trial's
+// DigestContext.
 
 /// A writable view of a preallocated buffer that several slabs write at disjoint indices.
 ///

@@ -12,15 +12,14 @@
 // independent voxels in lock-step, which wants the vector registers of the machine it runs
 // on. Swift compiles for the x86-64 baseline (SSE2, two doubles) and has no per-function
 // target attribute; here each entry point is compiled for AVX-512, AVX2+FMA and the baseline
-// and the loader picks one for the CPU (target_clones). Measured on the standard visit
-// (200k voxels x 65 volumes, WLS, 2 threads, with the eigen-decomposition): the Swift kernel,
-// one voxel at a time with SIMD4<Double> accumulators, took 0.45 s; this one 0.15-0.17 s, of
-// which half is now the eigen-decomposition. FA differs from the Swift kernel's by at most
-// 2e-7 (mean 1e-8): logarithms and weights are now in double precision.
+// and the loader picks one for the CPU (target_clones). Logarithms and weights are computed
+// in double precision, with the kernel's own log and exp (below), not the C library's
+// (docs/benchmarks.md).
 //
 // Every voxel is computed in a lane of its own with the same instruction sequence, so its
 // result does not depend on which block or lane it falls in: fits are bit-identical whatever
-// the number of threads (on one machine; a different instruction set may round differently).
+// the number of threads, on one machine. The versions for different instruction sets may
+// round differently (FMA contraction), so results are not bit-identical across CPUs.
 
 #include "TensorKernels.h"
 
@@ -220,9 +219,8 @@ NM_INLINE void fit_lanes(const nm_tensor_design *design, const void *signal, int
             w[v] = exp_lanes(z);
         }
         // Xᵀ W X (28 packed entries) in four passes of seven accumulators, then Xᵀ W y: seven
-        // vectors stay in registers (with AVX2 they are 14 of the 16), where 35 at once went
-        // through memory on every volume (measured on the standard visit, 1 thread: the whole fit
-        // went from 0.15 to 0.10 s).
+        // vectors stay in registers (with AVX2 they are 14 of the 16), where 35 at once would
+        // spill to memory on every volume (docs/benchmarks.md).
         vd a[28];
         for (int g = 0; g < 28; g += 7) {
             vd acc[7] = {0};

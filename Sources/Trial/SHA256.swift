@@ -11,11 +11,8 @@ import Darwin
 /// Used to fingerprint every input file of a visit, so a re-run can tell an unchanged
 /// visit from a changed one.
 ///
-/// libcrypto replaced a hand-written FIPS 180-4 implementation because it uses the CPU's SHA
-/// extensions (or AVX2) when present. Measured with ``hex(ofFile:)`` on a 200 MB file in the
-/// page cache (2-core x86-64 VM with SHA-NI, OpenSSL 3.0, `swiftc -O`, other builds running):
-/// 1.25-1.56 GB/s, against 190-240 MB/s for the Swift code it replaced; a 100 MB DWI series
-/// now costs under 0.1 s of a visit.
+/// libcrypto is used because it takes the CPU's SHA extensions (or AVX2) when present, which
+/// makes hashing the inputs a small part of a visit (docs/benchmarks.md).
 ///
 /// A value type: a copy hashes on independently (the libcrypto state is copied before the
 /// first update of a shared copy).
@@ -53,8 +50,7 @@ public struct SHA256: Sendable {
     }
 
     /// Bytes read at a time by ``hex(ofFile:)``, into one buffer reused for the whole file.
-    /// 1 MiB: as fast as 4 MiB on the 200 MB file above (1.25-1.56 against 1.38-1.55 GB/s),
-    /// with a quarter of the memory.
+    /// 1 MiB: as fast as larger blocks, with less memory (docs/benchmarks.md).
     static let fileBlockBytes = 1 << 20
 
     /// The digest of a file, read in ``fileBlockBytes`` blocks into one reused buffer, so

@@ -26,3 +26,5 @@
 //   SQLiteDatabase.swift the one wrapper of the SQLite C API
 //   SHA256.swift         the one wrapper of libcrypto: SHA-256 for input fingerprints
 //   TrialError.swift     the module's errors, one line each: "<file>: <problem>"
+//   PathPattern.swift    per-visit input paths with {subject} and {session} placeholders
+//   PipelineVisitProcessor.swift  the VisitProcessor that runs the dti and fmri pipelines
