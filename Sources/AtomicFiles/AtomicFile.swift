@@ -121,7 +121,24 @@ public enum AtomicFile {
         _ = fsync(descriptor)
     }
 
-    /// Removes temporary files left in `folder` by a process that was killed mid-write.
+    /// Removes the temporary files of the listed final names left in `folder` by a process
+    /// that was killed mid-write (and no others: another writer may be using the folder).
+    /// - Returns: the number of files removed.
+    @discardableResult
+    public static func removeStaleTemporaries(in folder: String, for finalNames: Set<String>) -> Int {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return 0 }
+        var removed = 0
+        for name in names where name.hasPrefix(temporaryPrefix) {
+            // `<prefix><pid>-<token>-<final name>`
+            let parts = name.dropFirst(temporaryPrefix.count).split(separator: "-", maxSplits: 2)
+            guard parts.count == 3, finalNames.contains(String(parts[2])) else { continue }
+            if unlink(folder + "/" + name) == 0 { removed += 1 }
+        }
+        return removed
+    }
+
+    /// Removes every temporary file in `folder` (not below it) left by a process that was
+    /// killed mid-write.
     /// - Returns: the number of files removed.
     @discardableResult
     public static func removeStaleTemporaries(in folder: String) -> Int {

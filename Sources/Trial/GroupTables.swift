@@ -14,15 +14,22 @@ public struct GroupSummary: Sendable {
     public var warnings: [String]
 }
 
-/// One visit as the group level sees it: its record's status and its metrics.
+/// One visit as the group level sees it: the status of each of its modalities and the
+/// metrics of those that are ok.
 struct GroupVisit {
     var visit: VisitInput
     /// Position of the session in its participant's chronological order (0 first).
     var sessionOrder: Int
+    /// The worst status over the visit's modalities (failed, incomplete, missing, ok).
     var status: VisitStatus
+    /// The modalities' errors, `dwi: ...; func: ...`.
     var error: String?
-    /// Sorted by modality, region, metric; empty unless the status is ok.
+    /// Each modality discovered or recorded, with its status.
+    var scans: [(modality: Modality, status: VisitStatus)]
+    /// Sorted by modality, region, metric; the metrics of the modalities that are ok.
     var metrics: [MetricRow]
+
+    func status(of modality: Modality) -> VisitStatus? { scans.first { $0.modality == modality }?.status }
 }
 
 /// One row of change_from_baseline.
@@ -102,6 +109,9 @@ extension TrialRunner {
 
     // MARK: - Reading the visit folders
 
+    /// Every discovered visit with the records of each modality found in `output`: a
+    /// modality processed in an earlier run counts even when this discovery did not find its
+    /// files (the DWI and the BOLD may come from separate runs).
     static func collectVisits(dataset: Dataset, output: String) throws -> [GroupVisit] {
         var result: [GroupVisit] = []
         var rankInParticipant: [String: Int] = [:]
@@ -109,36 +119,49 @@ extension TrialRunner {
             let rank = rankInParticipant[visit.participant, default: 0]
             rankInParticipant[visit.participant] = rank + 1
             let folder = try SafePath.join(output, visit.relativeFolder)
-            let recordPath = folder + "/" + VisitFiles.record(visit)
-            let metricsPath = folder + "/" + VisitFiles.metrics(visit)
-            var entry = GroupVisit(visit: visit, sessionOrder: rank, status: .missing, error: nil, metrics: [])
-            if FileManager.default.fileExists(atPath: recordPath) {
-                do {
-                    let record = try VisitRecord.read(recordPath)
-                    entry.status = record.status
-                    entry.error = record.error
-                } catch {
-                    entry.status = .incomplete
-                    entry.error = oneLine(error)
-                }
-                if entry.status == .ok {
-                    if FileManager.default.fileExists(atPath: metricsPath) {
-                        entry.metrics = try MetricsTable.read(metricsPath).sorted(by: metricOrder)
-                        for (a, b) in zip(entry.metrics, entry.metrics.dropFirst()) where metricOrder(a, b) == false {
-                            throw TrialError.badTable(file: metricsPath, reason: "metric \(a.modality)/\(a.region)/\(a.metric) appears twice")
-                        }
-                    } else {
-                        entry.status = .incomplete
-                        entry.error = "\(metricsPath): missing although the visit record says ok"
-                    }
-                }
-            } else if Dataset.isFolder(folder), !((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).isEmpty {
-                entry.status = .incomplete
-                entry.error = "no visit record: the run stopped before this visit finished"
+            var entry = GroupVisit(visit: visit, sessionOrder: rank, status: .ok, error: nil, scans: [], metrics: [])
+            var errors: [String] = []
+            for modality in Modality.allCases {
+                var unit = visit
+                unit.modality = modality
+                guard let scan = try readScan(unit, folder: folder, expected: visit.modalities.contains(modality)) else { continue }
+                entry.scans.append((modality, scan.status))
+                entry.metrics += scan.metrics
+                if let error = scan.error { errors.append("\(modality.rawValue): \(error)") }
             }
+            entry.metrics.sort(by: metricOrder)
+            let severity: [VisitStatus] = [.failed, .incomplete, .missing]
+            entry.status = severity.first { worst in entry.scans.contains { $0.status == worst } } ?? (entry.scans.isEmpty ? .missing : .ok)
+            entry.error = errors.isEmpty ? nil : errors.joined(separator: "; ")
             result.append(entry)
         }
         return result
+    }
+
+    /// One modality of a visit: its record's status and, when ok, its metrics; nil when the
+    /// modality was neither found by discovery nor recorded.
+    static func readScan(_ unit: VisitInput, folder: String, expected: Bool) throws
+        -> (status: VisitStatus, error: String?, metrics: [MetricRow])? {
+        let recordPath = folder + "/" + VisitFiles.record(unit)
+        let metricsPath = folder + "/" + VisitFiles.metrics(unit)
+        guard FileManager.default.fileExists(atPath: recordPath) else {
+            let outputs = folder + "/" + (unit.modality?.rawValue ?? "")
+            if Dataset.isFolder(outputs), !((try? FileManager.default.contentsOfDirectory(atPath: outputs)) ?? []).isEmpty {
+                return (.incomplete, "no record: the run stopped before this scan finished", [])
+            }
+            return expected ? (.missing, nil, []) : nil
+        }
+        let record: VisitRecord
+        do { record = try VisitRecord.read(recordPath) } catch { return (.incomplete, oneLine(error), []) }
+        guard record.status == .ok else { return (record.status, record.error, []) }
+        guard FileManager.default.fileExists(atPath: metricsPath) else {
+            return (.incomplete, "\(metricsPath): missing although the record says ok", [])
+        }
+        let metrics = try MetricsTable.read(metricsPath).sorted(by: metricOrder)
+        for (a, b) in zip(metrics, metrics.dropFirst()) where metricOrder(a, b) == false {
+            throw TrialError.badTable(file: metricsPath, reason: "metric \(a.modality)/\(a.region)/\(a.metric) appears twice")
+        }
+        return (.ok, nil, metrics)
     }
 
     static func metricOrder(_ a: MetricRow, _ b: MetricRow) -> Bool {
@@ -170,10 +193,12 @@ extension TrialRunner {
 
     static func changeRows(_ visits: [GroupVisit], baselines: [String: String?]) -> [ChangeRow] {
         var rows: [ChangeRow] = []
-        for visit in visits where visit.status == .ok {
+        // Per modality: the metrics of a visit are those of its modalities that are ok, so a
+        // failed DWI leaves the functional changes in place, and the other way round.
+        for visit in visits where !visit.metrics.isEmpty {
             guard let session = visit.visit.session, let baseline = baselines[visit.visit.participant] else { continue }
             if baseline == session { continue }
-            let baselineMetrics = visits.first { $0.visit.participant == visit.visit.participant && $0.visit.session == baseline && $0.status == .ok }?.metrics ?? []
+            let baselineMetrics = visits.first { $0.visit.participant == visit.visit.participant && $0.visit.session == baseline }?.metrics ?? []
             var byKey: [String: Double] = [:]
             for row in baselineMetrics { byKey["\(row.modality)\t\(row.region)\t\(row.metric)"] = row.value }
             for metric in visit.metrics {
@@ -206,11 +231,13 @@ extension TrialRunner {
 
     static func visitsTable(_ visits: [GroupVisit]) -> TSVTable {
         let clinical = clinicalColumns(visits)
-        var table = TSVTable(columns: ["participant_id", "session_id"] + clinical + ["status", "error"])
+        var table = TSVTable(columns: ["participant_id", "session_id"] + clinical + ["status", "error"]
+                             + Modality.allCases.map { $0.rawValue + "_status" })
         for visit in visits {
             let cells = clinical.map { name in visit.visit.clinical.first { $0.0 == name }.map { cellText($0.1) } ?? "n/a" }
             table.append([visit.visit.participantID, visit.visit.sessionID ?? "n/a"] + cells
-                         + [visit.status.rawValue, visit.error.map(cellText) ?? "n/a"])
+                         + [visit.status.rawValue, visit.error.map(cellText) ?? "n/a"]
+                         + Modality.allCases.map { visit.status(of: $0)?.rawValue ?? "n/a" })
         }
         return table
     }

@@ -55,6 +55,15 @@ public struct PipelineVisitProcessor: VisitProcessor {
         let parameters: VisitParameters
     }
 
+    /// What one modality's fingerprint encodes: its parameters and its per-visit files.
+    private struct ModalityFingerprint<Parameters: Encodable>: Encodable {
+        let nimetricsVersion: String
+        let parameters: Parameters
+        let files: [String: PathPattern]
+    }
+
+    private let modalityFingerprints: [Modality: String]
+
     /// - Throws: ``TrialError/io(path:reason:)`` when a per-visit file given without
     ///   placeholders does not exist (found before any visit runs, not once per visit).
     public init(parameters: VisitParameters) throws {
@@ -62,8 +71,28 @@ public struct PipelineVisitProcessor: VisitProcessor {
         for pattern in parameters.files.fixed where !FileManager.default.fileExists(atPath: pattern.template) {
             throw TrialError.io(path: pattern.template, reason: "no such file")
         }
-        parametersFingerprint = try ProcessingParameters.fingerprint(
-            Fingerprint(nimetricsVersion: NimetricsVersion.string, parameters: parameters))
+        let version = NimetricsVersion.string
+        parametersFingerprint = try ProcessingParameters.fingerprint(Fingerprint(nimetricsVersion: version, parameters: parameters))
+        let files = parameters.files
+        func named(_ pairs: [(String, PathPattern?)]) -> [String: PathPattern] {
+            Dictionary(uniqueKeysWithValues: pairs.compactMap { name, pattern in pattern.map { (name, $0) } })
+        }
+        modalityFingerprints = [
+            .dwi: try ProcessingParameters.fingerprint(ModalityFingerprint(
+                nimetricsVersion: version, parameters: parameters.diffusion,
+                files: named([("dwi_atlas", files.dwiAtlas), ("dwi_atlas_table", files.dwiAtlasTable),
+                              ("dwi_mask", files.dwiMask), ("lesion_mask", files.lesionMask)]))),
+            .functional: try ProcessingParameters.fingerprint(ModalityFingerprint(
+                nimetricsVersion: version, parameters: parameters.functional,
+                files: named([("func_atlas", files.funcAtlas), ("func_atlas_table", files.funcAtlasTable),
+                              ("func_mask", files.funcMask)]))),
+        ]
+    }
+
+    /// The parameters that change one modality's results, so a changed functional parameter
+    /// does not redo the DWI (and the other way round).
+    public func parametersFingerprint(for modality: Modality?) -> String {
+        modality.flatMap { modalityFingerprints[$0] } ?? parametersFingerprint
     }
 
     /// The diffusion pipeline's options for a visit, or nil when it has no DWI series.
@@ -122,6 +151,7 @@ public struct PipelineVisitProcessor: VisitProcessor {
         guard visit.dwi != nil || visit.bold != nil else {
             throw PipelineError(visit.filePrefix, "no DWI series and no BOLD run found for this visit")
         }
+        let wantsDiffusion = visit.modality != .functional, wantsFunctional = visit.modality != .dwi
         var result = VisitResult(metrics: [])
         func add(_ metrics: [VisitMetric], _ files: [String], _ warnings: [String], modality: String) {
             result.metrics += metrics
@@ -131,14 +161,14 @@ public struct PipelineVisitProcessor: VisitProcessor {
         if let options = try diffusionOptions(visit, outputFolder: outputFolder, threads: threads) {
             let diffusion = try DiffusionPipeline.run(options)
             add(diffusion.metrics, diffusion.files, diffusion.warnings, modality: "dwi")
-        } else {
+        } else if wantsDiffusion {
             result.warnings.append("no DWI series: diffusion metrics skipped")
         }
         if let (options, warnings) = try functionalOptions(visit, outputFolder: outputFolder, threads: threads) {
             result.warnings += warnings
             let functional = try FunctionalPipeline.run(options)
             add(functional.metrics, functional.files, functional.warnings, modality: "func")
-        } else {
+        } else if wantsFunctional {
             result.warnings.append("no BOLD run: functional metrics skipped")
         }
         return result

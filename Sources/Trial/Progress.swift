@@ -55,19 +55,19 @@ public final class ConsoleProgressReporter: ProgressReporter, Sendable {
     }
 
     public func visitStarted(_ visit: VisitInput) {
-        display.withLock { $0.running.append(visit.filePrefix) }
+        display.withLock { $0.running.append(visit.unitName) }
     }
 
     public func visitFinished(_ outcome: VisitOutcome, done: Int, total: Int) {
         let elapsed = display.withLock { display -> TimeInterval in
-            display.running.removeAll { $0 == outcome.visit.filePrefix }
+            display.running.removeAll { $0 == outcome.visit.unitName }
             return Date().timeIntervalSince(display.start)
         }
         if live {
             let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : 0
-            let current = display.withLock { $0.running.last } ?? outcome.visit.filePrefix
+            let current = display.withLock { $0.running.last } ?? outcome.visit.unitName
             var line = "[\(done)/\(total)] \(current)  elapsed \(Self.clock(elapsed))  ETA \(Self.clock(eta))"
-            if outcome.status == .failed { line = "\(outcome.visit.filePrefix) FAILED: \(outcome.error ?? "")\n" + line }
+            if outcome.status == .failed { line = "\(outcome.visit.unitName) FAILED: \(outcome.error ?? "")\n" + line }
             write("\r\u{1B}[2K" + line)
         } else {
             let what: String
@@ -76,7 +76,7 @@ public final class ConsoleProgressReporter: ProgressReporter, Sendable {
             case (.ok, false): what = String(format: "ok (%.1f s)", outcome.seconds)
             default: what = "FAILED: \(outcome.error ?? "")"
             }
-            write("nimetrics: [\(done)/\(total)] \(outcome.visit.filePrefix) \(what)\n")
+            write("nimetrics: [\(done)/\(total)] \(outcome.visit.unitName) \(what)\n")
         }
     }
 

@@ -27,10 +27,12 @@ public struct ParticipantRunSummary: Sendable {
     /// False when any visit failed: the command line then exits non-zero.
     public var succeeded: Bool { failed.isEmpty }
 
-    /// Lines for the end of a run: the counts, then each failed visit and its message.
+    /// Lines for the end of a run: the counts (of scans: each modality of a visit is processed
+    /// on its own), then each failed scan and its message.
     public var report: String {
-        var text = "nimetrics: \(outcomes.count) visits: \(processedCount) processed, \(skippedCount) up to date, \(failed.count) failed\n"
-        for outcome in failed { text += "nimetrics: failed: \(outcome.visit.filePrefix): \(outcome.error ?? "unknown error")\n" }
+        let visits = Set(outcomes.map(\.visit.filePrefix)).count
+        var text = "nimetrics: \(outcomes.count) scans of \(visits) visits: \(processedCount) processed, \(skippedCount) up to date, \(failed.count) failed\n"
+        for outcome in failed { text += "nimetrics: failed: \(outcome.visit.unitName): \(outcome.error ?? "unknown error")\n" }
         return text
     }
 }
@@ -71,11 +73,11 @@ public enum TrialRunner {
         AtomicFile.removeStaleTemporaries(in: output)
         try writeDatasetDescription(output: output, version: version)
 
-        let visits = dataset.visits
+        let visits = dataset.visits.flatMap(\.units)
         let state = RunState(count: visits.count, progress: progress)
         progress.runStarted(total: visits.count)
         let context = VisitContext(output: output, datasetRoot: datasetFolder(dataset), processor: processor,
-                                   fingerprint: processor.parametersFingerprint, threads: threadCount, version: version)
+                                   threads: threadCount, version: version)
         // A bounded pool: `jobCount` workers, each on a thread of its own, pulling the next
         // visit until none is left, so `jobs` really is the concurrency.
         let workers = (0..<jobCount).map { _ in
@@ -99,7 +101,6 @@ public enum TrialRunner {
         let output: String
         let datasetRoot: String
         let processor: any VisitProcessor
-        let fingerprint: String
         let threads: Int
         let version: String
     }
@@ -107,9 +108,11 @@ public enum TrialRunner {
     static func runVisit(_ visit: VisitInput, context: VisitContext) -> VisitOutcome {
         let clock = Date()
         let started = timestamp(clock)
-        var record = VisitRecord(participantID: visit.participantID, sessionID: visit.sessionID, status: .failed, error: nil,
+        let fingerprint = context.processor.parametersFingerprint(for: visit.modality)
+        var record = VisitRecord(participantID: visit.participantID, sessionID: visit.sessionID, modality: visit.modality,
+                                 status: .failed, error: nil,
                                  started: started, finished: started, durationSeconds: 0, version: context.version,
-                                 parameters: VisitRecord.parameters(fromFingerprint: context.fingerprint),
+                                 parameters: VisitRecord.parameters(fromFingerprint: fingerprint),
                                  inputs: [], outputs: [], warnings: [])
         func outcome(_ status: VisitStatus, skipped: Bool = false, error: String? = nil) -> VisitOutcome {
             VisitOutcome(visit: visit, status: status, skipped: skipped, error: error, seconds: Date().timeIntervalSince(clock))
@@ -121,7 +124,10 @@ public enum TrialRunner {
         } catch {
             return outcome(.failed, error: oneLine(error))
         }
-        removeStaleTemporaries(below: folder)
+        // The other modality of the visit may be running in the same folder: only this unit's
+        // own temporaries are stale.
+        AtomicFile.removeStaleTemporaries(in: folder, for: [VisitFiles.record(visit), VisitFiles.metrics(visit)])
+        if let modality = visit.modality { removeStaleTemporaries(below: folder + "/" + modality.rawValue) }
         let recordPath = folder + "/" + VisitFiles.record(visit)
         let metricsPath = folder + "/" + VisitFiles.metrics(visit)
         do {
@@ -133,7 +139,7 @@ public enum TrialRunner {
             try removeIfPresent(recordPath)
             try removeIfPresent(metricsPath)
             let result = try context.processor.process(visit: visit, outputFolder: folder, threads: context.threads)
-            try MetricsTable.validate(result.metrics)
+            try MetricsTable.validate(result.metrics, modality: visit.modality)
             try MetricsTable.table(result.metrics).write(to: metricsPath)
             record.outputs = result.files.map { relativeOutput($0, folder: folder) } + [VisitFiles.metrics(visit)]
             record.warnings = result.warnings

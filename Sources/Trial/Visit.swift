@@ -1,8 +1,18 @@
 import Pipelines
 import Foundation
 
+/// The two kinds of scan a visit may hold, each processed and recorded on its own.
+public enum Modality: String, Sendable, CaseIterable, Codable {
+    case dwi
+    case functional = "func"
+}
+
 /// One visit of one participant: the files the per-visit pipelines read, and the clinical
 /// columns that travel with it into the group tables.
+///
+/// Discovery gives whole visits (``modality`` nil). A run processes each modality of a visit
+/// on its own (``units``), with its own record, so processing the DWI and the BOLD in
+/// separate runs into one output folder keeps both.
 public struct VisitInput: Sendable, CustomStringConvertible {
     /// Participant label without `sub-` (validated: letters and digits only).
     public var participant: String
@@ -21,6 +31,8 @@ public struct VisitInput: Sendable, CustomStringConvertible {
     /// Clinical columns in order: sessions.tsv, then participants.tsv (or a manifest's extra
     /// columns). Values are kept as written (`n/a` for missing).
     public var clinical: [(String, String)]
+    /// The modality this unit of work covers; nil for a whole visit.
+    public var modality: Modality?
 
     public init(participant: String, session: String?, dwi: String? = nil, bval: String? = nil, bvec: String? = nil,
                 bold: String? = nil, confounds: String? = nil, boldSidecar: String? = nil, brainMask: String? = nil,
@@ -43,6 +55,25 @@ public struct VisitInput: Sendable, CustomStringConvertible {
 
     /// The BIDS file-name prefix of this visit's outputs: `sub-01_ses-m01` or `sub-01`.
     public var filePrefix: String { session.map { "sub-\(participant)_ses-\($0)" } ?? "sub-\(participant)" }
+
+    /// The modalities the visit has files for, in a fixed order.
+    public var modalities: [Modality] {
+        (dwi != nil ? [.dwi] : []) + (bold != nil ? [.functional] : [])
+    }
+
+    /// The units of work of this visit: one per modality, each holding only its own files.
+    public var units: [VisitInput] {
+        modalities.map { modality in
+            var unit = self
+            unit.modality = modality
+            if modality != .dwi { unit.dwi = nil; unit.bval = nil; unit.bvec = nil }
+            if modality != .functional { unit.bold = nil; unit.confounds = nil; unit.boldSidecar = nil; unit.brainMask = nil }
+            return unit
+        }
+    }
+
+    /// `sub-01_ses-m01 dwi` for a unit, `sub-01_ses-m01` for a whole visit: for messages.
+    public var unitName: String { filePrefix + (modality.map { " " + $0.rawValue } ?? "") }
 
     /// The visit's folder relative to the output folder: `sub-01/ses-m01` or `sub-01`.
     public var relativeFolder: String { session.map { "sub-\(participant)/ses-\($0)" } ?? "sub-\(participant)" }
@@ -92,6 +123,10 @@ public protocol VisitProcessor: Sendable {
     /// record; a re-run whose fingerprint differs redoes the visit.
     var parametersFingerprint: String { get }
 
+    /// The fingerprint of the parameters that change one modality's results (all of them
+    /// when nil), so that a change of a functional parameter does not redo the DWI.
+    func parametersFingerprint(for modality: Modality?) -> String
+
     /// Every file processing `visit` reads, with its role, in a fixed order. The runner
     /// hashes them all into the visit record, so editing any of them redoes the visit.
     /// - Throws: when the files cannot be determined (the runner records the visit as failed).
@@ -110,4 +145,7 @@ public protocol VisitProcessor: Sendable {
 extension VisitProcessor {
     /// The dataset's files of the visit (``VisitInput/inputFiles``).
     public func inputFiles(for visit: VisitInput) throws -> [(role: String, path: String)] { visit.inputFiles }
+
+    /// The same fingerprint for every modality.
+    public func parametersFingerprint(for modality: Modality?) -> String { parametersFingerprint }
 }

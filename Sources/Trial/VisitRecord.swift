@@ -18,7 +18,7 @@ public enum VisitStatus: String, Sendable, Equatable {
 /// The record `<prefix>_visit.json` that closes a visit folder.
 ///
 /// It is written last and atomically, so its presence with status `ok` means the visit is
-/// complete. Keys, in order: `participant_id`, `session_id`, `status`, `error`, `started`,
+/// complete. Keys, in order: `participant_id`, `session_id`, `modality`, `status`, `error`, `started`,
 /// `finished`, `duration_s`, `nimetrics_version`, `parameters`, `inputs` (role, path,
 /// sha256), `outputs` (relative to the visit folder), `warnings`.
 public struct VisitRecord: Sendable {
@@ -30,6 +30,8 @@ public struct VisitRecord: Sendable {
 
     public var participantID: String
     public var sessionID: String?
+    /// The modality the record covers (`dwi` or `func`).
+    public var modality: Modality?
     public var status: VisitStatus
     public var error: String?
     /// ISO 8601 UTC timestamps.
@@ -49,6 +51,7 @@ public struct VisitRecord: Sendable {
         .object([
             ("participant_id", .string(participantID)),
             ("session_id", sessionID.map(JSONValue.string) ?? .null),
+            ("modality", modality.map { .string($0.rawValue) } ?? .null),
             ("status", .string(status.rawValue)),
             ("error", error.map(JSONValue.string) ?? .null),
             ("started", .string(started)),
@@ -93,7 +96,8 @@ public struct VisitRecord: Sendable {
             guard case .array(let items)? = json[key] else { return [] }
             return items.compactMap { if case .string(let s) = $0 { return s }; return nil }
         }
-        return VisitRecord(participantID: participant, sessionID: string("session_id"), status: status, error: string("error"),
+        return VisitRecord(participantID: participant, sessionID: string("session_id"),
+                           modality: string("modality").flatMap(Modality.init(rawValue:)), status: status, error: string("error"),
                            started: string("started") ?? "", finished: string("finished") ?? "",
                            durationSeconds: json["duration_s"]?.doubleValue ?? .nan, version: string("nimetrics_version") ?? "",
                            parameters: json["parameters"] ?? .null, inputs: inputs, outputs: strings("outputs"), warnings: strings("warnings"))
@@ -106,9 +110,14 @@ public struct VisitRecord: Sendable {
 }
 
 /// Names of a visit's own files.
+///
+/// Each modality has its own: `sub-01_ses-m01_desc-dwi_visit.json` and
+/// `sub-01_ses-m01_desc-dwi_metrics.tsv` (and `desc-func`).
 enum VisitFiles {
-    static func metrics(_ visit: VisitInput) -> String { visit.filePrefix + "_metrics.tsv" }
-    static func record(_ visit: VisitInput) -> String { visit.filePrefix + "_visit.json" }
+    static func metrics(_ visit: VisitInput) -> String { visit.filePrefix + descEntity(visit.modality) + "_metrics.tsv" }
+    static func record(_ visit: VisitInput) -> String { visit.filePrefix + descEntity(visit.modality) + "_visit.json" }
+
+    static func descEntity(_ modality: Modality?) -> String { modality.map { "_desc-" + $0.rawValue } ?? "" }
 }
 
 /// The metrics table of a visit: columns modality, region, metric, value (`n/a` for NaN).
@@ -132,11 +141,14 @@ enum MetricsTable {
 
     /// Checks what a processor returned: known modality, snake_case metric, a region name
     /// that fits in a TSV cell, and no (modality, region, metric) twice.
-    static func validate(_ rows: [MetricRow]) throws {
+    static func validate(_ rows: [MetricRow], modality: Modality? = nil) throws {
         var seen = Set<String>()
         for row in rows {
             guard row.modality == "dwi" || row.modality == "func" else {
                 throw ValidationFailure(message: "metric '\(row.metric)': modality '\(row.modality)' is neither dwi nor func")
+            }
+            if let modality, row.modality != modality.rawValue {
+                throw ValidationFailure(message: "metric '\(row.metric)' of modality '\(row.modality)' from the \(modality.rawValue) processing")
             }
             guard !row.metric.isEmpty, row.metric.utf8.allSatisfy({ (97...122).contains($0) || (48...57).contains($0) || $0 == 95 }) else {
                 throw ValidationFailure(message: "metric name '\(row.metric)' is not lowercase snake_case")

@@ -21,7 +21,8 @@ struct RunCommand: ParsableCommand {
             clinical columns; paths relative to the manifest).
 
             participant: each visit's maps and tables into OUTPUT/sub-XX/ses-YY/{dwi,func}, \
-            plus sub-XX_ses-YY_metrics.tsv and sub-XX_ses-YY_visit.json (status, timings, \
+            plus, per modality, sub-XX_ses-YY_desc-{dwi,func}_metrics.tsv and \
+            sub-XX_ses-YY_desc-{dwi,func}_visit.json (status, timings, \
             parameters, sha256 of every input). Visits whose inputs and parameters are \
             unchanged are skipped; failed ones are redone. Exit status 1 when a visit failed.
 

@@ -71,13 +71,13 @@ struct BadInputCorpusTests {
     /// processed, the bad one recorded as failed with the file and reason.
     func checkOneFailedVisit(out: String, lines: [String]) throws {
         #expect(lines.contains { $0.contains("FAILED") && $0.contains("truncated_dwi.nii.gz: data truncated") })
-        let good = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/sub-01/ses-01/sub-01_ses-01_visit.json"))) as! [String: Any]
-        let bad = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/sub-02/ses-01/sub-02_ses-01_visit.json"))) as! [String: Any]
+        let good = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/sub-01/ses-01/sub-01_ses-01_desc-dwi_visit.json"))) as! [String: Any]
+        let bad = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/sub-02/ses-01/sub-02_ses-01_desc-dwi_visit.json"))) as! [String: Any]
         #expect(good["status"] as? String == "ok")
         #expect(bad["status"] as? String == "failed")
         #expect((bad["error"] as? String)?.contains("truncated_dwi.nii.gz: data truncated") == true)
-        #expect(FileManager.default.fileExists(atPath: out + "/sub-01/ses-01/sub-01_ses-01_metrics.tsv"))
-        #expect(filesBelow(out + "/sub-02") == ["ses-01/sub-02_ses-01_visit.json"])
+        #expect(FileManager.default.fileExists(atPath: out + "/sub-01/ses-01/sub-01_ses-01_desc-dwi_metrics.tsv"))
+        #expect(filesBelow(out + "/sub-02") == ["ses-01/sub-02_ses-01_desc-dwi_visit.json"])
         #expect(!filesBelow(out).contains { $0.contains(".nimetrics-tmp-") })
     }
 

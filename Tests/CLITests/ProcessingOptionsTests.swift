@@ -96,17 +96,23 @@ struct RunFingerprintEndToEndTests {
         let first = try run(data, output, ["--atlas", atlas])
         try #require(first.status == 0, "\(first.stderr)")
         let unchanged = try run(data, output, ["--atlas", atlas])
-        #expect(unchanged.stderr.contains("0 processed, 1 up to date"), "\(unchanged.stderr)")
+        #expect(unchanged.stderr.contains("0 processed, 2 up to date"), "\(unchanged.stderr)")
 
         let table = atlas.replacingOccurrences(of: ".nii.gz", with: ".tsv")
         let text = try String(contentsOfFile: table, encoding: .utf8)
         try text.replacingOccurrences(of: "L_CST", with: "Left_CST").write(toFile: table, atomically: true, encoding: .utf8)
         let edited = try run(data, output, ["--atlas", atlas])
-        #expect(edited.stderr.contains("1 processed, 0 up to date"), "\(edited.stderr)")
-        let metrics = try String(contentsOfFile: output + "/sub-01/ses-baseline/sub-01_ses-baseline_metrics.tsv", encoding: .utf8)
+        // Both modalities read the table: both are redone.
+        #expect(edited.stderr.contains("2 processed, 0 up to date"), "\(edited.stderr)")
+        let metrics = try String(contentsOfFile: output + "/sub-01/ses-baseline/sub-01_ses-baseline_desc-dwi_metrics.tsv", encoding: .utf8)
         #expect(metrics.contains("Left_CST") && !metrics.contains("\tL_CST\t"))
-        let record = try String(contentsOfFile: output + "/sub-01/ses-baseline/sub-01_ses-baseline_visit.json", encoding: .utf8)
-        #expect(record.contains("\"dwi_atlas_table\"") && record.contains("\"func_atlas_table\""))
+        let dwiRecord = try String(contentsOfFile: output + "/sub-01/ses-baseline/sub-01_ses-baseline_desc-dwi_visit.json", encoding: .utf8)
+        let funcRecord = try String(contentsOfFile: output + "/sub-01/ses-baseline/sub-01_ses-baseline_desc-func_visit.json", encoding: .utf8)
+        #expect(dwiRecord.contains("\"dwi_atlas_table\"") && funcRecord.contains("\"func_atlas_table\""))
+
+        // A functional parameter redoes the BOLD only.
+        let band = try run(data, output, ["--atlas", atlas, "--low-pass", "0.09"])
+        #expect(band.stderr.contains("1 processed, 1 up to date"), "\(band.stderr)")
     }
 
     @Test("a lesion mask given as a pattern adds the lesion rows, and its content is in the fingerprint")
@@ -119,7 +125,7 @@ struct RunFingerprintEndToEndTests {
         let pattern = masks + "/sub-{subject}_ses-{session}_label-lesion_mask.nii.gz"
         let result = try run(data, output, ["--atlas", atlas, "--lesion-mask", pattern, "--iterations", "2", "--min-coverage", "0.4"])
         try #require(result.status == 0, "\(result.stderr)")
-        let metrics = try String(contentsOfFile: output + "/sub-01/ses-baseline/sub-01_ses-baseline_metrics.tsv", encoding: .utf8)
+        let metrics = try String(contentsOfFile: output + "/sub-01/ses-baseline/sub-01_ses-baseline_desc-dwi_metrics.tsv", encoding: .utf8)
         #expect(metrics.contains("dwi\tlesion\tfa_mean") && metrics.contains("dwi\tnormal_appearing_tissue\tfa_mean"))
         let sidecar = try String(contentsOfFile: output + "/sub-01/ses-baseline/dwi/sub-01_ses-baseline_model-tensor_dwimap.json",
                                  encoding: .utf8)

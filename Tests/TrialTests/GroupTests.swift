@@ -56,15 +56,16 @@ struct GroupTests {
         let dataset = try Dataset.discover(top + "/bids")
         try TrialRunner.runGroup(dataset: dataset, output: top + "/out")
         let table = try TSVTable.read(group + "/visits.tsv")
-        #expect(table.columns == ["participant_id", "session_id", "acq_time", "visit_month", "edss", "age", "sex", "arm", "status", "error"])
+        #expect(table.columns == ["participant_id", "session_id", "acq_time", "visit_month", "edss", "age", "sex", "arm", "status", "error",
+                                  "dwi_status", "func_status"])
         #expect(table.rows == [
-            ["sub-01", "ses-m00", "n/a", "0", "6.0", "51", "F", "msc", "ok", "n/a"],
-            ["sub-01", "ses-m01", "n/a", "1", "6.5", "51", "F", "msc", "ok", "n/a"],
-            ["sub-01", "ses-m03", "n/a", "3", "6.5", "51", "F", "msc", "ok", "n/a"],
-            ["sub-02", "ses-m00", "n/a", "0", "6.0", "47", "M", "placebo", "ok", "n/a"],
-            ["sub-02", "ses-m01", "n/a", "1", "6.5", "47", "M", "placebo", "failed", "sub-02_ses-m01_dwi.nii.gz: data truncated: fake failure"],
-            ["sub-02", "ses-m03", "n/a", "3", "6.5", "47", "M", "placebo", "ok", "n/a"],
-            ["sub-02", "ses-m06", "n/a", "n/a", "n/a", "47", "M", "placebo", "missing", "n/a"],
+            ["sub-01", "ses-m00", "n/a", "0", "6.0", "51", "F", "msc", "ok", "n/a", "ok", "ok"],
+            ["sub-01", "ses-m01", "n/a", "1", "6.5", "51", "F", "msc", "ok", "n/a", "ok", "ok"],
+            ["sub-01", "ses-m03", "n/a", "3", "6.5", "51", "F", "msc", "ok", "n/a", "ok", "ok"],
+            ["sub-02", "ses-m00", "n/a", "0", "6.0", "47", "M", "placebo", "ok", "n/a", "ok", "ok"],
+            ["sub-02", "ses-m01", "n/a", "1", "6.5", "47", "M", "placebo", "failed", "dwi: sub-02_ses-m01_dwi.nii.gz: data truncated: fake failure; func: sub-02_ses-m01_dwi.nii.gz: data truncated: fake failure", "failed", "failed"],
+            ["sub-02", "ses-m03", "n/a", "3", "6.5", "47", "M", "placebo", "ok", "n/a", "ok", "ok"],
+            ["sub-02", "ses-m06", "n/a", "n/a", "n/a", "47", "M", "placebo", "missing", "n/a", "missing", "n/a"],
         ])
     }
 
@@ -170,7 +171,7 @@ struct GroupTests {
         #expect(try db.query("SELECT participant_id, age, sex, arm FROM participants ORDER BY participant_id")
                 == [[.text("sub-01"), .integer(51), .text("F"), .text("msc")], [.text("sub-02"), .integer(47), .text("M"), .text("placebo")]])
         #expect(try db.query("SELECT status, error FROM visits WHERE participant_id = 'sub-02' AND session_id = 'ses-m01'")
-                == [[.text("failed"), .text("sub-02_ses-m01_dwi.nii.gz: data truncated: fake failure")]])
+                == [[.text("failed"), .text("dwi: sub-02_ses-m01_dwi.nii.gz: data truncated: fake failure; func: sub-02_ses-m01_dwi.nii.gz: data truncated: fake failure")]])
         #expect(try db.query("SELECT edss, visit_month, acq_time FROM visits WHERE session_id = 'ses-m01' LIMIT 1")
                 == [[.real(6.5), .integer(1), .null]])
         let indexes = try db.query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'metrics' ORDER BY name")
@@ -204,6 +205,30 @@ struct GroupTests {
                 == FileManager.default.contents(atPath: groupThree + "/nimetrics.sqlite"))
     }
 
+    @Test("the DWI and the BOLD processed in separate runs into one output both reach the group tables")
+    func modalitiesInSeparateRuns() throws {
+        let top = makeTemporaryFolder()
+        defer { removeFolder(top) }
+        makeBIDS(at: top + "/bids", participantsTSV: Self.participantsText, sessionsTSV: { _ in Self.sessionsText })
+        let full = try Dataset.discover(top + "/bids")
+        var dwiOnly = full, funcOnly = full
+        dwiOnly.visits = full.visits.map { visit in var v = visit; v.bold = nil; v.confounds = nil; v.boldSidecar = nil; return v }
+        funcOnly.visits = full.visits.map { visit in var v = visit; v.dwi = nil; v.bval = nil; v.bvec = nil; return v }
+        let output = top + "/out"
+        let log = CallLog()
+        _ = try TrialRunner.runParticipants(dataset: dwiOnly, output: output, processor: FakeProcessor(log: log))
+        _ = try TrialRunner.runParticipants(dataset: funcOnly, output: output, processor: FakeProcessor(log: log))
+        #expect(log.count == 12)
+        // The group stage sees only the BOLD runs now, and still finds the DWI records.
+        try TrialRunner.runGroup(dataset: funcOnly, output: output)
+        let long = try TSVTable.read(output + "/group/metrics_long.tsv")
+        #expect(long.rows.filter { $0[2] == "dwi" }.count == 6 * 3)
+        #expect(long.rows.filter { $0[2] == "func" }.count == 6)
+        let visits = try TSVTable.read(output + "/group/visits.tsv")
+        #expect(try visits.column("dwi_status") == Array(repeating: "ok", count: 6))
+        #expect(try visits.column("func_status") == Array(repeating: "ok", count: 6))
+    }
+
     @Test("a manifest study without sessions: group tables with n/a sessions and no change rows")
     func manifestWithoutSessions() throws {
         let top = makeTemporaryFolder()
@@ -216,12 +241,13 @@ struct GroupTests {
         let summary = try TrialRunner.runGroup(dataset: dataset, output: top + "/out")
         #expect(summary.statusCounts == [.ok: 2])
         let visits = try TSVTable.read(top + "/out/group/visits.tsv")
-        #expect(visits.rows == [["sub-01", "n/a", "6", "ok", "n/a"], ["sub-02", "n/a", "n/a", "ok", "n/a"]])
+        #expect(visits.rows == [["sub-01", "n/a", "6", "ok", "n/a", "ok", "n/a"], ["sub-02", "n/a", "n/a", "ok", "n/a", "ok", "n/a"]])
         let long = try TSVTable.read(top + "/out/group/metrics_long.tsv")
-        #expect(long.rows.count == 8 && long.rows.allSatisfy { $0[1] == "n/a" })
+        // Only the DWI is given: the three DWI metrics of each visit.
+        #expect(long.rows.count == 6 && long.rows.allSatisfy { $0[1] == "n/a" && $0[2] == "dwi" })
         #expect(try TSVTable.read(top + "/out/group/change_from_baseline.tsv").rows.isEmpty)
         let db = try SQLiteDatabase(path: top + "/out/group/nimetrics.sqlite", readOnly: true)
-        #expect(try db.query("SELECT count(*) FROM metrics WHERE session_id IS NULL") == [[.integer(8)]])
+        #expect(try db.query("SELECT count(*) FROM metrics WHERE session_id IS NULL") == [[.integer(6)]])
         #expect(try db.query("SELECT count(*) FROM change_from_baseline") == [[.integer(0)]])
     }
 }

@@ -81,13 +81,21 @@ struct FakeProcessor: VisitProcessor {
     var metrics: @Sendable (VisitInput) -> [MetricRow] = defaultMetrics
 
     func process(visit: VisitInput, outputFolder: String, threads: Int) throws -> VisitResult {
-        log.begin(visit.filePrefix)
+        log.begin(visit.unitName)
         defer { log.end() }
         if delay > 0 { Thread.sleep(forTimeInterval: delay) }
-        if failing.contains(visit.filePrefix) { throw FakeFailure(visit: visit.filePrefix) }
-        let name = visit.filePrefix + "_desc-fake_dwimap.txt"
-        try Data("fake map \(visit.filePrefix)\n".utf8).write(to: URL(fileURLWithPath: outputFolder + "/" + name))
-        return VisitResult(metrics: metrics(visit), files: [outputFolder + "/" + name], warnings: ["fake warning"])
+        if failing.contains(visit.filePrefix) || failing.contains(visit.unitName) { throw FakeFailure(visit: visit.filePrefix) }
+        // Like the real pipelines: each modality's outputs in its own folder.
+        let modality = visit.modality?.rawValue ?? "dwi"
+        try FileManager.default.createDirectory(atPath: outputFolder + "/" + modality, withIntermediateDirectories: true)
+        let name = modality + "/" + visit.filePrefix + "_desc-fake_\(modality)map.txt"
+        try Data("fake map \(visit.unitName)\n".utf8).write(to: URL(fileURLWithPath: outputFolder + "/" + name))
+        // A unit of work gets only its modality's metrics (rows of an unknown modality pass,
+        // for the runner's checks to refuse).
+        let rows = metrics(visit).filter { row in
+            !["dwi", "func"].contains(row.modality) || (visit.modality.map { row.modality == $0.rawValue } ?? true)
+        }
+        return VisitResult(metrics: rows, files: [outputFolder + "/" + name], warnings: ["fake warning"])
     }
 }
 
