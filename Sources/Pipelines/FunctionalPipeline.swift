@@ -103,6 +103,9 @@ public enum FunctionalPipeline {
         var confounds: ConfoundColumns?
         var framewiseDisplacement: [Double]?
         var censor: [Bool]?
+        /// Leading volumes dropped, and where the number came from.
+        var dummyScans: Int
+        var dummyScansSource: String
         var warnings: [String]
     }
 
@@ -115,21 +118,24 @@ public enum FunctionalPipeline {
             throw PipelineError(options.boldPath, "a BOLD run needs at least 3 volumes, this one has \(bold.volumeCount)")
         }
         let repetitionTime = try resolveRepetitionTime(options, header: bold, warnings: &warnings)
-        try checkBand(options, volumes: bold.volumeCount - options.parameters.dummyScans, repetitionTime: repetitionTime)
+        try checkSkullStripping(options)
+        var model = try readConfoundModel(options, volumes: bold.volumeCount)
+        let dummy = try resolveDummyScans(options, flagged: model.flagged, censor: &model.censor, volumes: bold.volumeCount)
+        try checkBand(options, volumes: bold.volumeCount - dummy.count, repetitionTime: repetitionTime)
         let (labels, atlasResampled) = try LabelImage.readLabels(options.atlasPath, onto: bold, resample: options.parameters.resampleAtlas,
                                                                  gridName: "BOLD")
         let entries = try LabelImage.entries(labels: labels, atlasPath: options.atlasPath, tablePath: options.atlasTablePath)
         let mask = try options.maskPath.map { try LabelImage.readMask($0, onto: bold, name: "brain mask", gridName: "BOLD") }
-        let (confounds, framewiseDisplacement, censor) = try readConfoundModel(options, volumes: bold.volumeCount)
         return Inputs(header: bold, repetitionTime: repetitionTime, labels: labels, entries: entries,
-                      atlasResampled: atlasResampled, mask: mask, confounds: confounds,
-                      framewiseDisplacement: framewiseDisplacement, censor: censor, warnings: warnings)
+                      atlasResampled: atlasResampled, mask: mask, confounds: model.confounds,
+                      framewiseDisplacement: model.framewiseDisplacement, censor: model.censor,
+                      dummyScans: dummy.count, dummyScansSource: dummy.source, warnings: warnings)
     }
 
     /// The confound regressors of the strategy, the framewise displacement and the censoring
     /// mask, from the confounds table.
     static func readConfoundModel(_ options: FunctionalOptions, volumes: Int) throws
-        -> (confounds: ConfoundColumns?, framewiseDisplacement: [Double]?, censor: [Bool]?) {
+        -> (confounds: ConfoundColumns?, framewiseDisplacement: [Double]?, censor: [Bool]?, flagged: [Int]) {
         let table: [String: [Double]]? = try options.confoundsPath.map { try readConfounds($0, expectedRows: volumes) }
         var confounds: ConfoundColumns?
         let strategy = options.strategy
@@ -148,7 +154,46 @@ public enum FunctionalPipeline {
             }
             censor = fd.map { $0.isFinite && $0 > threshold }
         }
-        return (confounds, framewiseDisplacement, censor)
+        // fMRIPrep marks each non-steady-state volume with a one-hot column of its own.
+        let flagged = (table ?? [:]).filter { $0.key.hasPrefix("non_steady_state_outlier") }.values
+            .flatMap { column in column.indices.filter { column[$0] == 1 } }
+        return (confounds, framewiseDisplacement, censor, Array(Set(flagged)).sorted())
+    }
+
+    /// The leading volumes to drop: `--dummy-scans N`, or by default the volumes fMRIPrep
+    /// flags as non-steady-state (as nilearn's `load_confounds` and XCP-D). Flagged volumes
+    /// past the leading run of them are censored instead.
+    static func resolveDummyScans(_ options: FunctionalOptions, flagged: [Int], censor: inout [Bool]?, volumes: Int) throws
+        -> (count: Int, source: String) {
+        switch options.parameters.dummyScans {
+        case .count(let count):
+            return (count, "--dummy-scans")
+        case .automatic:
+            guard !flagged.isEmpty else {
+                return (0, options.confoundsPath == nil ? "none (no confounds table)" : "none flagged in the confounds")
+            }
+            var leading = 0
+            while leading < flagged.count && flagged[leading] == leading { leading += 1 }
+            let later = flagged[leading...]
+            if !later.isEmpty {
+                var mask = censor ?? [Bool](repeating: false, count: volumes)
+                for t in later where t < volumes { mask[t] = true }
+                censor = mask
+            }
+            return (leading, "fMRIPrep non_steady_state_outlier columns" + (later.isEmpty ? "" : " (\(later.count) later flagged volume(s) censored)"))
+        }
+    }
+
+    /// A BOLD series that is not skull-stripped (fMRIPrep's sidecar says `SkullStripped:
+    /// false`) needs its brain mask: without one, the whole field of view would be "brain".
+    static func checkSkullStripping(_ options: FunctionalOptions) throws {
+        guard options.maskPath == nil else { return }
+        let sidecarPath = OutputNaming.sidecarPath(forImage: options.boldPath)
+        guard let data = FileManager.default.contents(atPath: sidecarPath),
+              let json = try? JSONValue.parse(String(decoding: data, as: UTF8.self)),
+              json["SkullStripped"] == .bool(false) else { return }
+        let expected = OutputNaming.brainMaskPath(forImage: options.boldPath)
+        throw PipelineError(options.boldPath, "not skull-stripped (SkullStripped: false in \(URL(fileURLWithPath: sidecarPath).lastPathComponent)) and no brain mask: expected \(expected), or give a mask")
     }
 
     // MARK: - Computing
@@ -167,7 +212,7 @@ public enum FunctionalPipeline {
         -> RegionalSeries {
         let extracted = try RegionalTimeSeriesExtractor.extract(
             boldPath: options.boldPath, labels: inputs.labels, regionIndexes: inputs.entries.map(\.index),
-            brainMask: inputs.mask, skipVolumesForTSNR: options.parameters.dummyScans, threads: options.threads)
+            brainMask: inputs.mask, skipVolumesForTSNR: inputs.dummyScans, threads: options.threads)
         let coverage = extracted.coverage
         var series = extracted.series
         let minimum = options.parameters.minimumCoverage
@@ -199,7 +244,7 @@ public enum FunctionalPipeline {
         let parameters = options.parameters, threads = options.threads
         return try wrap(options.boldPath) {
             let matrix = try TimeSeriesMatrix(regionSeries: regional.series)
-            let cleaning = CleaningOptions(repetitionTime: inputs.repetitionTime, nonSteadyStateVolumes: parameters.dummyScans,
+            let cleaning = CleaningOptions(repetitionTime: inputs.repetitionTime, nonSteadyStateVolumes: inputs.dummyScans,
                                            detrend: true, highPass: parameters.highPass, lowPass: parameters.lowPass)
             let cleaned = try cleanSignals(matrix, confounds: inputs.confounds, censor: inputs.censor, options: cleaning, threads: threads)
             let pearson = try pearsonCorrelation(cleaned.signals, threads: threads)
@@ -251,7 +296,7 @@ public enum FunctionalPipeline {
         add("alff_mean", mean(\.alff))
         add("falff_mean", mean(\.falff))
         add("tsnr_mean", extracted.wholeBrainTSNR)
-        add("fd_mean", meanFramewiseDisplacement(inputs.framewiseDisplacement, dummyScans: options.parameters.dummyScans))
+        add("fd_mean", meanFramewiseDisplacement(inputs.framewiseDisplacement, dummyScans: inputs.dummyScans))
         add("volumes_censored", Double(qc.censoredVolumes))
         add("censored_fraction", qc.censoredFraction)
         add("volumes_kept", Double(qc.keptVolumes))
@@ -331,7 +376,8 @@ public enum FunctionalPipeline {
             ("Atlas", .string(options.atlasPath)),
             ("AtlasResampled", .bool(inputs.atlasResampled)),
             ("RepetitionTime", .number(inputs.repetitionTime)),
-            ("NonSteadyStateVolumes", .int(parameters.dummyScans)),
+            ("NonSteadyStateVolumes", .int(inputs.dummyScans)),
+            ("NonSteadyStateSource", .string(inputs.dummyScansSource)),
             ("Detrend", .string("constant + linear")),
             ("ConfoundStrategy", .string(options.strategy.description)),
             ("ConfoundColumns", .array((inputs.confounds?.names ?? []).map { .string($0) })),
@@ -350,7 +396,7 @@ public enum FunctionalPipeline {
                 ("VolumesCensored", .int(qc.censoredVolumes)),
                 ("CensoredFraction", .finite(qc.censoredFraction)),
                 ("MeanFramewiseDisplacement", .finite(meanFramewiseDisplacement(inputs.framewiseDisplacement,
-                                                                                  dummyScans: parameters.dummyScans))),
+                                                                                  dummyScans: inputs.dummyScans))),
                 ("RegressorRank", .int(qc.regressorRank)),
                 ("RegressorsDropped", .int(qc.droppedRegressors)),
                 ("BrainVoxels", .int(extracted.maskVoxels)),
@@ -410,7 +456,7 @@ public enum FunctionalPipeline {
     /// into n/a without a word), or an ALFF band that holds no frequency of the run.
     static func checkBand(_ options: FunctionalOptions, volumes: Int, repetitionTime: Double) throws {
         guard volumes >= 3 else {
-            throw PipelineError(options.boldPath, "\(volumes) volumes after --dummy-scans: too few to analyse")
+            throw PipelineError(options.boldPath, "\(volumes) volumes left after the non-steady-state ones: too few to analyse")
         }
         let resolution = 1 / (Double(volumes) * repetitionTime)
         let frequencies = (1...(volumes / 2)).map { Double($0) * resolution }

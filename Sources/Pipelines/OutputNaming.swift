@@ -18,6 +18,19 @@ public enum OutputNaming {
         return parts.joined(separator: "_")
     }
 
+    /// The brain mask fMRIPrep and QSIPrep write beside a preprocessed image:
+    /// `..._desc-preproc_bold.nii.gz` -> `..._desc-brain_mask.nii.gz`.
+    public static func brainMaskPath(forImage path: String) -> String {
+        let url = URL(fileURLWithPath: path)
+        var name = url.lastPathComponent
+        for ext in [".nii.gz", ".nii"] where name.hasSuffix(ext) { name = String(name.dropLast(ext.count)); break }
+        var parts = name.split(separator: "_").map(String.init)
+        if let last = parts.last, !last.contains("-") { parts.removeLast() }
+        parts.removeAll { $0.hasPrefix("desc-") }
+        let folder = url.deletingLastPathComponent().path
+        return folder + "/" + (parts + ["desc-brain", "mask"]).joined(separator: "_") + ".nii.gz"
+    }
+
     /// The file a sidecar sits in: `x.nii.gz` -> `x.json`.
     public static func sidecarPath(forImage path: String) -> String {
         for ext in [".nii.gz", ".nii"] where path.hasSuffix(ext) {

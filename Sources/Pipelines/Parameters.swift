@@ -52,8 +52,9 @@ public struct FunctionalParameters: Sendable, Equatable, Codable {
     public var lowPass: Double? = 0.08
     /// Censor volumes whose framewise_displacement exceeds this (mm); nil: no censoring.
     public var fdThreshold: Double?
-    /// Non-steady-state volumes dropped at the start of the run.
-    public var dummyScans = 0
+    /// Non-steady-state volumes dropped at the start of the run: by default those fMRIPrep
+    /// flags in its confounds (``DummyScans/automatic``).
+    public var dummyScans = DummyScans.automatic
     /// Seconds; nil: the BOLD sidecar's RepetitionTime, else the NIfTI header.
     public var repetitionTime: Double?
     public var partialCorrelation = false
@@ -73,6 +74,46 @@ public struct FunctionalParameters: Sendable, Equatable, Codable {
     /// The confound model applied to a run with or without a confounds table.
     public func effectiveStrategy(hasConfounds: Bool) -> ConfoundStrategy {
         strategy ?? (hasConfounds ? .sixP : .none)
+    }
+}
+
+/// How many volumes at the start of a BOLD run are dropped as not yet at steady state.
+public enum DummyScans: Sendable, Equatable, Codable, CustomStringConvertible {
+    /// The volumes fMRIPrep flags with its `non_steady_state_outlier*` confound columns, as
+    /// nilearn's `load_confounds` and XCP-D drop them; none without a confounds table.
+    case automatic
+    /// This many, whatever the confounds say.
+    case count(Int)
+
+    /// Parses `auto` or a non-negative integer.
+    public init?(parsing text: String) {
+        if text == "auto" { self = .automatic; return }
+        guard let count = Int(text), count >= 0 else { return nil }
+        self = .count(count)
+    }
+
+    public var description: String {
+        switch self {
+        case .automatic: "auto"
+        case .count(let count): String(count)
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let count = try? container.decode(Int.self) { self = .count(count); return }
+        guard let value = DummyScans(parsing: try container.decode(String.self)) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "expected auto or a count")
+        }
+        self = value
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .automatic: try container.encode("auto")
+        case .count(let count): try container.encode(count)
+        }
     }
 }
 

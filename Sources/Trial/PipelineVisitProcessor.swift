@@ -128,15 +128,12 @@ public struct PipelineVisitProcessor: VisitProcessor {
         options.confoundsPath = visit.confounds
         options.parameters = parameters.functional
         options.threads = threads
-        var warnings: [String] = []
-        if visit.confounds == nil {
-            if parameters.functional.strategy != ConfoundStrategy.none {
-                warnings.append("func: no confounds table beside the BOLD run: no confound regression")
-            }
-            options.parameters.strategy = ConfoundStrategy.none
-            options.parameters.fdThreshold = nil
+        // A preprocessed run without its confounds cannot be denoised: that is an error
+        // unless no denoising was asked for.
+        if visit.confounds == nil && parameters.functional.strategy != ConfoundStrategy.none {
+            throw PipelineError(bold, "no confounds table beside the BOLD run (a *_desc-confounds_timeseries.tsv with the same entities); give --strategy none to process it without confound regression")
         }
-        return (options, warnings)
+        return (options, [])
     }
 
     /// Every file the visit's pipelines read: the dataset's images and tables, the atlases

@@ -15,6 +15,10 @@ import Tabular
 extension TensorFitMethod: ExpressibleByArgument {}
 extension VectorFrame: ExpressibleByArgument {}
 
+extension DummyScans: ExpressibleByArgument {
+    public init?(argument: String) { self.init(parsing: argument) }
+}
+
 extension ConfoundStrategy: ExpressibleByArgument {
     public init?(argument: String) {
         guard let strategy = try? ConfoundStrategy(parsing: argument) else { return nil }
@@ -168,12 +172,12 @@ struct CensoringOptions: ParsableArguments {
             help: "Censor volumes with framewise displacement above this (mm).")
     var fdThreshold: Double?
 
-    @Option(name: .customLong("dummy-scans"), parsing: .unconditional, help: "Non-steady-state volumes to drop.")
-    var dummyScans = 0
+    @Option(name: .customLong("dummy-scans"), parsing: .unconditional,
+            help: "Non-steady-state volumes to drop: auto (those fMRIPrep flags in the confounds) or a number.")
+    var dummyScans = DummyScans.automatic
 
     func validate() throws {
         if let fdThreshold { try OptionCheck.positive(fdThreshold, "--fd-threshold") }
-        try OptionCheck.atLeast(0, dummyScans, "--dummy-scans")
     }
 
     func apply(to parameters: inout FunctionalParameters) {

@@ -112,7 +112,7 @@ struct FunctionalPipelineTests {
         options.confoundsPath = run.confounds
         options.parameters.strategy = .sixP
         options.parameters.fdThreshold = 0.5
-        options.parameters.dummyScans = 2
+        options.parameters.dummyScans = .count(2)
         let result = try FunctionalPipeline.run(options)
         // FD 0.9 at t = 10, 20, ..., 90: 9 volumes censored, 2 dropped.
         #expect(result.qc.censoredVolumes == 9)
@@ -207,5 +207,66 @@ struct AmplitudeMapTests {
         #expect(falff[2] < 1e-4)
         #expect(abs(alff[1] / alff[0] - 2) < 1e-4)
         #expect(alff[3] == 0)  // a constant voxel: no amplitude
+    }
+}
+
+@Suite("fMRI pipeline: fMRIPrep's flags and masks")
+struct PreprocessedRunTests {
+    /// SmallRun with its first three volumes far brighter (a common transient that pulls
+    /// every correlation toward 1), flagged in the confounds as fMRIPrep flags them.
+    static func runWithTransient() throws -> SmallRun {
+        var run = try SmallRun()
+        let n = run.shape.reduce(1, *)
+        for t in 0..<3 { for i in 0..<n where run.labels[i] != 0 { run.voxels[t * n + i] += Float(400 * (3 - t)) } }
+        let header = NIfTIHeader.make(shape: run.shape + [run.volumes],
+                                      affine: Affine(rows: [[-3, 0, 0, 9], [0, 3, 0, -9], [0, 0, 3, 0], [0, 0, 0, 1]]), repetitionTime: 2)
+        try NIfTIFile.write(run.voxels, shape: run.shape + [run.volumes], geometry: header, to: run.bold)
+        let lines = try String(contentsOfFile: run.confounds, encoding: .utf8).split(separator: "\n").map(String.init)
+        var text = lines[0] + "\tnon_steady_state_outlier00\tnon_steady_state_outlier01\tnon_steady_state_outlier02\n"
+        for (t, line) in lines.dropFirst().enumerated() {
+            text += line + (0..<3).map { $0 == t ? "\t1" : "\t0" }.joined() + "\n"
+        }
+        try text.write(toFile: run.confounds, atomically: true, encoding: .utf8)
+        return run
+    }
+
+    func options(_ run: SmallRun, _ out: String, dummy: DummyScans) -> FunctionalOptions {
+        var options = FunctionalOptions(boldPath: run.bold, atlasPath: run.atlas, outputFolder: run.folder + "/" + out)
+        options.confoundsPath = run.confounds
+        options.parameters.highPass = nil
+        options.parameters.lowPass = nil
+        options.parameters.dummyScans = dummy
+        return options
+    }
+
+    @Test("flagged non-steady-state volumes are dropped by default, and only that keeps the negative correlation")
+    func flaggedVolumesDropped() throws {
+        let run = try Self.runWithTransient()
+        let automatic = try FunctionalPipeline.run(options(run, "auto", dummy: .automatic))
+        let explicit = try FunctionalPipeline.run(options(run, "three", dummy: .count(3)))
+        let kept = try FunctionalPipeline.run(options(run, "kept", dummy: .count(0)))
+        #expect(automatic.qc.keptVolumes == run.volumes - 3)
+        for i in 0..<3 { for j in 0..<3 { #expect(automatic.pearson[i, j] == explicit.pearson[i, j]) } }
+        // Regions A (loading 1.0) and C (-0.4) are anti-correlated; the transient hides it.
+        #expect(automatic.pearson[0, 2] < -0.3, "r(A, C) = \(automatic.pearson[0, 2])")
+        #expect(kept.pearson[0, 2] > 0.3, "r(A, C) with the transient = \(kept.pearson[0, 2])")
+        let sidecar = try String(contentsOfFile: run.folder + "/auto/sub-01_ses-baseline_task-rest_desc-summary_connectivity.json", encoding: .utf8)
+        #expect(sidecar.contains("\"NonSteadyStateVolumes\": 3") && sidecar.contains("non_steady_state_outlier"))
+    }
+
+    @Test("a BOLD series that is not skull-stripped and has no mask is refused, naming the mask expected")
+    func notSkullStripped() throws {
+        let run = try SmallRun()
+        let preproc = run.folder + "/sub-01_ses-baseline_task-rest_space-MNI_desc-preproc_bold.nii.gz"
+        try FileManager.default.copyItem(atPath: run.bold, toPath: preproc)
+        try "{\"RepetitionTime\": 2, \"SkullStripped\": false}".write(
+            toFile: preproc.replacingOccurrences(of: ".nii.gz", with: ".json"), atomically: true, encoding: .utf8)
+        var options = FunctionalOptions(boldPath: preproc, atlasPath: run.atlas, outputFolder: run.folder + "/out")
+        options.parameters.strategy = ConfoundStrategy.none
+        #expect { try FunctionalPipeline.run(options) } throws: { error in
+            "\(error)".contains("SkullStripped: false") && "\(error)".contains("sub-01_ses-baseline_task-rest_space-MNI_desc-brain_mask.nii.gz")
+        }
+        options.maskPath = run.atlas  // any mask on the grid
+        #expect(throws: Never.self) { try FunctionalPipeline.run(options) }
     }
 }

@@ -35,7 +35,7 @@ struct ParametersTests {
             ("high-pass", { $0.functional.highPass = nil }),
             ("low-pass", { $0.functional.lowPass = 0.1 }),
             ("fd", { $0.functional.fdThreshold = 0.5 }),
-            ("dummies", { $0.functional.dummyScans = 4 }),
+            ("dummies", { $0.functional.dummyScans = .count(4) }),
             ("tr", { $0.functional.repetitionTime = 2 }),
             ("partial", { $0.functional.partialCorrelation = true }),
             ("alff band", { $0.functional.amplitudeBand = FrequencyBand(low: 0.01, high: 0.1) }),
