@@ -80,7 +80,7 @@ let package = Package(
         ),
 
         // MARK: - Tests
-        /// Helpers shared by the test targets (a seeded generator).
+        /// Helpers shared by the test targets (a seeded generator, folder-tree snapshots).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "GeometryTests", dependencies: ["TestSupport", "Geometry"]),
         .testTarget(name: "NIfTITests", dependencies: ["Geometry", "NIfTI"]),
@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(name: "FunctionalTests", dependencies: ["TestSupport", "Functional"]),
         .testTarget(name: "PhantomsTests", dependencies: ["Geometry", "Phantoms", "NIfTI", "Tabular"]),
         .testTarget(name: "PipelinesTests", dependencies: ["TestSupport", "Geometry", "Pipelines", "Phantoms", "NIfTI", "Diffusion"]),
-        .testTarget(name: "TrialTests", dependencies: ["Trial", "Phantoms"]),
-        .testTarget(name: "CLITests", dependencies: ["nimetrics", "NIfTI", "Phantoms"]),
+        .testTarget(name: "TrialTests", dependencies: ["TestSupport", "Trial", "Phantoms"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "nimetrics", "NIfTI", "Phantoms", "Tabular"]),
     ]
 )

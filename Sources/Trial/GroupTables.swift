@@ -77,17 +77,20 @@ extension TrialRunner {
     ///   - output: the participant level's output folder.
     ///   - baselineSession: `m00` or `ses-m00`; nil for the rule above.
     /// - Returns: the files written and the visit counts by status.
-    /// - Throws: ``TrialError`` for an invalid baseline label, an unreadable metrics table,
-    ///   or a failure to write.
+    /// - Throws: ``TrialError`` for an output folder that is, lies in or holds an input
+    ///   (checked first, see ``OutputGuard``), an invalid baseline label, an unreadable
+    ///   metrics table, a symbolic link in `OUTPUT/group`, or a failure to write.
     @discardableResult
     public static func runGroup(dataset: Dataset, output: String, baselineSession: String? = nil) throws -> GroupSummary {
+        try OutputGuard.checkSeparation(output: output, inputs: dataset.inputRoots)
         let baselineLabel = try baselineSession.map { try BIDSLabel.normalized($0, kind: "session") }
         let visits = try collectVisits(dataset: dataset, output: output)
         var warnings: [String] = []
         let baselines = chooseBaselines(visits, requested: baselineLabel, warnings: &warnings)
 
-        let folder = output + "/group"
-        try createFolder(folder)
+        try createFolder(output)
+        let folder = try OutputGuard.makeFolder("group", in: output)
+        try OutputGuard.refuseLinks(inside: folder, root: output)
         AtomicFile.removeStaleTemporaries(in: folder)
         var files: [String] = []
         func write(_ table: TSVTable, _ name: String) throws {

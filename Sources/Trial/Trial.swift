@@ -20,6 +20,7 @@
 //   Visit.swift          VisitInput, MetricRow, VisitResult, VisitProcessor
 //   VisitRecord.swift    the _visit.json record and the _metrics.tsv table
 //   TrialRunner.swift    the participant level
+//   OutputGuard.swift    the output folder kept apart from the inputs, links below it refused
 //   Progress.swift       progress reporting (live line on a terminal, log lines otherwise)
 //   GroupTables.swift    the group level's TSVs and baseline rules
 //   GroupDatabase.swift  the group level's SQLite database

@@ -16,6 +16,10 @@ public enum TrialError: Error, CustomStringConvertible, Equatable, Sendable {
     case pathEscapes(file: String, line: Int, column: String, path: String)
     /// A path built for an output would leave the output folder.
     case outputEscapes(path: String, root: String)
+    /// The output folder is, lies inside, or holds an input dataset (see ``OutputGuard``).
+    case outputOverlapsInput(output: String, input: String, placement: OutputPlacement)
+    /// A folder or file below the output folder is a symbolic link; it is refused, not followed.
+    case outputSymlink(link: String, target: String, root: String)
     /// The input is neither a folder (BIDS) nor a manifest TSV file.
     case notADataset(path: String, reason: String)
     /// After filtering, nothing is left to process.
@@ -43,6 +47,17 @@ public enum TrialError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(file): line \(line), column '\(column)': path '\(path)' resolves outside the manifest's folder"
         case .outputEscapes(let path, let root):
             return "\(path): would be written outside the output folder \(root)"
+        case .outputOverlapsInput(let output, let input, let placement):
+            let rule = "outputs never go into an input: choose a folder outside every input, or one below an input's derivatives/ folder"
+            switch placement {
+            case .sameAsInput: return "\(output): the output folder is the input dataset \(input); \(rule)"
+            case .insideInput: return "\(output): the output folder lies inside the input dataset \(input); \(rule)"
+            case .derivativesFolder:
+                return "\(output): the output folder is the derivatives/ folder of the input dataset \(input), which holds other pipelines' outputs; use a folder below it, such as derivatives/nimetrics"
+            case .containsInput: return "\(output): the output folder holds the input dataset \(input); \(rule)"
+            }
+        case .outputSymlink(let link, let target, let root):
+            return "\(link): a symbolic link (to \(target)) inside the output folder \(root); nimetrics does not write through links: replace it with a folder or choose another output folder"
         case .notADataset(let path, let reason):
             return "\(path): \(reason)"
         case .noVisits(let dataset):

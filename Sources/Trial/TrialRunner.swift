@@ -56,22 +56,27 @@ public enum TrialRunner {
     /// - Parameters:
     ///   - dataset: from ``Dataset/discover(_:participantLabels:sessionLabels:)``.
     ///   - output: the output folder (created if needed); gets `dataset_description.json`.
+    ///     It may not be, lie inside or hold an input folder (``OutputGuard``); a visit
+    ///     folder holding a symbolic link fails that visit, and nothing is written through it.
     ///   - processor: the per-visit work.
     ///   - jobs: visits run at once (default: the number of cores).
     ///   - threads: threads per visit (default: cores / jobs, at least 1).
     ///   - version: the tool version written into the records.
     ///   - progress: progress reporting (default: none).
     /// - Returns: the outcome of every visit; `succeeded` is false if any failed.
-    /// - Throws: ``TrialError`` only for problems with the output folder itself.
+    /// - Throws: ``TrialError`` only for problems with the output folder itself (among them
+    ///   an output folder that overlaps an input), before any visit runs.
     public static func runParticipants(dataset: Dataset, output: String, processor: any VisitProcessor,
                                        jobs: Int? = nil, threads: Int? = nil, version: String = defaultVersion,
                                        progress: any ProgressReporter = SilentProgress()) throws -> ParticipantRunSummary {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let jobCount = max(1, min(jobs ?? cores, dataset.visits.count))
         let threadCount = max(1, threads ?? cores / jobCount)
+        // Before anything is created: an output folder that is, lies in or holds an input is refused.
+        try OutputGuard.checkSeparation(output: output, inputs: dataset.inputRoots)
         try createFolder(output)
         AtomicFile.removeStaleTemporaries(in: output)
-        try writeDatasetDescription(output: output, version: version)
+        try writeDatasetDescription(output: output, version: version, inputs: dataset.inputRoots)
 
         let visits = dataset.visits.flatMap(\.units)
         let state = RunState(count: visits.count, progress: progress)
@@ -120,7 +125,10 @@ public enum TrialRunner {
         let folder: String
         do {
             folder = try SafePath.join(context.output, visit.relativeFolder)
-            try createFolder(folder)
+            // A link anywhere in the visit's folders fails the visit before anything there
+            // is removed or written (the pipelines would write through a linked dwi/ or func/).
+            try OutputGuard.makeFolder(visit.relativeFolder, in: context.output)
+            try OutputGuard.refuseLinks(inside: folder, root: context.output)
         } catch {
             return outcome(.failed, error: oneLine(error))
         }
@@ -176,14 +184,36 @@ public enum TrialRunner {
 
     // MARK: - Helpers
 
-    static func writeDatasetDescription(output: String, version: String) throws {
+    /// The output's BIDS derivative description (BIDS 1.9, "Derived dataset and pipeline
+    /// description"): `GeneratedBy` a list of one object for nimetrics (no `CodeURL`: the
+    /// project publishes none), `SourceDatasets` one object per input folder, its `URL` a
+    /// `file://` URI of the resolved folder and its `DOI` the input's own `DatasetDOI`
+    /// when it has one.
+    static func writeDatasetDescription(output: String, version: String, inputs: [String]) throws {
+        var sources: [JSONValue] = []
+        var seen = Set<String>()
+        for input in inputs {
+            let folder = OutputGuard.resolvedPath(input)
+            guard seen.insert(folder).inserted else { continue }
+            var source: [(String, JSONValue)] = [("URL", .string(URL(fileURLWithPath: folder, isDirectory: true).absoluteString))]
+            if let text = try? String(contentsOfFile: folder + "/dataset_description.json", encoding: .utf8),
+               let doi = (try? JSONValue.parse(text))?["DatasetDOI"], case .string(let value) = doi, !value.isEmpty {
+                source.append(("DOI", .string(value)))
+            }
+            sources.append(.object(source))
+        }
         let description = JSONValue.object([
             ("Name", .string("nimetrics: DTI and resting-state fMRI metrics")),
             ("BIDSVersion", .string("1.9.0")),
             ("DatasetType", .string("derivative")),
-            ("GeneratedBy", .array([.object([("Name", .string("nimetrics")), ("Version", .string(version))])])),
+            ("GeneratedBy", .array([.object([
+                ("Name", .string("nimetrics")), ("Version", .string(version)),
+                ("Description", .string("Diffusion tensor and resting-state fMRI metrics per visit, and the trial's group tables")),
+            ])])),
+            ("SourceDatasets", .array(sources)),
         ])
         let path = output + "/dataset_description.json"
+        try OutputGuard.refuseLink(at: path, root: output)
         do { try AtomicFile.write(description.rendered() + "\n", to: path) } catch {
             throw TrialError.io(path: path, reason: "cannot write: \(oneLine(error))")
         }

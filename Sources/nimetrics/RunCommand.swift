@@ -29,6 +29,10 @@ struct RunCommand: ParsableCommand {
             group: OUTPUT/group/metrics_long.tsv, visits.tsv, change_from_baseline.tsv and \
             nimetrics.sqlite, from the per-visit outputs alone.
 
+            OUTPUT may not be INPUT, lie inside it (except below INPUT/derivatives/, e.g. \
+            INPUT/derivatives/nimetrics) or hold it; nothing below OUTPUT is written through \
+            a symbolic link.
+
             Every per-visit option of `nimetrics dti` and `nimetrics fmri` applies to each \
             visit. Options that name a file (atlases, label tables, masks) take a pattern in \
             which {subject} and {session} stand for the visit's labels (without sub-/ses-), \

@@ -72,7 +72,14 @@ struct RunnerTests {
 
         let description = try JSONValue.parse(contents(fixture.output + "/dataset_description.json"))
         #expect(description["DatasetType"] == .string("derivative"))
-        #expect(description["GeneratedBy"] == .array([.object([("Name", .string("nimetrics")), ("Version", .string("0.1.0"))])]))
+        guard case .array(let generators) = description["GeneratedBy"], generators.count == 1 else {
+            Issue.record("GeneratedBy is not a list of one: \(String(describing: description["GeneratedBy"]))")
+            return
+        }
+        #expect(generators[0]["Name"] == .string("nimetrics") && generators[0]["Version"] == .string("0.1.0"))
+        #expect(generators[0]["CodeURL"] == nil)
+        let input = URL(fileURLWithPath: OutputGuard.resolvedPath(fixture.input), isDirectory: true).absoluteString
+        #expect(description["SourceDatasets"] == .array([.object([("URL", .string(input))])]))
         #expect(description["BIDSVersion"] != nil && description["Name"] != nil)
     }
 
