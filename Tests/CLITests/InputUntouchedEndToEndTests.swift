@@ -89,8 +89,8 @@ struct InputUntouchedEndToEndTests {
 
         let run = try runTool(Self.participant(bids, output))
         #expect(run.status == 1)
-        #expect(run.stderr.contains("failed: sub-01_ses-m03: \(output)/sub-01/ses-m03: a symbolic link (to \(elsewhere))"), "\(run.stderr)")
-        #expect(FileManager.default.fileExists(atPath: output + "/sub-01/ses-m01/sub-01_ses-m01_visit.json"))
+        #expect(run.stderr.contains("failed: sub-01_ses-m03 dwi: \(output)/sub-01/ses-m03: a symbolic link (to \(elsewhere))"), "\(run.stderr)")
+        #expect(FileManager.default.fileExists(atPath: output + "/sub-01/ses-m01/sub-01_ses-m01_desc-dwi_visit.json"))
         #expect(TreeSnapshot(elsewhere).changes(since: target) == [])
         #expect(TreeSnapshot(bids).changes(since: input) == [])
     }
