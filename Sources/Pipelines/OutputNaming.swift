@@ -31,6 +31,20 @@ public enum OutputNaming {
         return folder + "/" + (parts + ["desc-brain", "mask"]).joined(separator: "_") + ".nii.gz"
     }
 
+    /// The name of an atlas for the `seg-` entity of outputs: the `atlas-` (or `seg-`)
+    /// entity of its file name (`tpl-MNI152NLin2009cAsym_atlas-Schaefer100_dseg.nii.gz` ->
+    /// `Schaefer100`), else its file name's letters and digits.
+    public static func atlasName(_ path: String) -> String {
+        var name = URL(fileURLWithPath: path).lastPathComponent
+        for ext in [".nii.gz", ".nii"] where name.hasSuffix(ext) { name = String(name.dropLast(ext.count)); break }
+        let parts = name.split(separator: "_").map(String.init)
+        for key in ["atlas-", "seg-"] {
+            if let part = parts.first(where: { $0.hasPrefix(key) }), part.count > key.count { return String(part.dropFirst(key.count)) }
+        }
+        let plain = String(name.unicodeScalars.filter { CharacterSet.alphanumerics.contains($0) && $0.isASCII }.map(Character.init))
+        return plain.isEmpty ? "atlas" : plain
+    }
+
     /// The file a sidecar sits in: `x.nii.gz` -> `x.json`.
     public static func sidecarPath(forImage path: String) -> String {
         for ext in [".nii.gz", ".nii"] where path.hasSuffix(ext) {

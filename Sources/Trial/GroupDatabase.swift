@@ -9,8 +9,8 @@ import Tabular
 /// - `visits(participant_id, session_id, session_order, status, error, dwi_status, func_status,
 ///   <clinical columns>)`: the status of the visit (the worst of its modalities) and of each
 ///   modality (NULL where the visit has none).
-/// - `metrics(participant_id, session_id, modality, region, metric, value)`: `value` is
-///   REAL, NULL for n/a; indexed on (participant_id, metric) and (metric, region).
+/// - `metrics(participant_id, session_id, modality, region, metric, value, run)`: `value` is
+///   REAL, NULL for n/a; `run` the run label of a per-run value, NULL for the session's; indexed on (participant_id, metric) and (metric, region).
 /// - `baselines(participant_id PRIMARY KEY, session_id)`: the baseline chosen for each
 ///   participant (NULL when the requested one is absent).
 /// - view `change_from_baseline`: the columns of change_from_baseline.tsv, computed in SQL
@@ -69,14 +69,15 @@ enum GroupDatabase {
 
             try db.execute("""
                 CREATE TABLE metrics (participant_id TEXT NOT NULL, session_id TEXT, modality TEXT NOT NULL,
-                                      region TEXT NOT NULL, metric TEXT NOT NULL, value REAL);
+                                      region TEXT NOT NULL, metric TEXT NOT NULL, value REAL, run TEXT);
                 CREATE INDEX metrics_by_participant ON metrics (participant_id, metric);
                 CREATE INDEX metrics_by_metric ON metrics (metric, region);
                 """)
-            try db.run("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?)", rows: visits.flatMap { visit in
+            try db.run("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?)", rows: visits.flatMap { visit in
                 visit.metrics.map { m -> [SQLiteValue] in
                     [.text(visit.visit.participantID), visit.visit.sessionID.map(SQLiteValue.text) ?? .null,
-                     .text(m.modality), .text(m.region), .text(m.metric), m.value.isFinite ? .real(m.value) : .null]
+                     .text(m.modality), .text(m.region), .text(m.metric), m.value.isFinite ? .real(m.value) : .null,
+                     m.run.map(SQLiteValue.text) ?? .null]
                 }
             })
 
@@ -96,8 +97,8 @@ enum GroupDatabase {
                 FROM metrics AS m
                 JOIN baselines AS bl ON bl.participant_id = m.participant_id
                 LEFT JOIN metrics AS b ON b.participant_id = m.participant_id AND b.session_id = bl.session_id
-                     AND b.modality = m.modality AND b.region = m.region AND b.metric = m.metric
-                WHERE m.session_id IS NOT bl.session_id
+                     AND b.modality = m.modality AND b.region = m.region AND b.metric = m.metric AND b.run IS NULL
+                WHERE m.session_id IS NOT bl.session_id AND m.run IS NULL
                 """)
         }
     }

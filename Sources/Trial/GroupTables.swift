@@ -167,10 +167,17 @@ extension TrialRunner {
         return (.ok, nil, metrics)
     }
 
+    /// Modality, region, metric, then the session's value before the runs' in run order.
     static func metricOrder(_ a: MetricRow, _ b: MetricRow) -> Bool {
         if a.modality != b.modality { return a.modality < b.modality }
         if a.region != b.region { return a.region < b.region }
-        return a.metric < b.metric
+        if a.metric != b.metric { return a.metric < b.metric }
+        switch (a.run, b.run) {
+        case (nil, nil): return false
+        case (nil, _): return true
+        case (_, nil): return false
+        case let (x?, y?): return BIDSLabel.naturalLess(x, y)
+        }
     }
 
     /// The baseline session label of each participant with sessions (nil: none).
@@ -203,8 +210,9 @@ extension TrialRunner {
             if baseline == session { continue }
             let baselineMetrics = visits.first { $0.visit.participant == visit.visit.participant && $0.visit.session == baseline }?.metrics ?? []
             var byKey: [String: Double] = [:]
-            for row in baselineMetrics { byKey["\(row.modality)\t\(row.region)\t\(row.metric)"] = row.value }
-            for metric in visit.metrics {
+            // Change is measured on the session's values, not on single runs.
+            for row in baselineMetrics where row.run == nil { byKey["\(row.modality)\t\(row.region)\t\(row.metric)"] = row.value }
+            for metric in visit.metrics where metric.run == nil {
                 rows.append(ChangeRow(participantID: visit.visit.participantID, sessionID: "ses-" + session, metric: metric,
                                       baseline: byKey["\(metric.modality)\t\(metric.region)\t\(metric.metric)"] ?? .nan))
             }
@@ -215,10 +223,11 @@ extension TrialRunner {
     // MARK: - Tables
 
     static func metricsLongTable(_ visits: [GroupVisit]) -> TSVTable {
-        var table = TSVTable(columns: ["participant_id", "session_id", "modality", "region", "metric", "value"])
+        var table = TSVTable(columns: ["participant_id", "session_id", "modality", "region", "metric", "value", "run"])
         for visit in visits {
             for m in visit.metrics {
-                table.append([visit.visit.participantID, visit.visit.sessionID ?? "n/a", m.modality, m.region, m.metric, tsvCell(m.value)])
+                table.append([visit.visit.participantID, visit.visit.sessionID ?? "n/a", m.modality, m.region, m.metric,
+                              tsvCell(m.value), m.run ?? "n/a"])
             }
         }
         return table

@@ -95,7 +95,8 @@ public struct PipelineVisitProcessor: VisitProcessor {
         modality.flatMap { modalityFingerprints[$0] } ?? parametersFingerprint
     }
 
-    /// The diffusion pipeline's options for a visit, or nil when it has no DWI series.
+    /// The diffusion pipeline's options for a visit, or nil when it has no DWI series. The
+    /// outputs keep the DWI's entities (`space-T1w` of a QSIPrep series).
     func diffusionOptions(_ visit: VisitInput, outputFolder: String, threads: Int) throws -> DiffusionOptions? {
         guard let dwi = visit.dwi else { return nil }
         guard visit.bval != nil, visit.bvec != nil else {
@@ -103,44 +104,59 @@ public struct PipelineVisitProcessor: VisitProcessor {
         }
         let files = parameters.files
         var options = DiffusionOptions(dwiPath: dwi, bvalPath: visit.bval, bvecPath: visit.bvec,
-                                       outputFolder: outputFolder + "/dwi", prefix: visit.filePrefix)
+                                       outputFolder: outputFolder + "/dwi", prefix: OutputNaming.prefix(fromInput: dwi))
         options.atlasPath = try files.dwiAtlas.map { try visitPath($0, visit) }
         options.atlasTablePath = try files.dwiAtlasTable.map { try visitPath($0, visit) }
-        options.maskPath = try files.dwiMask.map { try visitPath($0, visit) }
-        options.lesionMaskPath = try files.lesionMask.map { try visitPath($0, visit) }
+        options.maskPath = try files.dwiMask.map { try visitPath($0, visit) } ?? visit.dwiMask
+        options.lesionMaskPath = try files.lesionMask.map { try visitPath($0, visit) } ?? visit.lesionMask
         options.parameters = parameters.diffusion
         options.threads = threads
         return options
     }
 
-    /// The functional pipeline's options for a visit (nil when it has no BOLD run), and the
-    /// warnings that choosing them raised.
+    /// The functional pipeline's options for each run of a visit (none when it has no BOLD
+    /// run), labelled by run when there are several. Outputs are named by the BOLD's
+    /// entities (task, run, space) and the atlas (`seg-<name>`, as XCP-D names them).
     func functionalOptions(_ visit: VisitInput, outputFolder: String, threads: Int) throws
-        -> (options: FunctionalOptions, warnings: [String])? {
-        guard let bold = visit.bold else { return nil }
+        -> [(label: String?, options: FunctionalOptions)] {
+        guard let first = visit.boldRuns.first else { return [] }
         let files = parameters.files
-        guard let atlas = files.funcAtlas else {
-            throw PipelineError(bold, "no atlas for the BOLD run (give --atlas or --func-atlas)")
+        guard let atlasPattern = files.funcAtlas else {
+            throw PipelineError(first.bold, "no atlas for the BOLD run (give --atlas or --func-atlas)")
         }
-        var options = FunctionalOptions(boldPath: bold, atlasPath: try visitPath(atlas, visit), outputFolder: outputFolder + "/func")
-        options.atlasTablePath = try files.funcAtlasTable.map { try visitPath($0, visit) }
-        options.maskPath = try files.funcMask.map { try visitPath($0, visit) } ?? visit.brainMask
-        options.confoundsPath = visit.confounds
-        options.parameters = parameters.functional
-        options.threads = threads
-        // A preprocessed run without its confounds cannot be denoised: that is an error
-        // unless no denoising was asked for.
-        if visit.confounds == nil && parameters.functional.strategy != ConfoundStrategy.none {
-            throw PipelineError(bold, "no confounds table beside the BOLD run (a *_desc-confounds_timeseries.tsv with the same entities); give --strategy none to process it without confound regression")
+        let atlas = try visitPath(atlasPattern, visit)
+        return try visit.boldRuns.enumerated().map { k, run in
+            // A preprocessed run without its confounds cannot be denoised: that is an error
+            // unless no denoising was asked for.
+            if run.confounds == nil && parameters.functional.strategy != ConfoundStrategy.none {
+                throw PipelineError(run.bold, "no confounds table beside the BOLD run (a *_desc-confounds_timeseries.tsv with the same entities); give --strategy none to process it without confound regression")
+            }
+            let prefix = OutputNaming.prefix(fromInput: run.bold) + "_seg-" + OutputNaming.atlasName(atlas)
+            var options = FunctionalOptions(boldPath: run.bold, atlasPath: atlas, outputFolder: outputFolder + "/func", prefix: prefix)
+            options.atlasTablePath = try files.funcAtlasTable.map { try visitPath($0, visit) }
+            options.maskPath = try files.funcMask.map { try visitPath($0, visit) } ?? run.brainMask
+            options.confoundsPath = run.confounds
+            options.parameters = parameters.functional
+            options.threads = threads
+            let label = visit.boldRuns.count > 1 ? (run.label ?? String(k + 1)) : nil
+            return (label, options)
         }
-        return (options, [])
     }
 
     /// Every file the visit's pipelines read: the dataset's images and tables, the atlases
-    /// and their label tables, masks and sidecars.
+    /// and their label tables, masks and sidecars. A second or later run's roles carry its
+    /// label (`bold_run-2`).
     public func inputFiles(for visit: VisitInput) throws -> [(role: String, path: String)] {
         let diffusion = try diffusionOptions(visit, outputFolder: "", threads: 1)?.inputFiles ?? []
-        let functional = try functionalOptions(visit, outputFolder: "", threads: 1)?.options.inputFiles ?? []
+        var functional: [(role: String, path: String)] = []
+        var shared = Set<String>()
+        for (k, run) in try functionalOptions(visit, outputFolder: "", threads: 1).enumerated() {
+            for file in run.options.inputFiles {
+                // The atlas and its table are read once per visit, whatever the runs.
+                if file.role.hasPrefix("func_atlas") { if shared.insert(file.role).inserted { functional.append(file) }; continue }
+                functional.append((k == 0 ? file.role : file.role + "_run-" + (run.label ?? String(k + 1)), file.path))
+            }
+        }
         return diffusion + functional
     }
 
@@ -161,13 +177,16 @@ public struct PipelineVisitProcessor: VisitProcessor {
         } else if wantsDiffusion {
             result.warnings.append("no DWI series: diffusion metrics skipped")
         }
-        if let (options, warnings) = try functionalOptions(visit, outputFolder: outputFolder, threads: threads) {
-            result.warnings += warnings
+        let runs = try functionalOptions(visit, outputFolder: outputFolder, threads: threads)
+        var perRun: [(label: String, metrics: [VisitMetric])] = []
+        for (label, options) in runs {
             let functional = try FunctionalPipeline.run(options)
-            add(functional.metrics, functional.files, functional.warnings, modality: "func")
-        } else if wantsFunctional {
-            result.warnings.append("no BOLD run: functional metrics skipped")
+            result.files += functional.files
+            result.warnings += functional.warnings.map { "func" + (label.map { " run-" + $0 } ?? "") + ": " + $0 }
+            if let label { perRun.append((label, functional.metrics)) } else { result.metrics += functional.metrics }
         }
+        if !perRun.isEmpty { result.metrics += RunCombination.combine(perRun) }
+        if runs.isEmpty && wantsFunctional { result.warnings.append("no BOLD run: functional metrics skipped") }
         return result
     }
 

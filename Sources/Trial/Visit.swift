@@ -18,16 +18,36 @@ public struct VisitInput: Sendable, CustomStringConvertible {
     public var participant: String
     /// Session label without `ses-`; nil for datasets without sessions.
     public var session: String?
-    /// Diffusion image (`*_dwi.nii[.gz]`) and its gradient files.
+    /// Diffusion image (`*_dwi.nii[.gz]`), its gradient files and, for QSIPrep outputs, the
+    /// brain mask beside it.
     public var dwi: String?
     public var bval: String?
     public var bvec: String?
-    /// Resting-state BOLD image, its confounds (`*_desc-confounds_timeseries.tsv`), its JSON
-    /// sidecar and, for fMRIPrep outputs, the brain mask beside it.
-    public var bold: String?
-    public var confounds: String?
-    public var boldSidecar: String?
-    public var brainMask: String?
+    public var dwiMask: String?
+    /// A lesion mask of the visit (`*_label-lesion_mask.nii.gz`), on the DWI grid.
+    public var lesionMask: String?
+    /// Every resting-state run of the task, in run order.
+    public var boldRuns: [BOLDRun] = []
+    /// The first run's BOLD image, confounds, sidecar and brain mask (a visit of one run).
+    public var bold: String? {
+        get { boldRuns.first?.bold }
+        set {
+            guard let newValue else { boldRuns = []; return }
+            if boldRuns.isEmpty { boldRuns = [BOLDRun(bold: newValue)] } else { boldRuns[0].bold = newValue }
+        }
+    }
+    public var confounds: String? {
+        get { boldRuns.first?.confounds }
+        set { if !boldRuns.isEmpty { boldRuns[0].confounds = newValue } }
+    }
+    public var boldSidecar: String? {
+        get { boldRuns.first?.sidecar }
+        set { if !boldRuns.isEmpty { boldRuns[0].sidecar = newValue } }
+    }
+    public var brainMask: String? {
+        get { boldRuns.first?.brainMask }
+        set { if !boldRuns.isEmpty { boldRuns[0].brainMask = newValue } }
+    }
     /// Clinical columns in order: sessions.tsv, then participants.tsv (or a manifest's extra
     /// columns). Values are kept as written (`n/a` for missing).
     public var clinical: [(String, String)]
@@ -42,10 +62,7 @@ public struct VisitInput: Sendable, CustomStringConvertible {
         self.dwi = dwi
         self.bval = bval
         self.bvec = bvec
-        self.bold = bold
-        self.confounds = confounds
-        self.boldSidecar = boldSidecar
-        self.brainMask = brainMask
+        self.boldRuns = bold.map { [BOLDRun(bold: $0, confounds: confounds, sidecar: boldSidecar, brainMask: brainMask)] } ?? []
         self.clinical = clinical
     }
 
@@ -66,8 +83,8 @@ public struct VisitInput: Sendable, CustomStringConvertible {
         modalities.map { modality in
             var unit = self
             unit.modality = modality
-            if modality != .dwi { unit.dwi = nil; unit.bval = nil; unit.bvec = nil }
-            if modality != .functional { unit.bold = nil; unit.confounds = nil; unit.boldSidecar = nil; unit.brainMask = nil }
+            if modality != .dwi { unit.dwi = nil; unit.bval = nil; unit.bvec = nil; unit.dwiMask = nil; unit.lesionMask = nil }
+            if modality != .functional { unit.boldRuns = [] }
             return unit
         }
     }
@@ -79,9 +96,15 @@ public struct VisitInput: Sendable, CustomStringConvertible {
     public var relativeFolder: String { session.map { "sub-\(participant)/ses-\($0)" } ?? "sub-\(participant)" }
 
     /// Every input file with its role, in a fixed order (the order of the visit record).
+    /// The files of a second or later run carry its label: `bold_run-2`.
     public var inputFiles: [(role: String, path: String)] {
-        let all: [(String, String?)] = [("dwi", dwi), ("bval", bval), ("bvec", bvec), ("bold", bold),
-                                         ("confounds", confounds), ("bold_sidecar", boldSidecar), ("brain_mask", brainMask)]
+        var all: [(String, String?)] = [("dwi", dwi), ("bval", bval), ("bvec", bvec), ("dwi_mask", dwiMask),
+                                        ("lesion_mask", lesionMask)]
+        for (k, run) in boldRuns.enumerated() {
+            let tag = k == 0 ? "" : "_run-" + (run.label ?? String(k + 1))
+            all += [("bold" + tag, run.bold), ("confounds" + tag, run.confounds), ("bold_sidecar" + tag, run.sidecar),
+                    ("brain_mask" + tag, run.brainMask)]
+        }
         return all.compactMap { role, path in path.map { (role, $0) } }
     }
 
@@ -92,6 +115,30 @@ public struct VisitInput: Sendable, CustomStringConvertible {
     }
 
     public var description: String { filePrefix }
+}
+
+/// One resting-state run of a visit: its preprocessed BOLD image and the files beside it.
+public struct BOLDRun: Sendable, Equatable {
+    public var bold: String
+    /// fMRIPrep's `*_desc-confounds_timeseries.tsv` of the run.
+    public var confounds: String?
+    /// The image's JSON sidecar (RepetitionTime, SkullStripped).
+    public var sidecar: String?
+    /// fMRIPrep's `*_desc-brain_mask.nii.gz` in the same space.
+    public var brainMask: String?
+
+    public init(bold: String, confounds: String? = nil, sidecar: String? = nil, brainMask: String? = nil) {
+        self.bold = bold
+        self.confounds = confounds
+        self.sidecar = sidecar
+        self.brainMask = brainMask
+    }
+
+    /// The `run-` entity of the image's name, nil when it has none.
+    public var label: String? { BIDSName(URL(fileURLWithPath: bold).lastPathComponent)?.entity("run") }
+
+    /// The `space-` entity of the image's name, nil when it has none.
+    public var space: String? { BIDSName(URL(fileURLWithPath: bold).lastPathComponent)?.entity("space") }
 }
 
 /// One number computed for a visit (the pipelines' ``VisitMetric``).

@@ -120,23 +120,28 @@ enum VisitFiles {
     static func descEntity(_ modality: Modality?) -> String { modality.map { "_desc-" + $0.rawValue } ?? "" }
 }
 
-/// The metrics table of a visit: columns modality, region, metric, value (`n/a` for NaN).
+/// The metrics table of a visit: columns modality, region, metric, value (`n/a` for NaN),
+/// run (the run label of a per-run value, `n/a` for the session's value).
 enum MetricsTable {
-    static let columns = ["modality", "region", "metric", "value"]
+    static let columns = ["modality", "region", "metric", "value", "run"]
 
     static func table(_ rows: [MetricRow]) -> TSVTable {
-        TSVTable(columns: columns, rows: rows.map { [$0.modality, $0.region, $0.metric, tsvCell($0.value)] })
+        TSVTable(columns: columns, rows: rows.map { [$0.modality, $0.region, $0.metric, tsvCell($0.value), $0.run ?? "n/a"] })
     }
 
     static func read(_ path: String) throws -> [MetricRow] {
         let table = try Dataset.readTable(path)
-        for column in columns where table.index(of: column) == nil { throw TrialError.missingColumn(file: path, column: column) }
+        for column in columns.dropLast() where table.index(of: column) == nil { throw TrialError.missingColumn(file: path, column: column) }
+        let runs = table.index(of: "run") != nil ? try table.column("run") : []
         let modality = try table.column("modality"), region = try table.column("region"), metric = try table.column("metric")
         let values: [Double]
         do { values = try table.numericColumn("value") } catch let error as TableError {
             throw TrialError.badTable(file: error.source, reason: error.reason)
         }
-        return (0..<table.rows.count).map { MetricRow(modality: modality[$0], region: region[$0], metric: metric[$0], value: values[$0]) }
+        return (0..<table.rows.count).map { i in
+            let run = runs.isEmpty || runs[i] == "n/a" || runs[i].isEmpty ? nil : runs[i]
+            return MetricRow(modality: modality[i], region: region[i], metric: metric[i], value: values[i], run: run)
+        }
     }
 
     /// Checks what a processor returned: known modality, snake_case metric, a region name
@@ -156,8 +161,8 @@ enum MetricsTable {
             guard !row.region.isEmpty, !row.region.contains(where: { $0 == "\t" || $0 == "\n" || $0 == "\r" }), row.region != "n/a" else {
                 throw ValidationFailure(message: "metric '\(row.metric)': region name '\(row.region)' cannot be a TSV cell")
             }
-            guard seen.insert("\(row.modality)\t\(row.region)\t\(row.metric)").inserted else {
-                throw ValidationFailure(message: "metric \(row.modality)/\(row.region)/\(row.metric) returned twice")
+            guard seen.insert("\(row.modality)\t\(row.region)\t\(row.metric)\t\(row.run ?? "")").inserted else {
+                throw ValidationFailure(message: "metric \(row.modality)/\(row.region)/\(row.metric)\(row.run.map { " of run " + $0 } ?? "") returned twice")
             }
         }
     }

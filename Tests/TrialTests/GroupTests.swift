@@ -33,17 +33,17 @@ struct GroupTests {
         defer { removeFolder(top) }
         let (_, group) = try Self.run(top: top, failing: ["sub-02_ses-m01"])
         let table = try TSVTable.read(group + "/metrics_long.tsv")
-        #expect(table.columns == ["participant_id", "session_id", "modality", "region", "metric", "value"])
+        #expect(table.columns == ["participant_id", "session_id", "modality", "region", "metric", "value", "run"])
         #expect(table.rows.count == 5 * 4)
         #expect(Array(table.rows[0..<4]) == [
-            ["sub-01", "ses-m00", "dwi", "corpus_callosum", "fa_median", tsvCell(0.6)],
-            ["sub-01", "ses-m00", "dwi", "whole_brain", "fa_mean", tsvCell(0.4 + 0.001)],
-            ["sub-01", "ses-m00", "dwi", "whole_brain", "md_mean", tsvCell(0.0008)],
-            ["sub-01", "ses-m00", "func", "whole_brain", "conn_mean", "0"],
+            ["sub-01", "ses-m00", "dwi", "corpus_callosum", "fa_median", tsvCell(0.6), "n/a"],
+            ["sub-01", "ses-m00", "dwi", "whole_brain", "fa_mean", tsvCell(0.4 + 0.001), "n/a"],
+            ["sub-01", "ses-m00", "dwi", "whole_brain", "md_mean", tsvCell(0.0008), "n/a"],
+            ["sub-01", "ses-m00", "func", "whole_brain", "conn_mean", "0", "n/a"],
         ])
         #expect(try table.column("session_id").filter { $0 != "ses-m00" }.count == 12)
         #expect(!table.rows.contains { $0[0] == "sub-02" && $0[1] == "ses-m01" })
-        #expect(table.rows.contains { $0 == ["sub-02", "ses-m03", "dwi", "whole_brain", "md_mean", "n/a"] })
+        #expect(table.rows.contains { $0 == ["sub-02", "ses-m03", "dwi", "whole_brain", "md_mean", "n/a", "n/a"] })
     }
 
     @Test("visits.tsv: one row per visit, sessions then participants columns, status and error")
@@ -148,7 +148,8 @@ struct GroupTests {
         }
         let metrics = try TSVTable.read(group + "/metrics_long.tsv")
         let stored = try db.query("""
-            SELECT m.participant_id, coalesce(m.session_id, 'n/a'), modality, region, metric, value FROM metrics AS m
+            SELECT m.participant_id, coalesce(m.session_id, 'n/a'), modality, region, metric, value, coalesce(run, 'n/a')
+            FROM metrics AS m
             JOIN visits AS v ON v.participant_id = m.participant_id AND v.session_id IS m.session_id
             ORDER BY m.participant_id, v.session_order, modality, region, metric
             """)
