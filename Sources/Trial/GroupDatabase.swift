@@ -6,7 +6,9 @@ import Tabular
 ///
 /// Tables:
 /// - `participants(participant_id PRIMARY KEY, <participants.tsv columns>)`
-/// - `visits(participant_id, session_id, session_order, status, error, <clinical columns>)`
+/// - `visits(participant_id, session_id, session_order, status, error, <clinical columns>,
+///   dwi_shells)`: `dwi_shells` is TEXT, visits.tsv's protocol column ("1000,2000"), NULL
+///   where that is `n/a`
 /// - `metrics(participant_id, session_id, modality, region, metric, value)`: `value` is
 ///   REAL, NULL for n/a; indexed on (participant_id, metric) and (metric, region).
 /// - `baselines(participant_id PRIMARY KEY, session_id)`: the baseline chosen for each
@@ -54,12 +56,13 @@ enum GroupDatabase {
             let clinicalTypes = columnTypes(clinicalValues, count: clinical.count)
             try db.execute("CREATE TABLE visits (participant_id TEXT NOT NULL, session_id TEXT, session_order INTEGER NOT NULL, "
                            + "status TEXT NOT NULL, error TEXT" + zip(clinical, clinicalTypes).map { ", \(q($0)) \($1)" }.joined()
-                           + ", UNIQUE (participant_id, session_id))")
-            try db.run("INSERT INTO visits VALUES (?, ?, ?, ?, ?" + String(repeating: ", ?", count: clinical.count) + ")",
+                           + ", dwi_shells TEXT, UNIQUE (participant_id, session_id))")
+            try db.run("INSERT INTO visits VALUES (?, ?, ?, ?, ?" + String(repeating: ", ?", count: clinical.count) + ", ?)",
                        rows: zip(visits, clinicalValues).map { visit, values in
                            [.text(visit.visit.participantID), visit.visit.sessionID.map(SQLiteValue.text) ?? .null,
                             .integer(Int64(visit.sessionOrder)), .text(visit.status.rawValue),
                             visit.error.map(SQLiteValue.text) ?? .null] + zip(values, clinicalTypes).map { sqlValue($0, type: $1) }
+                           + [visit.dwiShellsText.map(SQLiteValue.text) ?? .null]
                        })
 
             try db.execute("""

@@ -1,5 +1,6 @@
 import AtomicFiles
 import Foundation
+import Pipelines
 import Tabular
 
 /// What a group-level run wrote.
@@ -23,6 +24,12 @@ struct GroupVisit {
     var error: String?
     /// Sorted by modality, region, metric; empty unless the status is ok.
     var metrics: [MetricRow]
+    /// The non-zero shells the tensor was fitted to, from the visit's DWI sidecar; nil when
+    /// the visit is not ok, has no DWI series, or its sidecar does not list them.
+    var dwiShells: [Double]? = nil
+
+    /// The protocol cell of visits.tsv: the shells joined by commas ("1000", "1000,2000").
+    var dwiShellsText: String? { dwiShells.map { $0.map(formatJSONNumber).joined(separator: ",") } }
 }
 
 /// One row of change_from_baseline.
@@ -40,15 +47,19 @@ struct ChangeRow {
 extension TrialRunner {
     /// Builds the group tables from the per-visit outputs in `output`.
     ///
-    /// Reads only each visit's `_visit.json` and `_metrics.tsv` and the clinical tables the
-    /// dataset discovery read; never an image. Writes, atomically, into `OUTPUT/group/`:
+    /// Reads only each visit's `_visit.json`, `_metrics.tsv` and DWI sidecar (the
+    /// `_model-tensor_dwimap.json` its record lists, for the shells fitted) and the clinical
+    /// tables the dataset discovery read; never an image. Writes, atomically, into `OUTPUT/group/`:
     ///
     /// - `metrics_long.tsv`: participant_id, session_id, modality, region, metric, value,
     ///   for visits whose status is ok; sorted by participant (natural order), session
     ///   (chronological order), modality, region, metric.
     /// - `visits.tsv`: one row per discovered visit: participant_id, session_id, the columns
     ///   of sessions.tsv then participants.tsv (or the manifest's extra columns; `n/a` where
-    ///   absent), status (ok, failed, incomplete, missing), error.
+    ///   absent), status (ok, failed, incomplete, missing), error, dwi_shells (the non-zero
+    ///   shells the tensor was fitted to, as the DWI sidecar lists them, "1000" or
+    ///   "1000,2000"; `n/a` for a visit that is not ok or has no DWI series), so a change of
+    ///   protocol between visits shows next to their metrics.
     /// - `change_from_baseline.tsv`: participant_id, session_id, modality, region, metric,
     ///   baseline_value, value, delta, pct_change, for every metric of every ok visit that
     ///   is not its participant's baseline (the baseline's own rows, all zeros, are left
@@ -117,6 +128,7 @@ extension TrialRunner {
                     let record = try VisitRecord.read(recordPath)
                     entry.status = record.status
                     entry.error = record.error
+                    if record.status == .ok { entry.dwiShells = dwiShells(record, folder: folder) }
                 } catch {
                     entry.status = .incomplete
                     entry.error = oneLine(error)
@@ -129,6 +141,7 @@ extension TrialRunner {
                         }
                     } else {
                         entry.status = .incomplete
+                        entry.dwiShells = nil
                         entry.error = "\(metricsPath): missing although the visit record says ok"
                     }
                 }
@@ -139,6 +152,16 @@ extension TrialRunner {
             result.append(entry)
         }
         return result
+    }
+
+    /// The shells of the DWI sidecar a visit record lists among its outputs; nil when it
+    /// lists none or the file cannot be read as one (the protocol is then `n/a`, not an error:
+    /// the metrics, which the group tables exist for, are there).
+    static func dwiShells(_ record: VisitRecord, folder: String) -> [Double]? {
+        guard let name = record.outputs.first(where: { $0.hasSuffix(DiffusionPipeline.sidecarSuffix) }),
+              let path = try? SafePath.join(folder, name),
+              let data = FileManager.default.contents(atPath: path) else { return nil }
+        return DiffusionPipeline.shellsUsed(sidecar: String(decoding: data, as: UTF8.self))
     }
 
     static func metricOrder(_ a: MetricRow, _ b: MetricRow) -> Bool {
@@ -206,11 +229,11 @@ extension TrialRunner {
 
     static func visitsTable(_ visits: [GroupVisit]) -> TSVTable {
         let clinical = clinicalColumns(visits)
-        var table = TSVTable(columns: ["participant_id", "session_id"] + clinical + ["status", "error"])
+        var table = TSVTable(columns: ["participant_id", "session_id"] + clinical + ["status", "error", "dwi_shells"])
         for visit in visits {
             let cells = clinical.map { name in visit.visit.clinical.first { $0.0 == name }.map { cellText($0.1) } ?? "n/a" }
             table.append([visit.visit.participantID, visit.visit.sessionID ?? "n/a"] + cells
-                         + [visit.status.rawValue, visit.error.map(cellText) ?? "n/a"])
+                         + [visit.status.rawValue, visit.error.map(cellText) ?? "n/a", visit.dwiShellsText ?? "n/a"])
         }
         return table
     }
