@@ -198,6 +198,7 @@ public enum DiffusionPipeline {
         case .singleShell:
             break
         case .automaticLimit(let limit):
+            guard leftOut > 0 else { break }
             warnings.append("multi-shell series: \(leftOut) of \(total) volumes (b = \(described)) left out of the tensor fit, which uses b <= \(formatJSONNumber(limit)) by default; --max-b sets the limit")
         case .lowestShell(let shell):
             warnings.append("multi-shell series with no shell at b <= \(formatJSONNumber(GradientTable.automaticMaximumB)): the tensor is fitted to the lowest shell (b ~ \(formatJSONNumber(shell))); \(leftOut) of \(total) volumes (b = \(described)) left out; --max-b sets the limit")

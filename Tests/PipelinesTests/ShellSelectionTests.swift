@@ -75,6 +75,16 @@ struct ShellSelectionTests {
         #expect(sidecar["Warnings"] as? [String] == result.warnings)
     }
 
+    @Test("multi-shell with every shell at or below 1500: every volume fitted, no warning")
+    func multiShellAllLow() throws {
+        let dwi = try SmallDWI(affine: Self.affine, scheme: Self.scheme(shells: [500, 1000]))
+        defer { try? FileManager.default.removeItem(atPath: dwi.folder) }
+        let (result, sidecar) = try Self.run(dwi)
+        #expect(sidecar["ShellSelection"] as? String == "automatic: multi-shell, b <= 1500")
+        #expect(sidecar["BValuesUsed"] as? [Double] == [0, 500, 1000] && sidecar["VolumesLeftOut"] as? Int == 0)
+        #expect(result.warnings.isEmpty, "\(result.warnings)")
+    }
+
     @Test("multi-shell with every shell above 1500: the default fits the lowest shell and says so")
     func multiShellLowestShell() throws {
         let dwi = try SmallDWI(affine: Self.affine, scheme: Self.scheme(shells: [2000, 3000]))
