@@ -257,7 +257,7 @@ if __name__ == "__main__":
     dipy_case("small64D", "small_64D", "DIPY small_64D: 10x10x10, 65 volumes (one b=0, 64 directions at b~1000), "
               "int16, PLS oblique affine, bvec 65 x 3 with 'nan nan nan' for the b=0")
     dipy_case("small25", "small_25", "DIPY small_25: 10x8x2, 26 volumes (one b=0, 25 directions at b=2000), "
-              "uint8, RAS; single shell above nimetrics's default --max-b 1500")
+              "uint8, RAS; a single shell above the multi-shell limit of 1500, fitted whole by default")
     nilearn_case()
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(OUT) for f in fs)
     print(f"wrote {os.path.normpath(OUT)}: {total / 1024:.0f} KiB")

@@ -3,7 +3,7 @@
 // Data flow (maths only; files are read elsewhere and passed in as text or buffers):
 //
 //     GradientTable.fsl(bval:bvec:source:) / .mrtrix(_:source:)   text -> table (FSL frame or world)
-//         .validate(volumeCount:), .selecting(maximumB:)           checks, b <= 1500 subset
+//         .validate(volumeCount:), .selecting(maximumB:)           checks; volumes fitted (VolumeSelection)
 //         .fslToWorld(linear:), .worldToFSL(linear:), .fslToVoxel(linear:)
 //     DirectionTransform(from:to:linear:)                           directions: voxel <-> FSL <-> world
 //     meanB0(data:table:voxelCount:) -> brainMask(meanB0:shape:)   mask

@@ -23,8 +23,11 @@ public enum GradientTableError: Error, Equatable, Sendable, CustomStringConverti
     case negativeBValue(source: String, row: Int, value: Double)
     /// A diffusion-weighted row (b above the b=0 threshold) whose vector is zero or not finite.
     case invalidDirection(source: String, row: Int, bValue: Double)
-    /// Every volume is a b=0 volume (or, after shell selection, no weighted volume is left).
-    case noDiffusionWeighting(source: String)
+    /// Every volume is a b=0 volume: every b-value is at or below the b=0 threshold.
+    case noDiffusionWeighting(source: String, b0Threshold: Double)
+    /// A maximum b-value below every diffusion-weighted volume (``GradientTable/selecting(maximumB:)``);
+    /// `bValues` are the distinct b-values of the table, ascending.
+    case noWeightedVolumeAtOrBelow(source: String, maximumB: Double, bValues: [Double])
     /// A voxel-to-world matrix that is not 3 x 3, not finite, or singular.
     case invalidTransform(source: String, reason: String)
 
@@ -46,8 +49,10 @@ public enum GradientTableError: Error, Equatable, Sendable, CustomStringConverti
             return "\(source): volume \(row): negative b-value \(value)"
         case let .invalidDirection(source, row, bValue):
             return "\(source): volume \(row): b = \(bValue) but the gradient vector is zero or not a number"
-        case let .noDiffusionWeighting(source):
-            return "\(source): no diffusion-weighted volumes (all volumes are b=0)"
+        case let .noDiffusionWeighting(source, b0Threshold):
+            return "\(source): no diffusion-weighted volume: every b-value is at or below the b=0 threshold (\(GradientTable.text(b0Threshold)))"
+        case let .noWeightedVolumeAtOrBelow(source, maximumB, bValues):
+            return "\(source): no diffusion-weighted volume has b <= \(GradientTable.text(maximumB)) (b-values in the table: \(GradientTable.describe(bValues: bValues)))"
         case let .invalidTransform(source, reason):
             return "\(source): invalid voxel-to-world matrix: \(reason)"
         }
@@ -80,7 +85,10 @@ public enum GradientAxisFlip: String, CaseIterable, Sendable, CustomStringConver
 /// or 1005 for a nominal 1000, and rounding groups them as MRtrix3's shell clustering does
 /// (MRtrix groups b-values closer than its `BValueEpsilon`, 80 by default; rounding to 100
 /// gives the same shells for the usual 500-spaced schemes and is simpler to state).
-/// Rounding is to nearest with halves away from zero (1550 -> 1600).
+/// Rounding is to nearest with halves away from zero (1550 -> 1600). Shells tell a
+/// single-shell series from a multi-shell one and name the shells in the outputs; a maximum
+/// b-value is compared with the b-values themselves, never with their shells
+/// (``selecting(maximumB:)``).
 public struct GradientTable: Sendable, Equatable {
     /// Tolerance on |‖g‖ − 1| below which a vector is taken as unit and its b-value kept.
     ///
@@ -163,7 +171,7 @@ public struct GradientTable: Sendable, Equatable {
             g.append(vector / norm)
         }
         guard b.contains(where: { $0 > b0Threshold }) else {
-            throw GradientTableError.noDiffusionWeighting(source: source)
+            throw GradientTableError.noDiffusionWeighting(source: source, b0Threshold: b0Threshold)
         }
         self.bValues = b
         self.directions = g
@@ -280,24 +288,6 @@ public struct GradientTable: Sendable, Equatable {
         guard volumeCount == count else {
             throw GradientTableError.volumeCountMismatch(source: source, entries: count, volumes: volumeCount)
         }
-    }
-
-    /// Keeps the b=0 volumes and the weighted volumes whose shell b-value (b rounded to the
-    /// nearest 100) is at most `maximumB`, e.g. to fit the tensor to the b<=1500 part of a
-    /// multi-shell acquisition.
-    ///
-    /// - Returns: the reduced table and the indices of the kept volumes, ascending, so the
-    ///   caller can take the same volumes from the image.
-    /// - Throws: ``GradientTableError/noDiffusionWeighting(source:)`` when no weighted volume is left.
-    public func selecting(maximumB: Double = 1500) throws -> (table: GradientTable, volumeIndices: [Int]) {
-        let shellsB = shellBValues
-        let kept = bValues.indices.filter { shellsB[$0] <= maximumB }
-        guard kept.contains(where: { bValues[$0] > b0Threshold }) else {
-            throw GradientTableError.noDiffusionWeighting(source: source + " (b <= \(maximumB))")
-        }
-        let table = GradientTable(validatedBValues: kept.map { bValues[$0] }, directions: kept.map { directions[$0] },
-                                  b0Threshold: b0Threshold, source: source)
-        return (table, kept)
     }
 
     /// The same table with one axis of every direction negated.

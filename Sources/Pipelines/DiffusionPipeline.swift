@@ -73,7 +73,8 @@ public struct DiffusionResult: Sendable {
     public var warnings: [String]
     public var quality: TensorFitQuality
     public var orientation: GradientOrientationReport?
-    public var bValuesUsed: [Double]
+    /// The volumes fitted, the rule that chose them and the b-values used and left out.
+    public var selection: VolumeSelection
 }
 
 /// DWI -> gradient table -> mask -> tensor fit -> maps and regional summaries, for one visit.
@@ -129,7 +130,7 @@ public enum DiffusionPipeline {
         metrics.append(VisitMetric(modality: "dwi", region: wholeBrainRegion, metric: "negative_eigenvalue_fraction",
                                    value: negativeEigenvalueFraction(quality) ?? .nan))
         return DiffusionResult(summaries: summaries, metrics: metrics, files: files, warnings: inputs.warnings,
-                               quality: quality, orientation: orientation, bValuesUsed: inputs.table.bValues)
+                               quality: quality, orientation: orientation, selection: inputs.selection)
     }
 
     // MARK: - Reading
@@ -138,14 +139,18 @@ public enum DiffusionPipeline {
     /// the brain mask, the regions, and the warnings so far.
     struct Inputs {
         var header: NIfTIHeader
-        var table: GradientTable
-        var volumeIndices: [Int]
+        var selection: VolumeSelection
         /// The mask given with `--mask`; nil: automatic, made while the series is read.
         var givenMask: [Bool]?
         var atlas: Atlas
         var atlasResampled: Bool
         var extraMasks: [(name: String, mask: [Bool])]
         var warnings: [String]
+
+        /// The gradient table of the kept volumes.
+        var table: GradientTable { selection.table }
+        /// The kept volumes' indices in the series.
+        var volumeIndices: [Int] { selection.volumeIndices }
     }
 
     /// Reads and checks every input but the diffusion signal itself: the header, gradients,
@@ -157,18 +162,55 @@ public enum DiffusionPipeline {
             throw PipelineError(options.dwiPath, "a DWI series needs at least 7 volumes (1 b=0 + 6 directions), this one has \(header.volumeCount)")
         }
         let (fslTable, worldTable) = try readGradients(options, header: header)
-        let selection = try (options.parameters.vectorFrame == .fsl ? fslTable : worldTable)
-            .selecting(maximumB: options.parameters.maximumB)
-        if selection.volumeIndices.count < header.volumeCount {
-            warnings.append("\(header.volumeCount - selection.volumeIndices.count) volume(s) with b > \(formatJSONNumber(options.parameters.maximumB)) left out of the tensor fit")
-        }
+        let selection = try selectVolumes(options.parameters.vectorFrame == .fsl ? fslTable : worldTable, options)
+        warnings += selectionWarnings(selection)
         // Opening a reader checks that the file can hold the voxels its header declares,
         // before anything the size of a volume is allocated.
         _ = try NIfTIFile.volumes(options.dwiPath)
         let givenMask = try readGivenMask(options, header: header)
         let (atlas, atlasResampled, extraMasks) = try readRegions(options, header: header)
-        return Inputs(header: header, table: selection.table, volumeIndices: selection.volumeIndices, givenMask: givenMask,
+        return Inputs(header: header, selection: selection, givenMask: givenMask,
                       atlas: atlas, atlasResampled: atlasResampled, extraMasks: extraMasks, warnings: warnings)
+    }
+
+    /// The volumes fitted (``GradientTable/selecting(maximumB:)``). A `--max-b` below every
+    /// weighted volume is an error naming the b-value file, the b-values and the option.
+    static func selectVolumes(_ table: GradientTable, _ options: DiffusionOptions) throws -> VolumeSelection {
+        do {
+            return try table.selecting(maximumB: options.parameters.maximumB)
+        } catch GradientTableError.noWeightedVolumeAtOrBelow(_, let maximumB, let bValues) {
+            let weighted = bValues.filter { $0 > table.b0Threshold }
+            throw PipelineError(options.bvalPath ?? options.gradientTablePath ?? table.source,
+                                "--max-b \(formatJSONNumber(maximumB)) keeps no diffusion-weighted volume (b-values in the file: "
+                                + "\(GradientTable.describe(bValues: bValues))); give --max-b \(formatJSONNumber(weighted.min() ?? 0)) "
+                                + "or more, or leave --max-b out for the automatic choice")
+        }
+    }
+
+    /// What a user should know of the volumes left out: how many, their b-values, the rule,
+    /// and any shell the limit cuts through.
+    static func selectionWarnings(_ selection: VolumeSelection) -> [String] {
+        var warnings: [String] = []
+        let leftOut = selection.leftOutIndices.count
+        let total = selection.full.count
+        let described = GradientTable.describe(bValues: selection.bValuesLeftOut)
+        switch selection.rule {
+        case .singleShell:
+            break
+        case .automaticLimit(let limit):
+            guard leftOut > 0 else { break }
+            warnings.append("multi-shell series: \(leftOut) of \(total) volumes (b = \(described)) left out of the tensor fit, which uses b <= \(formatJSONNumber(limit)) by default; --max-b sets the limit")
+        case .lowestShell(let shell):
+            warnings.append("multi-shell series with no shell at b <= \(formatJSONNumber(GradientTable.automaticMaximumB)): the tensor is fitted to the lowest shell (b ~ \(formatJSONNumber(shell))); \(leftOut) of \(total) volumes (b = \(described)) left out; --max-b sets the limit")
+        case .maximum(let limit):
+            if leftOut > 0 {
+                warnings.append("\(leftOut) of \(total) volumes with b > \(formatJSONNumber(limit)) (b = \(described)) left out of the tensor fit")
+            }
+        }
+        for split in selection.splitShells {
+            warnings.append("the limit cuts the b ~ \(formatJSONNumber(split.shell)) shell: \(split.kept) of its volumes kept, \(split.leftOut) left out")
+        }
+        return warnings
     }
 
     // MARK: - Computing
@@ -212,15 +254,33 @@ public enum DiffusionPipeline {
         let summary = summaryRows(summaries)
         try summary.table.write(to: base + "_model-tensor_summary.tsv")
         let sidecar = sidecarJSON(options: options, inputs: inputs, mask: mask, quality: quality, orientation: orientation)
-        try AtomicFile.write(sidecar.rendered() + "\n", to: base + "_model-tensor_dwimap.json")
-        return ([base + "_model-tensor_summary.tsv", base + "_model-tensor_dwimap.json"], summary.metrics)
+        try AtomicFile.write(sidecar.rendered() + "\n", to: base + sidecarSuffix)
+        return ([base + "_model-tensor_summary.tsv", base + sidecarSuffix], summary.metrics)
+    }
+
+    /// The end of the sidecar's file name, after the prefix.
+    public static let sidecarSuffix = "_model-tensor_dwimap.json"
+
+    /// The non-zero shells fitted, as a sidecar lists them (`Shells`), ascending; nil when
+    /// the text is not a sidecar with that key. Lets the group tables show each visit's
+    /// protocol from the per-visit outputs alone.
+    public static func shellsUsed(sidecar text: String) -> [Double]? {
+        guard let json = try? JSONValue.parse(text), case .array(let items)? = json["Shells"] else { return nil }
+        let shells = items.compactMap(\.doubleValue)
+        return shells.count == items.count ? shells : nil
     }
 
     /// The sidecar `P_model-tensor_dwimap.json`: every parameter, the inputs and the fit's QC.
+    ///
+    /// The volumes fitted: `MaximumBValue` (the `--max-b` given, null for the automatic
+    /// choice), `ShellSelection` (the rule that applied), `BValuesUsed` and `BValuesLeftOut`
+    /// (distinct b-values as written, b=0 included), `Shells` and `ShellsLeftOut` (non-zero
+    /// shells, b rounded to 100), `VolumesUsed` and `VolumesLeftOut` (counts).
     static func sidecarJSON(options: DiffusionOptions, inputs: Inputs, mask: (source: String, voxels: Int), quality: TensorFitQuality,
                             orientation: GradientOrientationReport?) -> JSONValue {
         let parameters = options.parameters
-        let table = inputs.table
+        let selection = inputs.selection
+        let table = selection.table
         return .object([
             ("Description", .string("Diffusion tensor maps (Basser et al. 1994) and regional summaries")),
             ("GeneratedBy", .array([.object([("Name", .string("nimetrics")), ("Version", .string(NimetricsVersion.string))])])),
@@ -228,12 +288,16 @@ public enum DiffusionPipeline {
             ("Gradients", .string(options.gradientTablePath ?? "\(options.bvalPath ?? "") \(options.bvecPath ?? "")")),
             ("FitMethod", .string(parameters.method.rawValue.uppercased())),
             ("Iterations", .int(parameters.iterations)),
-            ("MaximumBValue", .number(parameters.maximumB)),
+            ("MaximumBValue", parameters.maximumB.map { .number($0) } ?? .null),
             ("B0Threshold", .number(parameters.b0Threshold)),
-            ("BValuesUsed", .array(table.bValues.map { .number($0) })),
-            ("Shells", .array(table.shells.map { .number($0) })),
+            ("BValuesUsed", .array(selection.bValuesUsed.map { .number($0) })),
+            ("Shells", .array(selection.shellsUsed.map { .number($0) })),
             ("VolumesUsed", .int(table.count)),
             ("DirectionsUsed", .int(table.diffusionIndices.count)),
+            ("ShellSelection", .string(selection.rule.description)),
+            ("BValuesLeftOut", .array(selection.bValuesLeftOut.map { .number($0) })),
+            ("ShellsLeftOut", .array(selection.shellsLeftOut.map { .number($0) })),
+            ("VolumesLeftOut", .int(selection.leftOutIndices.count)),
             ("VectorFrame", .string(parameters.vectorFrame.rawValue)),
             ("TensorOrder", .string("D11 D12 D13 D22 D23 D33")),
             ("DiffusivityUnits", .string("mm^2/s")),

@@ -12,8 +12,17 @@ public struct DiffusionParameters: Sendable, Equatable, Codable {
     public var method: TensorFitMethod = .wls
     /// WLS re-weighting passes (MRtrix's `-iter`).
     public var iterations = 1
-    /// Shells above this b-value are left out of the fit (DTI is a low-b model).
-    public var maximumB = 1500.0
+    /// The largest b-value fitted (s/mm^2), compared with the b-values as written; nil
+    /// (the default): automatic. b=0 volumes are always fitted.
+    ///
+    /// Automatic: a single-shell series is fitted whole, at any b-value (as MRtrix3's
+    /// `dwi2tensor` and DIPY do); a multi-shell series is fitted to its volumes with
+    /// b <= 1500 (DTI is a low-b model), or to its lowest shell when that shell is above
+    /// 1500 (``GradientTable/selecting(maximumB:)``). Given: exactly the volumes with
+    /// b <= this, and a series with none is an error.
+    ///
+    /// In the fingerprint's JSON, nil is the absence of the `maximum_b` key.
+    public var maximumB: Double?
     /// b-values at or below this count as b=0 (DIPY's and MRtrix3's default is 50).
     public var b0Threshold = 50.0
     public var vectorFrame: VectorFrame = .fsl

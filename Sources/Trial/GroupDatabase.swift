@@ -7,10 +7,12 @@ import Tabular
 /// Tables:
 /// - `participants(participant_id PRIMARY KEY, <participants.tsv columns>)`
 /// - `visits(participant_id, session_id, session_order, status, error, dwi_status, func_status,
-///   <clinical columns>)`: the status of the visit (the worst of its modalities) and of each
-///   modality (NULL where the visit has none).
+///   <clinical columns>, dwi_shells)`: the status of the visit (the worst of its modalities)
+///   and of each modality (NULL where the visit has none); `dwi_shells` is TEXT, visits.tsv's
+///   protocol column ("1000,2000"), NULL where that is `n/a`
 /// - `metrics(participant_id, session_id, modality, region, metric, value, run)`: `value` is
-///   REAL, NULL for n/a; `run` the run label of a per-run value, NULL for the session's; indexed on (participant_id, metric) and (metric, region).
+///   REAL, NULL for n/a; `run` the run label of a per-run value, NULL for the session's;
+///   indexed on (participant_id, metric) and (metric, region).
 /// - `baselines(participant_id PRIMARY KEY, session_id)`: the baseline chosen for each
 ///   participant (NULL when the requested one is absent).
 /// - view `change_from_baseline`: the columns of change_from_baseline.tsv, computed in SQL
@@ -57,14 +59,15 @@ enum GroupDatabase {
             try db.execute("CREATE TABLE visits (participant_id TEXT NOT NULL, session_id TEXT, session_order INTEGER NOT NULL, "
                            + "status TEXT NOT NULL, error TEXT, dwi_status TEXT, func_status TEXT"
                            + zip(clinical, clinicalTypes).map { ", \(q($0)) \($1)" }.joined()
-                           + ", UNIQUE (participant_id, session_id))")
-            try db.run("INSERT INTO visits VALUES (?, ?, ?, ?, ?, ?, ?" + String(repeating: ", ?", count: clinical.count) + ")",
+                           + ", dwi_shells TEXT, UNIQUE (participant_id, session_id))")
+            try db.run("INSERT INTO visits VALUES (?, ?, ?, ?, ?, ?, ?" + String(repeating: ", ?", count: clinical.count) + ", ?)",
                        rows: zip(visits, clinicalValues).map { visit, values in
                            [.text(visit.visit.participantID), visit.visit.sessionID.map(SQLiteValue.text) ?? .null,
                             .integer(Int64(visit.sessionOrder)), .text(visit.status.rawValue),
                             visit.error.map(SQLiteValue.text) ?? .null]
                            + Modality.allCases.map { visit.status(of: $0).map { .text($0.rawValue) } ?? .null }
                            + zip(values, clinicalTypes).map { sqlValue($0, type: $1) }
+                           + [visit.dwiShellsText.map(SQLiteValue.text) ?? .null]
                        })
 
             try db.execute("""

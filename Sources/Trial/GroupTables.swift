@@ -1,5 +1,6 @@
 import AtomicFiles
 import Foundation
+import Pipelines
 import Tabular
 
 /// What a group-level run wrote.
@@ -28,6 +29,12 @@ struct GroupVisit {
     var scans: [(modality: Modality, status: VisitStatus)]
     /// Sorted by modality, region, metric; the metrics of the modalities that are ok.
     var metrics: [MetricRow]
+    /// The non-zero shells the tensor was fitted to, from the visit's DWI sidecar; nil when
+    /// the DWI is not ok, absent, or its sidecar does not list them.
+    var dwiShells: [Double]? = nil
+
+    /// The protocol cell of visits.tsv: the shells joined by commas ("1000", "1000,2000").
+    var dwiShellsText: String? { dwiShells.map { $0.map(formatJSONNumber).joined(separator: ",") } }
 
     func status(of modality: Modality) -> VisitStatus? { scans.first { $0.modality == modality }?.status }
 }
@@ -47,15 +54,19 @@ struct ChangeRow {
 extension TrialRunner {
     /// Builds the group tables from the per-visit outputs in `output`.
     ///
-    /// Reads only each visit's `_visit.json` and `_metrics.tsv` and the clinical tables the
-    /// dataset discovery read; never an image. Writes, atomically, into `OUTPUT/group/`:
+    /// Reads only each visit's `_visit.json`, `_metrics.tsv` and DWI sidecar (the
+    /// `_model-tensor_dwimap.json` its record lists, for the shells fitted) and the clinical
+    /// tables the dataset discovery read; never an image. Writes, atomically, into `OUTPUT/group/`:
     ///
     /// - `metrics_long.tsv`: participant_id, session_id, modality, region, metric, value,
     ///   for visits whose status is ok; sorted by participant (natural order), session
     ///   (chronological order), modality, region, metric.
     /// - `visits.tsv`: one row per discovered visit: participant_id, session_id, the columns
     ///   of sessions.tsv then participants.tsv (or the manifest's extra columns; `n/a` where
-    ///   absent), status (ok, failed, incomplete, missing), error.
+    ///   absent), status (ok, failed, incomplete, missing), error, dwi_shells (the non-zero
+    ///   shells the tensor was fitted to, as the DWI sidecar lists them, "1000" or
+    ///   "1000,2000"; `n/a` for a visit that is not ok or has no DWI series), so a change of
+    ///   protocol between visits shows next to their metrics.
     /// - `change_from_baseline.tsv`: participant_id, session_id, modality, region, metric,
     ///   baseline_value, value, delta, pct_change, for every metric of every ok visit that
     ///   is not its participant's baseline (the baseline's own rows, all zeros, are left
@@ -130,6 +141,7 @@ extension TrialRunner {
                 guard let scan = try readScan(unit, folder: folder, expected: visit.modalities.contains(modality)) else { continue }
                 entry.scans.append((modality, scan.status))
                 entry.metrics += scan.metrics
+                if modality == .dwi, scan.status == .ok, let record = scan.record { entry.dwiShells = dwiShells(record, folder: folder) }
                 if let error = scan.error { errors.append("\(modality.rawValue): \(error)") }
             }
             entry.metrics.sort(by: metricOrder)
@@ -144,27 +156,37 @@ extension TrialRunner {
     /// One modality of a visit: its record's status and, when ok, its metrics; nil when the
     /// modality was neither found by discovery nor recorded.
     static func readScan(_ unit: VisitInput, folder: String, expected: Bool) throws
-        -> (status: VisitStatus, error: String?, metrics: [MetricRow])? {
+        -> (status: VisitStatus, error: String?, metrics: [MetricRow], record: VisitRecord?)? {
         let recordPath = folder + "/" + VisitFiles.record(unit)
         let metricsPath = folder + "/" + VisitFiles.metrics(unit)
         guard FileManager.default.fileExists(atPath: recordPath) else {
             let outputs = folder + "/" + (unit.modality?.rawValue ?? "")
             if Dataset.isFolder(outputs), !((try? FileManager.default.contentsOfDirectory(atPath: outputs)) ?? []).isEmpty {
-                return (.incomplete, "no record: the run stopped before this scan finished", [])
+                return (.incomplete, "no record: the run stopped before this scan finished", [], nil)
             }
-            return expected ? (.missing, nil, []) : nil
+            return expected ? (.missing, nil, [], nil) : nil
         }
         let record: VisitRecord
-        do { record = try VisitRecord.read(recordPath) } catch { return (.incomplete, oneLine(error), []) }
-        guard record.status == .ok else { return (record.status, record.error, []) }
+        do { record = try VisitRecord.read(recordPath) } catch { return (.incomplete, oneLine(error), [], nil) }
+        guard record.status == .ok else { return (record.status, record.error, [], record) }
         guard FileManager.default.fileExists(atPath: metricsPath) else {
-            return (.incomplete, "\(metricsPath): missing although the record says ok", [])
+            return (.incomplete, "\(metricsPath): missing although the record says ok", [], record)
         }
         let metrics = try MetricsTable.read(metricsPath).sorted(by: metricOrder)
         for (a, b) in zip(metrics, metrics.dropFirst()) where metricOrder(a, b) == false {
             throw TrialError.badTable(file: metricsPath, reason: "metric \(a.modality)/\(a.region)/\(a.metric) appears twice")
         }
-        return (.ok, nil, metrics)
+        return (.ok, nil, metrics, record)
+    }
+
+    /// The shells of the DWI sidecar a visit record lists among its outputs; nil when it
+    /// lists none or the file cannot be read as one (the protocol is then `n/a`, not an error:
+    /// the metrics, which the group tables exist for, are there).
+    static func dwiShells(_ record: VisitRecord, folder: String) -> [Double]? {
+        guard let name = record.outputs.first(where: { $0.hasSuffix(DiffusionPipeline.sidecarSuffix) }),
+              let path = try? SafePath.join(folder, name),
+              let data = FileManager.default.contents(atPath: path) else { return nil }
+        return DiffusionPipeline.shellsUsed(sidecar: String(decoding: data, as: UTF8.self))
     }
 
     /// Modality, region, metric, then the session's value before the runs' in run order.
@@ -244,12 +266,12 @@ extension TrialRunner {
     static func visitsTable(_ visits: [GroupVisit]) -> TSVTable {
         let clinical = clinicalColumns(visits)
         var table = TSVTable(columns: ["participant_id", "session_id"] + clinical + ["status", "error"]
-                             + Modality.allCases.map { $0.rawValue + "_status" })
+                             + Modality.allCases.map { $0.rawValue + "_status" } + ["dwi_shells"])
         for visit in visits {
             let cells = clinical.map { name in visit.visit.clinical.first { $0.0 == name }.map { cellText($0.1) } ?? "n/a" }
             table.append([visit.visit.participantID, visit.visit.sessionID ?? "n/a"] + cells
                          + [visit.status.rawValue, visit.error.map(cellText) ?? "n/a"]
-                         + Modality.allCases.map { visit.status(of: $0)?.rawValue ?? "n/a" })
+                         + Modality.allCases.map { visit.status(of: $0)?.rawValue ?? "n/a" } + [visit.dwiShellsText ?? "n/a"])
         }
         return table
     }

@@ -12,7 +12,13 @@ struct DTICommand: ParsableCommand {
             Gradients: FSL .bval/.bvec (3 rows or 3 columns; vectors in voxel axes, x negated \
             when the affine's determinant is positive, exactly as FSL and MRtrix's -fslgrad \
             read them) or an MRtrix [x y z b] table in world coordinates (--grad). Volumes with \
-            b <= 50 are b=0; shells above --max-b (default 1500) are left out of the fit.
+            b <= 50 are b=0 and always fitted.
+
+            Shells: a single-shell series is fitted whole, at any b-value (as MRtrix's \
+            dwi2tensor and DIPY). In a multi-shell series the tensor, a low-b model, is fitted to \
+            the volumes with b <= 1500, or to the lowest shell when it is above 1500. --max-b B \
+            fits exactly the volumes with b <= B as written (not rounded to a shell). The \
+            sidecar lists the b-values and shells used and left out.
 
             Fit: weighted least squares on the log signal with weights from an OLS pass \
             (default, as DIPY; --iterations re-weights as MRtrix's -iter), or OLS. Voxels \

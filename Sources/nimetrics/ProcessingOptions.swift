@@ -61,8 +61,11 @@ struct TensorFitOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "WLS re-weighting passes (MRtrix's -iter).")
     var iterations = 1
 
-    @Option(name: .customLong("max-b"), parsing: .unconditional, help: "Largest b-value (s/mm^2) used in the fit.")
-    var maxB = 1500.0
+    @Option(name: .customLong("max-b"), parsing: .unconditional,
+            help: ArgumentHelp("Fit only the volumes with b <= B (s/mm^2) as written, and the b=0 volumes.",
+                               discussion: "Default: automatic. A single-shell series is fitted whole, at any b; a multi-shell series is fitted to b <= 1500, or to its lowest shell when that is above 1500.",
+                               valueName: "B"))
+    var maxB: Double?
 
     @Option(name: .customLong("b0-threshold"), parsing: .unconditional, help: "b-values at or below this count as b=0.")
     var b0Threshold = 50.0
@@ -75,10 +78,12 @@ struct TensorFitOptions: ParsableArguments {
 
     func validate() throws {
         try OptionCheck.atLeast(1, iterations, "--iterations")
-        try OptionCheck.positive(maxB, "--max-b")
         try OptionCheck.nonNegative(b0Threshold, "--b0-threshold")
-        guard b0Threshold < maxB else {
-            throw ValidationError("--b0-threshold (\(formatJSONNumber(b0Threshold))) must be below --max-b (\(formatJSONNumber(maxB)))")
+        if let maxB {
+            try OptionCheck.positive(maxB, "--max-b")
+            guard b0Threshold < maxB else {
+                throw ValidationError("--b0-threshold (\(formatJSONNumber(b0Threshold))) must be below --max-b (\(formatJSONNumber(maxB)))")
+            }
         }
     }
 

@@ -64,6 +64,15 @@ struct ProcessingOptionsTests {
         #expect(filesBelow(folder).isEmpty, "nothing may be written: \(filesBelow(folder))")
     }
 
+    @Test("--max-b's help states the automatic default, in dti and run")
+    func maxBHelp() throws {
+        for command in ["dti", "run"] {
+            let help = try runTool([command, "--help"]).stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            #expect(help.contains("--max-b <B> Fit only the volumes with b <= B (s/mm^2) as written, and the b=0 volumes."), "\(command)")
+            #expect(help.contains("Default: automatic. A single-shell series is fitted whole, at any b; a multi-shell series is fitted to b <= 1500, or to its lowest shell when that is above 1500."), "\(command)")
+        }
+    }
+
     @Test("a path pattern with an unknown placeholder is refused before anything runs")
     func badPattern() throws {
         let folder = makeTemporaryFolder()

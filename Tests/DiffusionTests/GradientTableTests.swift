@@ -79,22 +79,81 @@ struct GradientParsingTests {
         #expect(t.directions[0] == .zero && t.directions[1] == .zero)
     }
 
-    @Test("shell selection keeps b=0 and b <= maximum, with the kept indices")
-    func selection() throws {
-        let t = try GradientTable(bValues: [0, 1000, 2000, 0, 1490, 1540, 3000],
-                                  directions: [.zero, SIMD3(1, 0, 0), SIMD3(0, 1, 0), .zero, SIMD3(0, 0, 1),
-                                               SIMD3(1, 0, 0), SIMD3(0, 1, 0)])
-        let (reduced, kept) = try t.selecting()
-        #expect(kept == [0, 1, 3, 4, 5]) // 1490 and 1540 round to the 1500 shell
-        #expect(reduced.bValues == [0, 1000, 0, 1490, 1540])
-        #expect(try t.selecting(maximumB: 1500).volumeIndices == kept)
-        let withEdge = try GradientTable(bValues: [0, 1550, 1000], directions: [.zero, SIMD3(1, 0, 0), SIMD3(0, 1, 0)])
-        #expect(try withEdge.selecting().volumeIndices == [0, 2]) // 1550 rounds up to the 1600 shell
-        let (low, lowKept) = try t.selecting(maximumB: 1000)
-        #expect(lowKept == [0, 1, 3] && low.count == 3)
-        #expect(throws: GradientTableError.noDiffusionWeighting(source: "gradient table (b <= 500.0)")) {
-            try t.selecting(maximumB: 500)
-        }
+    /// A table with the given b-values, b=0 rows without a direction and the weighted rows
+    /// along axes in turn.
+    static func table(_ bValues: [Double]) throws -> GradientTable {
+        let axes: [SIMD3<Double>] = [SIMD3(1, 0, 0), SIMD3(0, 1, 0), SIMD3(0, 0, 1)]
+        return try GradientTable(bValues: bValues, directions: bValues.indices.map { bValues[$0] <= 50 ? .zero : axes[$0 % 3] })
+    }
+
+    @Test("a given maximum keeps b=0 and the volumes with b <= it as written, not rounded to their shell")
+    func selectionGivenMaximum() throws {
+        let t = try Self.table([0, 1000, 2000, 0, 1490, 1540, 3000])
+        let s = try t.selecting(maximumB: 1500)
+        #expect(s.rule == .maximum(1500))
+        #expect(s.volumeIndices == [0, 1, 3, 4]) // 1540 rounds to the 1500 shell but is above 1500
+        #expect(s.leftOutIndices == [2, 5, 6])
+        #expect(s.table.bValues == [0, 1000, 0, 1490])
+        #expect(s.bValuesUsed == [0, 1000, 1490] && s.bValuesLeftOut == [1540, 2000, 3000])
+        #expect(s.shellsUsed == [1000, 1500] && s.shellsLeftOut == [1500, 2000, 3000])
+        #expect(s.splitShells.map(\.shell) == [1500] && s.splitShells[0].kept == 1 && s.splitShells[0].leftOut == 1)
+        let low = try t.selecting(maximumB: 1000)
+        #expect(low.volumeIndices == [0, 1, 3] && low.table.count == 3 && low.splitShells.isEmpty)
+
+        // 1995 and 2005 are one shell; a limit of 2000 keeps the first and not the second.
+        let close = try Self.table([0, 1995, 2005, 1995, 2005, 1995, 2005, 0])
+        let cut = try close.selecting(maximumB: 2000)
+        #expect(cut.volumeIndices == [0, 1, 3, 5, 7])
+        #expect(cut.bValuesUsed == [0, 1995] && cut.bValuesLeftOut == [2005])
+        #expect(cut.splitShells.count == 1 && cut.splitShells[0].kept == 3 && cut.splitShells[0].leftOut == 3)
+        #expect(try close.selecting(maximumB: 2005).leftOutIndices.isEmpty)
+    }
+
+    @Test("a given maximum below every weighted volume is an error listing the b-values, never 'all volumes are b=0'")
+    func selectionBelowEveryShell() throws {
+        let t = try Self.table([0, 1000, 2000, 0, 1490, 1540, 3000])
+        let expected = GradientTableError.noWeightedVolumeAtOrBelow(source: "gradient table", maximumB: 500,
+                                                                    bValues: [0, 1000, 1490, 1540, 2000, 3000])
+        #expect(throws: expected) { try t.selecting(maximumB: 500) }
+        #expect(expected.description == "gradient table: no diffusion-weighted volume has b <= 500 (b-values in the table: 0, 1000, 1490-1540, 2000, 3000)")
+        #expect(!expected.description.contains("b=0"))
+    }
+
+    @Test("automatic: a single shell is kept whole at any b-value", arguments: [[0, 2000, 2000, 2000], [0, 3000, 3000, 3000],
+                                                                                 [0, 1495, 1505, 1500, 1505, 0], [0, 700, 700, 700]])
+    func selectionSingleShell(bValues: [Double]) throws {
+        let t = try Self.table(bValues)
+        let s = try t.selecting(maximumB: nil)
+        #expect(s.rule == .singleShell)
+        #expect(s.volumeIndices == Array(bValues.indices) && s.leftOutIndices.isEmpty && s.bValuesLeftOut.isEmpty)
+        #expect(s.table == t)
+        #expect(s.rule.description == "automatic: single shell, every volume")
+    }
+
+    @Test("automatic, several shells: b <= 1500 as written, else the lowest shell")
+    func selectionMultiShell() throws {
+        let t = try Self.table([0, 1000, 2000, 3000, 1000, 2000, 3000, 0, 1005, 1990])
+        let s = try t.selecting(maximumB: nil)
+        #expect(s.rule == .automaticLimit(1500))
+        #expect(s.volumeIndices == [0, 1, 4, 7, 8])
+        #expect(s.bValuesUsed == [0, 1000, 1005] && s.bValuesLeftOut == [1990, 2000, 3000])
+        #expect(s.shellsUsed == [1000] && s.shellsLeftOut == [2000, 3000])
+        #expect(s.rule.description == "automatic: multi-shell, b <= 1500")
+        #expect(try t.selecting(maximumB: 1500).volumeIndices == s.volumeIndices)
+
+        // No shell at or below 1500: the lowest shell, its per-direction b-values included.
+        let high = try Self.table([0, 2000, 3000, 1990, 3000, 2010, 0])
+        let h = try high.selecting(maximumB: nil)
+        #expect(h.rule == .lowestShell(2000))
+        #expect(h.volumeIndices == [0, 1, 3, 5, 6] && h.bValuesLeftOut == [3000] && h.splitShells.isEmpty)
+        #expect(h.rule.description == "automatic: multi-shell with no shell at b <= 1500, the lowest shell (b ~ 2000)")
+    }
+
+    @Test("b-values in messages: one item per shell, a range where a shell has several values")
+    func describeBValues() {
+        #expect(GradientTable.describe(bValues: [2000, 0, 1000, 0]) == "0, 1000, 2000")
+        #expect(GradientTable.describe(bValues: [0, 986.9, 1002.99, 995]) == "0, 987-1003")
+        #expect(GradientTable.describe(bValues: []) == "none")
     }
 
     @Test("validate(volumeCount:)")
@@ -158,9 +217,11 @@ struct GradientErrorTests {
 
     @Test("only b=0 volumes")
     func onlyB0() {
-        #expect(throws: GradientTableError.noDiffusionWeighting(source: "d")) {
+        let error = GradientTableError.noDiffusionWeighting(source: "d", b0Threshold: 50)
+        #expect(throws: error) {
             try GradientTable.fsl(bval: "0 0 10", bvec: "0 0 0\n0 0 0\n0 0 0", source: "d")
         }
+        #expect(error.description == "d: no diffusion-weighted volume: every b-value is at or below the b=0 threshold (50)")
     }
 
     @Test("negative b-value")

@@ -35,6 +35,8 @@ struct DemoTrialEndToEndTests {
         let visits = try Self.rows(output + "/group/visits.tsv")
         #expect(visits.count == 20)
         #expect(visits.allSatisfy { $0["status"] == "ok" && Double($0["edss"] ?? "") != nil })
+        // The protocol, from each visit's DWI sidecar: one shell at b=1000, fitted whole.
+        #expect(visits.allSatisfy { $0["dwi_shells"] == "1000" }, "\(visits.map { $0["dwi_shells"] ?? "none" })")
 
         // Each region's FA and each connectivity summary for every visit.
         let metrics = try Self.rows(output + "/group/metrics_long.tsv")

@@ -1,4 +1,5 @@
 import Foundation
+import Pipelines
 import Tabular
 import Testing
 @testable import Trial
@@ -57,16 +58,64 @@ struct GroupTests {
         try TrialRunner.runGroup(dataset: dataset, output: top + "/out")
         let table = try TSVTable.read(group + "/visits.tsv")
         #expect(table.columns == ["participant_id", "session_id", "acq_time", "visit_month", "edss", "age", "sex", "arm", "status", "error",
-                                  "dwi_status", "func_status"])
+                                  "dwi_status", "func_status", "dwi_shells"])
+        // The fake processor writes no DWI sidecar, so no visit has shells.
         #expect(table.rows == [
-            ["sub-01", "ses-m00", "n/a", "0", "6.0", "51", "F", "msc", "ok", "n/a", "ok", "ok"],
-            ["sub-01", "ses-m01", "n/a", "1", "6.5", "51", "F", "msc", "ok", "n/a", "ok", "ok"],
-            ["sub-01", "ses-m03", "n/a", "3", "6.5", "51", "F", "msc", "ok", "n/a", "ok", "ok"],
-            ["sub-02", "ses-m00", "n/a", "0", "6.0", "47", "M", "placebo", "ok", "n/a", "ok", "ok"],
-            ["sub-02", "ses-m01", "n/a", "1", "6.5", "47", "M", "placebo", "failed", "dwi: sub-02_ses-m01_dwi.nii.gz: data truncated: fake failure; func: sub-02_ses-m01_dwi.nii.gz: data truncated: fake failure", "failed", "failed"],
-            ["sub-02", "ses-m03", "n/a", "3", "6.5", "47", "M", "placebo", "ok", "n/a", "ok", "ok"],
-            ["sub-02", "ses-m06", "n/a", "n/a", "n/a", "47", "M", "placebo", "missing", "n/a", "missing", "n/a"],
+            ["sub-01", "ses-m00", "n/a", "0", "6.0", "51", "F", "msc", "ok", "n/a", "ok", "ok", "n/a"],
+            ["sub-01", "ses-m01", "n/a", "1", "6.5", "51", "F", "msc", "ok", "n/a", "ok", "ok", "n/a"],
+            ["sub-01", "ses-m03", "n/a", "3", "6.5", "51", "F", "msc", "ok", "n/a", "ok", "ok", "n/a"],
+            ["sub-02", "ses-m00", "n/a", "0", "6.0", "47", "M", "placebo", "ok", "n/a", "ok", "ok", "n/a"],
+            ["sub-02", "ses-m01", "n/a", "1", "6.5", "47", "M", "placebo", "failed", "dwi: sub-02_ses-m01_dwi.nii.gz: data truncated: fake failure; func: sub-02_ses-m01_dwi.nii.gz: data truncated: fake failure", "failed", "failed", "n/a"],
+            ["sub-02", "ses-m03", "n/a", "3", "6.5", "47", "M", "placebo", "ok", "n/a", "ok", "ok", "n/a"],
+            ["sub-02", "ses-m06", "n/a", "n/a", "n/a", "47", "M", "placebo", "missing", "n/a", "missing", "n/a", "n/a"],
         ])
+    }
+
+    /// Writes the DWI sidecar of each visit with the shells `shells` gives it (none when nil),
+    /// as the DTI pipeline does, and fails `sub-02_ses-m01`.
+    struct ProtocolProcessor: VisitProcessor {
+        let parametersFingerprint = "{}"
+        let shells: @Sendable (VisitInput) -> [Double]?
+
+        func process(visit: VisitInput, outputFolder: String, threads: Int) throws -> VisitResult {
+            if visit.filePrefix == "sub-02_ses-m01" { throw FakeFailure(visit: visit.filePrefix) }
+            let metrics = defaultMetrics(visit).filter { $0.modality == visit.modality?.rawValue }
+            guard visit.modality == .dwi, let shells = shells(visit) else { return VisitResult(metrics: metrics) }
+            let sidecar = outputFolder + "/dwi/" + visit.filePrefix + DiffusionPipeline.sidecarSuffix
+            let list = shells.map { String(Int($0)) }.joined(separator: ", ")
+            put(sidecar, "{\n  \"BValuesUsed\": [0, \(list)],\n  \"Shells\": [\(list)],\n  \"VolumesUsed\": 35\n}\n")
+            return VisitResult(metrics: metrics, files: [sidecar])
+        }
+    }
+
+    @Test("visits.tsv and the database carry each visit's DWI shells, so a protocol change between visits shows")
+    func protocolColumn() throws {
+        let top = makeTemporaryFolder()
+        defer { removeFolder(top) }
+        makeBIDS(at: top + "/bids", participantsTSV: Self.participantsText, sessionsTSV: { _ in Self.sessionsText })
+        let dataset = try Dataset.discover(top + "/bids")
+        // sub-01 changes protocol at m03 (a b=2000 shell added and fitted); sub-01 m01 has no sidecar.
+        let processor = ProtocolProcessor { visit in
+            switch (visit.participant, visit.session) {
+            case ("01", "m01"): nil
+            case ("01", "m03"): [1000, 2000]
+            default: [1000]
+            }
+        }
+        _ = try TrialRunner.runParticipants(dataset: dataset, output: top + "/out", processor: processor)
+        try TrialRunner.runGroup(dataset: dataset, output: top + "/out")
+        let table = try TSVTable.read(top + "/out/group/visits.tsv")
+        #expect(table.columns.last == "dwi_shells")
+        let shells = try table.column("dwi_shells")
+        #expect(shells == ["1000", "n/a", "1000,2000", "1000", "n/a", "1000"])
+        #expect(shells[0] != shells[2], "the protocol change of sub-01 is visible")
+        #expect(try table.column("status") == ["ok", "ok", "ok", "ok", "failed", "ok"])
+
+        let db = try SQLiteDatabase(path: top + "/out/group/nimetrics.sqlite", readOnly: true)
+        #expect(try db.query("SELECT dwi_shells FROM visits ORDER BY participant_id, session_order")
+                == shells.map { $0 == "n/a" ? [.null] : [.text($0)] })
+        let columns = try db.query("SELECT name FROM pragma_table_info('visits')").compactMap { $0.first?.string }
+        #expect(columns.last == "dwi_shells")
     }
 
     @Test("change_from_baseline: deltas and percentages for a planted change; n/a for a zero or missing baseline")
@@ -242,7 +291,7 @@ struct GroupTests {
         let summary = try TrialRunner.runGroup(dataset: dataset, output: top + "/out")
         #expect(summary.statusCounts == [.ok: 2])
         let visits = try TSVTable.read(top + "/out/group/visits.tsv")
-        #expect(visits.rows == [["sub-01", "n/a", "6", "ok", "n/a", "ok", "n/a"], ["sub-02", "n/a", "n/a", "ok", "n/a", "ok", "n/a"]])
+        #expect(visits.rows == [["sub-01", "n/a", "6", "ok", "n/a", "ok", "n/a", "n/a"], ["sub-02", "n/a", "n/a", "ok", "n/a", "ok", "n/a", "n/a"]])
         let long = try TSVTable.read(top + "/out/group/metrics_long.tsv")
         // Only the DWI is given: the three DWI metrics of each visit.
         #expect(long.rows.count == 6 && long.rows.allSatisfy { $0[1] == "n/a" && $0[2] == "dwi" })

@@ -25,6 +25,8 @@ struct ParametersTests {
             ("fit", { $0.diffusion.method = .ols }),
             ("iterations", { $0.diffusion.iterations = 2 }),
             ("max-b", { $0.diffusion.maximumB = 2000 }),
+            // A given 1500 is not the automatic choice (which fits a single shell whole).
+            ("max-b 1500", { $0.diffusion.maximumB = 1500 }),
             ("b0", { $0.diffusion.b0Threshold = 10 }),
             ("frame", { $0.diffusion.vectorFrame = .world }),
             ("orientation", { $0.diffusion.orientationCheck = false }),
