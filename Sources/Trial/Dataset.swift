@@ -23,6 +23,8 @@ public struct Dataset: Sendable {
     public var participantClinical: [String: [(String, String)]]
     /// Remarks about things discovery skipped (e.g. a second DWI run in one visit).
     public var warnings: [String]
+    /// The derivative datasets searched for preprocessed images.
+    public var derivativeRoots: [String] = []
 
     /// The input path as the user gave it (folder or manifest), for messages.
     public var path: String {
@@ -45,33 +47,42 @@ public struct Dataset: Sendable {
     /// - Throws: ``TrialError`` for invalid labels, labels not in the dataset, tables without
     ///   their key column, manifest paths that leave the manifest's folder, or no visits.
     public static func discover(_ path: String, participantLabels: [String] = [], sessionLabels: [String] = []) throws -> Dataset {
-        let wantedParticipants = try participantLabels.map { try BIDSLabel.normalized($0, kind: "participant") }
-        let wantedSessions = try sessionLabels.map { try BIDSLabel.normalized($0, kind: "session") }
+        var options = DiscoveryOptions()
+        options.participantLabels = participantLabels
+        options.sessionLabels = sessionLabels
+        options.derivatives = []
+        return try discover(path, options: options)
+    }
+
+    /// The dataset's own visits (raw BIDS folders or manifest rows), before derivatives and
+    /// label filters.
+    static func discoverOwnVisits(_ path: String, options: DiscoveryOptions) throws -> Dataset {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else {
             throw TrialError.notADataset(path: path, reason: "no such file or folder")
         }
-        var dataset: Dataset
-        if isFolder.boolValue {
-            dataset = try discoverBIDS(root: path)
-        } else if path.hasSuffix(".tsv") {
-            dataset = try discoverManifest(file: path)
-        } else {
-            throw TrialError.notADataset(path: path, reason: "neither a BIDS folder nor a manifest .tsv file")
-        }
-        for label in wantedParticipants where !dataset.visits.contains(where: { $0.participant == label }) {
+        if isFolder.boolValue { return try discoverBIDS(root: path, options: options) }
+        if path.hasSuffix(".tsv") { return try discoverManifest(file: path) }
+        throw TrialError.notADataset(path: path, reason: "neither a BIDS folder nor a manifest .tsv file")
+    }
+
+    /// Keeps the visits of the wanted participants and sessions, in order.
+    /// - Throws: for invalid labels, labels not in the dataset, or no visit left.
+    mutating func applyLabelFilters(_ options: DiscoveryOptions) throws {
+        let wantedParticipants = try options.participantLabels.map { try BIDSLabel.normalized($0, kind: "participant") }
+        let wantedSessions = try options.sessionLabels.map { try BIDSLabel.normalized($0, kind: "session") }
+        for label in wantedParticipants where !visits.contains(where: { $0.participant == label }) {
             throw TrialError.labelNotFound(kind: "participant", label: label, dataset: path)
         }
-        for label in wantedSessions where !dataset.visits.contains(where: { $0.session == label }) {
+        for label in wantedSessions where !visits.contains(where: { $0.session == label }) {
             throw TrialError.labelNotFound(kind: "session", label: label, dataset: path)
         }
-        dataset.visits.removeAll { visit in
+        visits.removeAll { visit in
             (!wantedParticipants.isEmpty && !wantedParticipants.contains(visit.participant))
                 || (!wantedSessions.isEmpty && !wantedSessions.contains(visit.session ?? ""))
         }
-        guard !dataset.visits.isEmpty else { throw TrialError.noVisits(dataset: path) }
-        dataset.visits = sortVisits(dataset.visits)
-        return dataset
+        guard !visits.isEmpty else { throw TrialError.noVisits(dataset: path) }
+        visits = Dataset.sortVisits(visits)
     }
 
     // MARK: - Ordering
@@ -110,7 +121,7 @@ public struct Dataset: Sendable {
 
     // MARK: - BIDS
 
-    static func discoverBIDS(root: String) throws -> Dataset {
+    static func discoverBIDS(root: String, options: DiscoveryOptions) throws -> Dataset {
 
         var warnings: [String] = []
         let (participantColumns, participantRows) = try readParticipantsTable(folder: root)
@@ -127,7 +138,7 @@ public struct Dataset: Sendable {
             let participantPart = participantRows[participant] ?? participantColumns.map { ($0, "n/a") }
             let sessionFolders = try sortedEntries(subjectFolder).filter { $0.hasPrefix("ses-") && isFolder(subjectFolder + "/" + $0) }
             if sessionFolders.isEmpty {
-                if var visit = try visitFiles(folder: subjectFolder, participant: participant, session: nil, warnings: &warnings) {
+                if var visit = try visitFiles(folder: subjectFolder, participant: participant, session: nil, options: options, warnings: &warnings) {
                     visit.clinical = mergeClinical(session: [], participant: participantPart)
                     visits.append(visit)
                 }
@@ -140,7 +151,7 @@ public struct Dataset: Sendable {
                     continue
                 }
                 let folder = subjectFolder + "/" + sessionFolder
-                if var visit = try visitFiles(folder: folder, participant: participant, session: session, warnings: &warnings) {
+                if var visit = try visitFiles(folder: folder, participant: participant, session: session, options: options, warnings: &warnings) {
                     let sessionPart = sessionRows.rows[session] ?? sessionRows.columns.map { ($0, "n/a") }
                     visit.clinical = mergeClinical(session: sessionPart, participant: participantPart)
                     visits.append(visit)
@@ -163,46 +174,13 @@ public struct Dataset: Sendable {
     }
 
     /// The files of one visit folder, or nil when it has neither DWI nor BOLD.
-    static func visitFiles(folder: String, participant: String, session: String?, warnings: inout [String]) throws -> VisitInput? {
+    static func visitFiles(folder: String, participant: String, session: String?, options: DiscoveryOptions,
+                           warnings: inout [String]) throws -> VisitInput? {
+        let scan = try scanVisitFolder(folder, options: options, warnings: &warnings)
+        guard !scan.isEmpty else { return nil }
         var visit = VisitInput(participant: participant, session: session)
-        let dwiFolder = folder + "/dwi"
-        if isFolder(dwiFolder) {
-            let names = try sortedEntries(dwiFolder)
-            let candidates = names.filter { BIDSName($0)?.suffix == "dwi" && BIDSName($0)?.isImage == true }
-            if let chosen = candidates.first {
-                let stem = BIDSName(chosen)!.stem
-                visit.dwi = dwiFolder + "/" + chosen
-                if names.contains(stem + ".bval") { visit.bval = dwiFolder + "/" + stem + ".bval" }
-                if names.contains(stem + ".bvec") { visit.bvec = dwiFolder + "/" + stem + ".bvec" }
-                if candidates.count > 1 { warnings.append("\(dwiFolder): \(candidates.count) DWI images; using \(chosen)") }
-            }
-        }
-        let funcFolder = folder + "/func"
-        if isFolder(funcFolder) {
-            let names = try sortedEntries(funcFolder)
-            let parsed = names.compactMap(BIDSName.init)
-            let bolds = parsed.filter { $0.suffix == "bold" && $0.isImage }
-            // Prefer a BOLD series whose confounds exist, then fMRIPrep's preprocessed one,
-            // then the first by name: deterministic whatever the folder holds.
-            let ranked = bolds.map { bold -> (BIDSName, BIDSName?) in
-                (bold, parsed.first { $0.isConfounds && $0.coreEntities == bold.coreEntities })
-            }.sorted { a, b in
-                if (a.1 != nil) != (b.1 != nil) { return a.1 != nil }
-                let ap = a.0.entity("desc") == "preproc", bp = b.0.entity("desc") == "preproc"
-                if ap != bp { return ap }
-                return a.0.fileName < b.0.fileName
-            }
-            if let (bold, confounds) = ranked.first {
-                visit.bold = funcFolder + "/" + bold.fileName
-                visit.confounds = confounds.map { funcFolder + "/" + $0.fileName }
-                if names.contains(bold.stem + ".json") { visit.boldSidecar = funcFolder + "/" + bold.stem + ".json" }
-                let mask = parsed.first { $0.suffix == "mask" && $0.isImage && $0.entity("desc") == "brain"
-                    && $0.entitiesExcept(["desc"]) == bold.entitiesExcept(["desc"]) }
-                visit.brainMask = mask.map { funcFolder + "/" + $0.fileName }
-                if ranked.count > 1 { warnings.append("\(funcFolder): \(ranked.count) BOLD images; using \(bold.fileName)") }
-            }
-        }
-        return visit.dwi == nil && visit.bold == nil ? nil : visit
+        visit.merge(scan, keeping: [])
+        return visit
     }
 
     static func readParticipantsTable(folder: String) throws -> ([String], [String: [(String, String)]]) {

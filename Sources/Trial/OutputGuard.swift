@@ -196,5 +196,5 @@ extension Dataset {
     /// The folders of every input dataset a run reads: today the BIDS folder or the
     /// manifest's folder. Derivative datasets read alongside it belong here too, so the
     /// output guard and `SourceDatasets` cover them.
-    public var inputRoots: [String] { [TrialRunner.datasetFolder(self)] }
+    public var inputRoots: [String] { [TrialRunner.datasetFolder(self)] + derivativeRoots }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Diffusion
 import Foundation
 import Functional
+import NIfTI
 import Pipelines
 import Trial
 
@@ -33,6 +34,15 @@ struct RunCommand: ParsableCommand {
             INPUT/derivatives/nimetrics) or hold it; nothing below OUTPUT is written through \
             a symbolic link.
 
+            Preprocessed images come from BIDS derivative datasets (--derivatives, default \
+            every dataset in INPUT/derivatives/ but the output): QSIPrep's desc-preproc DWI \
+            with its gradients and brain mask, fMRIPrep's desc-preproc BOLD of every run of \
+            --task with its confounds, sidecar and brain mask; the raw dataset gives the visits \
+            and the clinical tables. By default the volumes fMRIPrep flags as non-steady-state \
+            are dropped (--dummy-scans auto), a BOLD run without its confounds fails unless \
+            --strategy none, and a session of several runs gets per-run values and the \
+            session's (correlations averaged in Fisher z, weighted by the volumes kept).
+
             Every per-visit option of `nimetrics dti` and `nimetrics fmri` applies to each \
             visit. Options that name a file (atlases, label tables, masks) take a pattern in \
             which {subject} and {session} stand for the visit's labels (without sub-/ses-), \
@@ -44,7 +54,7 @@ struct RunCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "BIDS dataset folder or manifest TSV.")
+    @Argument(help: "BIDS dataset folder (raw, or a derivatives dataset) or manifest TSV.")
     var input: String
 
     @Argument(help: "Output folder (BIDS derivatives).")
@@ -58,6 +68,19 @@ struct RunCommand: ParsableCommand {
 
     @Option(name: .customLong("session-label"), parsing: .upToNextOption, help: "Sessions to process (with or without 'ses-').")
     var sessionLabels: [String] = []
+
+    @Option(parsing: .upToNextOption,
+            help: "BIDS derivative datasets with the preprocessed images (fMRIPrep, QSIPrep): PATH or NAME=PATH (default: every dataset in INPUT/derivatives/).")
+    var derivatives: [String] = []
+
+    @Option(help: "The task of the BOLD runs; every run of it is processed.")
+    var task = "rest"
+
+    @Option(help: "The space of the BOLD runs (default: the only one found, else the one whose grid matches the atlas).")
+    var space: String?
+
+    @Option(name: .customLong("bids-filter-file"), help: "A BIDS filter file in fMRIPrep's format ({\"bold\": {\"run\": 1}, \"dwi\": {...}}).")
+    var bidsFilterFile: String?
 
     @Option(parsing: .unconditional, help: "Visits processed at once (default: cores).")
     var jobs: Int?
@@ -91,9 +114,40 @@ struct RunCommand: ParsableCommand {
     var group = false
 
     func validate() throws {
+        guard BIDSLabel.isValid(task) else { throw ValidationError("--task must be a BIDS label (letters and digits), got '\(task)'") }
+        if let space, !BIDSLabel.isValid(space) { throw ValidationError("--space must be a BIDS label (letters and digits), got '\(space)'") }
+        for item in derivatives where item.hasSuffix("=") || item.hasPrefix("=") {
+            throw ValidationError("--derivatives takes PATH or NAME=PATH, got '\(item)'")
+        }
         if let jobs { try OptionCheck.atLeast(1, jobs, "--jobs") }
         if let threads { try OptionCheck.atLeast(1, threads, "--threads") }
         _ = try visitParameters()
+    }
+
+    /// What discovery looks for: labels, derivative datasets, task, space and filter.
+    func discoveryOptions() throws -> DiscoveryOptions {
+        var options = DiscoveryOptions()
+        options.participantLabels = participantLabels
+        options.sessionLabels = sessionLabels
+        // NAME=PATH names a dataset as XCP-D's --derivatives does; the name is a label only.
+        options.derivatives = derivatives.isEmpty ? nil : derivatives.map { item in
+            guard let equals = item.firstIndex(of: "="), !FileManager.default.fileExists(atPath: item) else { return item }
+            return String(item[item.index(after: equals)...])
+        }
+        options.task = task
+        options.space = space
+        options.filter = try bidsFilterFile.map(BIDSFilter.read) ?? BIDSFilter()
+        options.excluded = [output]
+        return options
+    }
+
+    /// When the BOLD runs come in several spaces and no --space was given, keeps the one
+    /// whose grid is the atlas's.
+    func chooseSpace(_ dataset: inout Dataset, atlas: PathPattern?) throws {
+        guard let atlas, let visit = dataset.visits.first(where: { $0.bold != nil }) else { return }
+        let atlasPath = try atlas.path(participant: visit.participant, session: visit.session)
+        let grid = try NIfTIFile.readHeader(atlasPath)
+        try dataset.chooseSpaces { image in try NIfTIFile.readHeader(image).hasSameGrid(as: grid) }
     }
 
     /// The per-visit parameters: the option groups' values and the file patterns.
@@ -121,7 +175,7 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         try runReportingFailure {
             var timer = PhaseTimer("run")
-            let dataset = try Dataset.discover(input, participantLabels: participantLabels, sessionLabels: sessionLabels)
+            var dataset = try Dataset.discover(input, options: discoveryOptions())
             for warning in dataset.warnings { printWarning(warning) }
             timer.lap("discovery")
             var succeeded = true
@@ -130,6 +184,7 @@ struct RunCommand: ParsableCommand {
                 if parameters.files.funcAtlas == nil, dataset.visits.contains(where: { $0.bold != nil }) {
                     throw ValidationError("the dataset has BOLD runs: give --atlas or --func-atlas")
                 }
+                try chooseSpace(&dataset, atlas: parameters.files.funcAtlas)
                 let processor = try PipelineVisitProcessor(parameters: parameters)
                 timer.lap("set-up")
                 let summary = try TrialRunner.runParticipants(
