@@ -69,8 +69,8 @@ public enum DemoTrial {
         /// One BIDS tree: raw DWI and BOLD per visit, the fMRIPrep-style confounds beside the BOLD.
         case bids
         /// A raw BIDS tree with fMRIPrep- and QSIPrep-style derivatives under `derivatives/`,
-        /// second runs, non-steady-state volumes, a multi-shell visit and a missed visit
-        /// (see ``generateDerivatives(at:seed:participants:)``).
+        /// second runs, non-steady-state volumes, a multi-shell visit and a missed visit, as
+        /// ``derivativesPlan(participants:)`` plans them (the files: `DemoDerivatives.swift`).
         case derivatives
     }
 
@@ -81,7 +81,9 @@ public enum DemoTrial {
     /// `sub-XX/sub-XX_sessions.tsv`, `sub-XX/ses-YY/dwi/sub-XX_ses-YY_dwi.{nii.gz,bval,bvec,json}`,
     /// `sub-XX/ses-YY/func/sub-XX_ses-YY_task-rest_{bold.nii.gz,bold.json,desc-confounds_timeseries.tsv}`,
     /// `atlas/atlas-demo_dseg.{nii.gz,tsv}`, `ground_truth/{fa,networks,changes,connectivity}.tsv`.
-    /// Layout ``Layout/derivatives``: see ``generateDerivatives(at:seed:participants:)``.
+    /// Layout ``Layout/derivatives``: the raw tree, `derivatives/fmriprep/`, `derivatives/qsiprep/`,
+    /// `atlas/` and `ground_truth/` (plus `visits.tsv` and `runs.tsv`), for the visits of
+    /// ``derivativesPlan(participants:)``; `writeDerivativesLayout` lists the files.
     ///
     /// - Parameters:
     ///   - folder: the dataset root.
