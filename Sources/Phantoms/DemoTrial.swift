@@ -64,66 +64,105 @@ public enum DemoTrial {
     /// `sub-01`, `sub-02`, …
     public static func participantID(_ p: Int) -> String { String(format: "sub-%02d", p + 1) }
 
+    /// How the demo dataset is laid out.
+    public enum Layout: String, CaseIterable, Sendable {
+        /// One BIDS tree: raw DWI and BOLD per visit, the fMRIPrep-style confounds beside the BOLD.
+        case bids
+        /// A raw BIDS tree with fMRIPrep- and QSIPrep-style derivatives under `derivatives/`,
+        /// second runs, non-steady-state volumes, a multi-shell visit and a missed visit, as
+        /// ``derivativesPlan(participants:)`` plans them (the files: `DemoDerivatives.swift`).
+        case derivatives
+    }
+
     /// Writes the dataset into `folder` (created if needed; existing files of the same names
     /// are replaced, nothing else is touched). The same seed gives the same bytes on one
     /// platform (the draws of ``PhantomRandom`` are portable; the signals use the C library's
     /// `exp`, `sin` and `cos`).
     ///
-    /// Layout: `dataset_description.json`, `README`, `participants.tsv`/`.json`,
+    /// Layout ``Layout/bids``: `dataset_description.json`, `README`, `participants.tsv`/`.json`,
     /// `sub-XX/sub-XX_sessions.tsv`, `sub-XX/ses-YY/dwi/sub-XX_ses-YY_dwi.{nii.gz,bval,bvec,json}`,
     /// `sub-XX/ses-YY/func/sub-XX_ses-YY_task-rest_{bold.nii.gz,bold.json,desc-confounds_timeseries.tsv}`,
     /// `atlas/atlas-demo_dseg.{nii.gz,tsv}`, `ground_truth/{fa,networks,changes,connectivity}.tsv`.
+    /// Layout ``Layout/derivatives``: the raw tree, `derivatives/fmriprep/`, `derivatives/qsiprep/`,
+    /// `atlas/` and `ground_truth/` (plus `visits.tsv` and `runs.tsv`), for the visits of
+    /// ``derivativesPlan(participants:)``; `writeDerivativesLayout` lists the files.
     ///
     /// - Parameters:
     ///   - folder: the dataset root.
     ///   - seed: the seed of every random draw.
     ///   - participants: 1 to 99.
+    ///   - layout: the file layout.
     /// - Throws: ``PhantomError`` for a bad argument or a folder that cannot be made; the
     ///   NIfTI and table writers' errors for files that cannot be written.
-    public static func generate(at folder: String, seed: UInt64 = 2026, participants: Int = 5) throws {
+    public static func generate(at folder: String, seed: UInt64 = 2026, participants: Int = 5, layout: Layout = .bids) throws {
         guard (1...99).contains(participants) else {
             throw PhantomError(path: folder, reason: "the number of participants must be 1 to 99, not \(participants)")
         }
         let root = folder.hasSuffix("/") && folder.count > 1 ? String(folder.dropLast()) : folder
-        let atlas = PhantomAtlas.demo()
-        try makeFolder(root + "/atlas")
-        try makeFolder(root + "/ground_truth")
-        try atlas.write(image: root + "/atlas/atlas-demo_dseg.nii.gz", table: root + "/atlas/atlas-demo_dseg.tsv")
+        switch layout {
+        case .bids: try writeBIDSLayout(root: root, seed: seed, participants: participants)
+        case .derivatives: try writeDerivativesLayout(root: root, seed: seed, participants: participants)
+        }
+    }
 
+    static func writeBIDSLayout(root: String, seed: UInt64, participants: Int) throws {
+        let atlas = PhantomAtlas.demo()
         let people = (0..<participants).map { Participant(index: $0, seed: seed) }
+        try writeAtlas(atlas, root: root)
         for person in people {
             for session in sessions { try makeFolder(root + "/\(person.id)/ses-\(session.label)/dwi") }
             for session in sessions { try makeFolder(root + "/\(person.id)/ses-\(session.label)/func") }
         }
-
-        // Visits are independent (each has its own random streams), so they run in parallel;
-        // results go to fixed slots and are assembled in order, so the output does not depend
-        // on the thread count.
         let jobs = people.flatMap { person in sessions.indices.map { (person, $0) } }
+        let faRows = try runInParallel(jobs) { person, visit in
+            try writeVisit(person: person, visit: visit, atlas: atlas, root: root, seed: seed)
+        }
+        try writeText(datasetDescription.rendered() + "\n", to: root + "/dataset_description.json")
+        try writeText(readme(seed: seed, participants: participants), to: root + "/README")
+        try writeParticipantTables(people, root: root)
+        try writeGroundTruth(root: root, people: people, atlas: atlas, faRows: faRows)
+    }
+
+    /// The shared atlas, in `atlas/`, and the `ground_truth/` folder.
+    static func writeAtlas(_ atlas: PhantomAtlas, root: String) throws {
+        try makeFolder(root + "/atlas")
+        try makeFolder(root + "/ground_truth")
+        try atlas.write(image: root + "/atlas/atlas-demo_dseg.nii.gz", table: root + "/atlas/atlas-demo_dseg.tsv")
+    }
+
+    /// Runs `work` on every job in parallel and returns the rows of all jobs, in job order.
+    ///
+    /// Visits are independent (each has its own random streams), so they run in parallel;
+    /// results go to fixed slots and are assembled in order, so the output does not depend on
+    /// the thread count. The first failure, in job order, is thrown.
+    static func runInParallel<Job: Sendable>(_ jobs: [Job], _ work: @Sendable (Job) throws -> [[String]]) throws -> [[String]] {
         let results = ResultSlots(count: jobs.count)
         DispatchQueue.concurrentPerform(iterations: jobs.count) { job in
-            let (person, visit) = jobs[job]
             do {
-                results.store(.success(try writeVisit(person: person, visit: visit, atlas: atlas, root: root, seed: seed)), at: job)
+                results.store(.success(try work(jobs[job])), at: job)
             } catch {
                 results.store(.failure(error), at: job)
             }
         }
-        var faRows: [[String]] = []
+        var rows: [[String]] = []
         for result in results.values {
             switch result {
-            case .success(let rows): faRows += rows
+            case .success(let more): rows += more
             case .failure(let error): throw error
-            case nil: throw PhantomError(path: root, reason: "a visit was not simulated")
+            case nil: throw PhantomError(path: "demo trial", reason: "a visit was not simulated")
             }
         }
+        return rows
+    }
 
-        try writeText(datasetDescription.rendered() + "\n", to: root + "/dataset_description.json")
-        try writeText(readme(seed: seed, participants: participants), to: root + "/README")
+    /// `participants.tsv`/`.json` and each participant's `sessions.tsv` (every planned visit,
+    /// with its clinical scores).
+    static func writeParticipantTables(_ people: [Participant], root: String) throws {
         try TSVTable(columns: ["participant_id", "age", "sex", "group"],
                      rows: people.map { [$0.id, String($0.age), $0.sex, "pdmsc"] }).write(to: root + "/participants.tsv")
         try writeText(participantsSidecar.rendered() + "\n", to: root + "/participants.json")
         for person in people {
+            try makeFolder(root + "/\(person.id)")
             let rows = sessions.indices.map { v in
                 ["ses-\(sessions[v].label)", person.acquisitionTime(visit: v), String(sessions[v].month),
                  tsvCell(person.edss(visit: v)), String(person.sdmt(visit: v))]
@@ -131,7 +170,6 @@ public enum DemoTrial {
             try TSVTable(columns: ["session_id", "acq_time", "visit_month", "edss", "sdmt"], rows: rows)
                 .write(to: root + "/\(person.id)/\(person.id)_sessions.tsv")
         }
-        try writeGroundTruth(root: root, people: people, atlas: atlas, faRows: faRows)
     }
 
     // MARK: - One visit
@@ -142,7 +180,24 @@ public enum DemoTrial {
         let prefix = root + "/\(person.id)/\(session)"
         let stem = "\(person.id)_\(session)"
 
-        // Diffusion.
+        let diffusion = simulateDiffusion(person: person, visit: visit, atlas: atlas, scheme: .halfSphere(), seed: seed)
+        try diffusion.phantom.write(signal: diffusion.signal, stem: prefix + "/dwi/\(stem)_dwi")
+        try writeText(diffusionSidecar.rendered() + "\n", to: prefix + "/dwi/\(stem)_dwi.json")
+
+        let run = simulateRestingState(person: person, visit: visit, run: 1, nonSteadyStateVolumes: 0, atlas: atlas, seed: seed)
+        try writeBOLD(run, atlas: atlas, to: prefix + "/func/\(stem)_task-rest_bold.nii.gz", description: "nimetrics phantom BOLD")
+        try writeText(boldSidecar.rendered() + "\n", to: prefix + "/func/\(stem)_task-rest_bold.json")
+        try run.confounds.write(to: prefix + "/func/\(stem)_task-rest_desc-confounds_timeseries.tsv")
+
+        return regionalTruthRows(person: person, session: session, atlas: atlas, truth: diffusion.truth)
+    }
+
+    // MARK: - Simulation of one visit, shared by the layouts
+
+    /// The DWI series of one visit: the true tensors, the phantom and its noisy signal (random
+    /// stream `[participant, visit, 1]`).
+    static func simulateDiffusion(person: Participant, visit: Int, atlas: PhantomAtlas, scheme: GradientScheme,
+                                  seed: UInt64) -> (truth: [TensorTruth], phantom: DiffusionPhantom, signal: [Float]) {
         let truth = person.tensors(atlas: atlas, visit: visit)
         let s0 = (0..<atlas.voxelCount).map { i -> Double in
             guard atlas.brainMask[i] else { return 0 }
@@ -150,41 +205,34 @@ public enum DemoTrial {
             let tissue = label == 0 ? nil : atlas.region(index: label)?.tissue
             return tissue == .whiteMatter ? whiteMatterS0 : tissue == .grayMatter ? 1.1 * whiteMatterS0 : 1.2 * whiteMatterS0
         }
-        let phantom = DiffusionPhantom(shape: atlas.shape, affine: atlas.affine, scheme: .halfSphere(), s0: s0, truth: truth)
+        let phantom = DiffusionPhantom(shape: atlas.shape, affine: atlas.affine, scheme: scheme, s0: s0, truth: truth)
         var dwiRandom = PhantomRandom(seed: seed, stream: [UInt64(person.index), UInt64(visit), 1])
-        let sigma = whiteMatterS0 / signalToNoise
-        let dwi = phantom.simulate(noiseSigma: sigma, random: &dwiRandom)
-        try phantom.write(signal: dwi, stem: prefix + "/dwi/\(stem)_dwi")
-        try writeText(JSONValue.object([
-            ("Manufacturer", .string("nimetrics phantom")),
-            ("MagneticFieldStrength", .number(3)),
-            ("EchoTime", .number(0.089)),
-            ("RepetitionTime", .number(8.5)),
-            ("PhaseEncodingDirection", .string("j-")),
-            ("TotalReadoutTime", .number(0.05)),
-            ("PhantomNoiseSigma", .number(sigma)),
-            ("PhantomNote", .string("Synthetic: S = S0 exp(-b g'Dg) with Rician noise; bvecs in FSL convention on a LAS grid.")),
-        ]).rendered() + "\n", to: prefix + "/dwi/\(stem)_dwi.json")
+        let signal = phantom.simulate(noiseSigma: whiteMatterS0 / signalToNoise, random: &dwiRandom)
+        return (truth, phantom, signal)
+    }
 
-        // Resting state.
-        var boldRandom = PhantomRandom(seed: seed, stream: [UInt64(person.index), UInt64(visit), 2])
+    /// One resting-state run of a visit: the visit's within-network correlations, its own noise
+    /// (random stream `[participant, visit, 2]` for run 1, `[participant, visit, 2, run]` for
+    /// later runs), and `nonSteadyStateVolumes` bright leading volumes.
+    static func simulateRestingState(person: Participant, visit: Int, run: Int, nonSteadyStateVolumes: Int,
+                                     atlas: PhantomAtlas, seed: UInt64) -> FunctionalPhantom.Run {
+        let stream: [UInt64] = run == 1 ? [UInt64(person.index), UInt64(visit), 2] : [UInt64(person.index), UInt64(visit), 2, UInt64(run)]
+        var boldRandom = PhantomRandom(seed: seed, stream: stream)
         var correlation = stableNetworkCorrelation
         correlation["DMN"] = person.trajectory.defaultModeCorrelation[visit]
-        let functional = FunctionalPhantom(atlas: atlas, configuration: .init(volumeCount: boldVolumes, repetitionTime: repetitionTime))
-        let run = functional.simulate(withinNetworkCorrelation: correlation, random: &boldRandom)
-        let boldHeader = NIfTIHeader.make(shape: run.shape, affine: atlas.affine, repetitionTime: repetitionTime, datatype: .int16)
-        try NIfTIFile.write(run.voxels, shape: run.shape, datatype: .int16, geometry: boldHeader,
-                            to: prefix + "/func/\(stem)_task-rest_bold.nii.gz", description: "nimetrics phantom BOLD")
-        try writeText(JSONValue.object([
-            ("TaskName", .string("rest")),
-            ("RepetitionTime", .number(repetitionTime)),
-            ("EchoTime", .number(0.03)),
-            ("MagneticFieldStrength", .number(3)),
-            ("Manufacturer", .string("nimetrics phantom")),
-        ]).rendered() + "\n", to: prefix + "/func/\(stem)_task-rest_bold.json")
-        try run.confounds.write(to: prefix + "/func/\(stem)_task-rest_desc-confounds_timeseries.tsv")
+        let functional = FunctionalPhantom(atlas: atlas, configuration: .init(
+            volumeCount: boldVolumes, repetitionTime: repetitionTime, nonSteadyStateVolumes: nonSteadyStateVolumes))
+        return functional.simulate(withinNetworkCorrelation: correlation, random: &boldRandom)
+    }
 
-        // Truth: mean of the true voxel FA and MD in each region.
+    /// Writes a BOLD run as int16 on the atlas grid, with the TR in the header.
+    static func writeBOLD(_ run: FunctionalPhantom.Run, atlas: PhantomAtlas, to path: String, description: String) throws {
+        let header = NIfTIHeader.make(shape: run.shape, affine: atlas.affine, repetitionTime: repetitionTime, datatype: .int16)
+        try NIfTIFile.write(run.voxels, shape: run.shape, datatype: .int16, geometry: header, to: path, description: description)
+    }
+
+    /// Truth: the mean of the true voxel FA and MD in each region (`ground_truth/fa.tsv` rows).
+    static func regionalTruthRows(person: Participant, session: String, atlas: PhantomAtlas, truth: [TensorTruth]) -> [[String]] {
         var sums = [Int: (fa: Double, md: Double, count: Int)]()
         for i in 0..<atlas.voxelCount where atlas.labels[i] != 0 {
             let current = sums[atlas.labels[i]] ?? (0, 0, 0)
@@ -196,6 +244,27 @@ public enum DemoTrial {
             return [person.id, session, region.name, String(format: "%.6f", s.fa / n), String(format: "%.8f", s.md / n)]
         }
     }
+
+    /// The raw DWI sidecar.
+    static let diffusionSidecar = JSONValue.object([
+        ("Manufacturer", .string("nimetrics phantom")),
+        ("MagneticFieldStrength", .number(3)),
+        ("EchoTime", .number(0.089)),
+        ("RepetitionTime", .number(8.5)),
+        ("PhaseEncodingDirection", .string("j-")),
+        ("TotalReadoutTime", .number(0.05)),
+        ("PhantomNoiseSigma", .number(whiteMatterS0 / signalToNoise)),
+        ("PhantomNote", .string("Synthetic: S = S0 exp(-b g'Dg) with Rician noise; bvecs in FSL convention on a LAS grid.")),
+    ])
+
+    /// The raw BOLD sidecar.
+    static let boldSidecar = JSONValue.object([
+        ("TaskName", .string("rest")),
+        ("RepetitionTime", .number(repetitionTime)),
+        ("EchoTime", .number(0.03)),
+        ("MagneticFieldStrength", .number(3)),
+        ("Manufacturer", .string("nimetrics phantom")),
+    ])
 
     // MARK: - Files of the whole dataset
 
@@ -246,9 +315,7 @@ public enum DemoTrial {
     ])
 
     static func readme(seed: UInt64, participants: Int) -> String {
-        let responders = (0..<participants).filter { trajectory(ofParticipant: $0) == .responder }.map(participantID)
-        let decliners = (0..<participants).filter { trajectory(ofParticipant: $0) == .decliner }.map(participantID)
-        return """
+        """
             nimetrics demo trial (synthetic data, seed \(seed))
             ===================================================
 
@@ -268,14 +335,7 @@ public enum DemoTrial {
               FPN (used for connectivity). See atlas-demo_dseg.tsv.
 
             Planted changes (ground_truth/changes.tsv has them visit by visit)
-            - Responders (\(responders.joined(separator: ", "))): FA of the lesioned tracts L_CST and
-              CC_body x1.00, x1.01, x1.025, x1.05 (baseline, m01, m03, m06); EDSS -0.5 at m06;
-              SDMT +0, +1, +3, +5; within-DMN correlation 0.30, 0.40, 0.50, 0.60.
-            - Decliners (\(decliners.joined(separator: ", "))): FA x1.00, x0.99, x0.975, x0.96;
-              EDSS +0.5 at m06; SDMT +0, -1, -2, -4; within-DMN correlation 0.30, 0.25, 0.20, 0.15.
-            - Lesioned tracts start 15-25 % below their healthy FA (L_CST/R_CST 0.65, CC_body 0.75,
-              SLF 0.55). Other tracts, and the SMN (0.50), VIS (0.55) and FPN (0.40) networks, are
-              stable; regions of different networks are uncorrelated.
+            \(plantedChangesText(participants: participants))
 
             Ground truth
             - ground_truth/fa.tsv: mean true voxel FA (and MD, mm2/s) in each atlas region per visit.
@@ -286,6 +346,22 @@ public enum DemoTrial {
             Note: the confounds tables sit beside the raw BOLD here for convenience; in a real
             dataset they come from fMRIPrep derivatives.
 
+            """
+    }
+
+    /// The README's list of planted changes (lines indented as in the README, no final newline).
+    static func plantedChangesText(participants: Int) -> String {
+        let responders = (0..<participants).filter { trajectory(ofParticipant: $0) == .responder }.map(participantID)
+        let decliners = (0..<participants).filter { trajectory(ofParticipant: $0) == .decliner }.map(participantID)
+        return """
+            - Responders (\(responders.joined(separator: ", "))): FA of the lesioned tracts L_CST and
+              CC_body x1.00, x1.01, x1.025, x1.05 (baseline, m01, m03, m06); EDSS -0.5 at m06;
+              SDMT +0, +1, +3, +5; within-DMN correlation 0.30, 0.40, 0.50, 0.60.
+            - Decliners (\(decliners.joined(separator: ", "))): FA x1.00, x0.99, x0.975, x0.96;
+              EDSS +0.5 at m06; SDMT +0, -1, -2, -4; within-DMN correlation 0.30, 0.25, 0.20, 0.15.
+            - Lesioned tracts start 15-25 % below their healthy FA (L_CST/R_CST 0.65, CC_body 0.75,
+              SLF 0.55). Other tracts, and the SMN (0.50), VIS (0.55) and FPN (0.40) networks, are
+              stable; regions of different networks are uncorrelated.
             """
     }
 

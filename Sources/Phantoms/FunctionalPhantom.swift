@@ -140,6 +140,23 @@ public func bandLimitedProcess(volumeCount: Int, repetitionTime: Double, band: C
 /// 50 mm · Σ rotations the head displacement (a linear function of the six motion parameters,
 /// so regressing them out removes it), c_v its per-voxel coupling, ε_v white noise.
 /// White-matter tracts and unlabelled voxels carry no network signal. Outside the head: 0.
+///
+/// Non-steady-state volumes (``Configuration/nonSteadyStateVolumes``, N): before the
+/// longitudinal magnetisation reaches its steady state the first volumes of a run are
+/// brighter. Volume t < N gets
+///
+///     y_v(t) += a · B_v · exp(−t · TR / T1)
+///
+/// with a = ``Configuration/nonSteadyStateExcess`` and T1 the tissue's longitudinal relaxation
+/// time at 3 T (Wansapura et al. 1999, "NMR relaxation times in the human brain at 3.0 tesla",
+/// J Magn Reson Imaging 9:531-538: cortex 1.33 s, white matter 0.83 s; 2 s for the unlabelled,
+/// partly CSF, tissue). From volume N on the run is exactly the steady-state model above, with
+/// the same random draws as a run without the transient. The transient is shared by every
+/// cortical region and is not in the motion parameters: kept, with no confounds or a motion
+/// model (6P, 24P), it drives every cortical correlation towards 1 (0.99 on the demo trial).
+/// The tissue signals of the confounds table carry it too, so the 36P model (their
+/// derivatives and squares span the first few volumes) regresses it out. Dropped, as fMRIPrep's
+/// `non_steady_state_outlierXX` columns say, it leaves no trace.
 public struct FunctionalPhantom: Sendable {
     /// Acquisition and signal settings.
     public struct Configuration: Sendable {
@@ -151,13 +168,29 @@ public struct FunctionalPhantom: Sendable {
         /// Signal change per millimetre of head displacement.
         public var motionCoupling: Double
         public var band: ClosedRange<Double>
+        /// Leading volumes before the steady state (0: none).
+        public var nonSteadyStateVolumes: Int
+        /// Excess signal of volume 0 as a fraction of the steady-state baseline.
+        public var nonSteadyStateExcess: Double
 
         public init(volumeCount: Int = 120, repetitionTime: Double = 2, bloodOxygenAmplitude: Double = 10,
                     voxelNoise: Double = 8, driftAmplitude: Double = 10, motionCoupling: Double = 15,
-                    band: ClosedRange<Double> = 0.01...0.08) {
+                    band: ClosedRange<Double> = 0.01...0.08, nonSteadyStateVolumes: Int = 0, nonSteadyStateExcess: Double = 1.5) {
+            precondition(nonSteadyStateVolumes == 0 || (0..<volumeCount).contains(nonSteadyStateVolumes),
+                         "non-steady-state volumes: at least 0 and fewer than the volumes")
             self.volumeCount = volumeCount; self.repetitionTime = repetitionTime
             self.bloodOxygenAmplitude = bloodOxygenAmplitude; self.voxelNoise = voxelNoise
             self.driftAmplitude = driftAmplitude; self.motionCoupling = motionCoupling; self.band = band
+            self.nonSteadyStateVolumes = nonSteadyStateVolumes; self.nonSteadyStateExcess = nonSteadyStateExcess
+        }
+
+        /// T1 (s) at 3 T of the tissue of a voxel (nil: unlabelled), for the non-steady-state transient.
+        static func longitudinalRelaxation(_ tissue: TissueClass?) -> Double {
+            switch tissue {
+            case .grayMatter: 1.33
+            case .whiteMatter: 0.83
+            case nil: 2.0
+            }
         }
     }
 
@@ -221,9 +254,13 @@ public struct FunctionalPhantom: Sendable {
             let driftScale = 1 + 0.2 * random.gaussian()
             let coupling = c.motionCoupling * (1 + 0.5 * random.gaussian())
             let row = signalRow[label]
+            let relaxation = Configuration.longitudinalRelaxation(tissue)
             for t in 0..<T {
                 var y = baseline + driftScale * drift[t] + coupling * displacement[t] + c.voxelNoise * random.gaussian()
                 if let row { y += c.bloodOxygenAmplitude * signals.signals[row][t] }
+                if t < c.nonSteadyStateVolumes {
+                    y += c.nonSteadyStateExcess * baseline * exp(-Double(t) * c.repetitionTime / relaxation)
+                }
                 voxels[t * n + i] = Float(y)
                 global[t] += y
                 if tissue == .whiteMatter { whiteMatter[t] += y } else if tissue == nil { csf[t] += y }
@@ -237,7 +274,7 @@ public struct FunctionalPhantom: Sendable {
             ("white_matter", whiteMatter.map { $0 / Double(max(whiteMatterCount, 1)) }),
         ]
         return Run(voxels: voxels, shape: atlas.shape + [T], regions: cortical, networkSignals: signals, motion: motion,
-                   confounds: confoundsTable(motion: motion, tissueSignals: means))
+                   confounds: confoundsTable(motion: motion, tissueSignals: means, nonSteadyStateVolumes: c.nonSteadyStateVolumes))
     }
 }
 
@@ -245,9 +282,11 @@ public struct FunctionalPhantom: Sendable {
 /// for each of `tissueSignals` (in order) and then the six motion parameters, the column, its
 /// `_derivative1` (backward difference, `n/a` on the first row), `_power2` and
 /// `_derivative1_power2` (Satterthwaite et al. 2013's 24-parameter expansion), then
-/// `framewise_displacement` (Power et al. 2012, 50 mm radius; `n/a` on the first row).
+/// `framewise_displacement` (Power et al. 2012, 50 mm radius; `n/a` on the first row), then,
+/// as fMRIPrep flags the volumes before the steady state, one `non_steady_state_outlierXX`
+/// column per such volume (XX from 00; 1 on that volume, 0 elsewhere; none when there are none).
 /// Numbers are written with 6 decimals (fMRIPrep's own precision is similar).
-public func confoundsTable(motion: MotionParameters, tissueSignals: [(String, [Double])]) -> TSVTable {
+public func confoundsTable(motion: MotionParameters, tissueSignals: [(String, [Double])], nonSteadyStateVolumes: Int = 0) -> TSVTable {
     let T = motion.volumes.count
     var series = tissueSignals
     for (p, name) in MotionParameters.columnNames.enumerated() { series.append((name, motion.volumes.map { $0[p] })) }
@@ -269,6 +308,10 @@ public func confoundsTable(motion: MotionParameters, tissueSignals: [(String, [D
     }
     columns.append("framewise_displacement")
     cells.append(motion.framewiseDisplacement().map { cell($0) })
+    for volume in 0..<nonSteadyStateVolumes {
+        columns.append(String(format: "non_steady_state_outlier%02d", volume))
+        cells.append((0..<T).map { cell($0 == volume ? 1 : 0) })
+    }
     let rows = (0..<T).map { t in cells.map { $0[t] } }
     return TSVTable(columns: columns, rows: rows, source: "desc-confounds_timeseries.tsv")
 }

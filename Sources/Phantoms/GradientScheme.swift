@@ -56,6 +56,50 @@ public struct GradientScheme: Equatable, Sendable {
         return GradientScheme(bValues: bValues, directions: directions)
     }
 
+    /// A multi-shell acquisition: `b0Count` volumes at b = 0 placed as in
+    /// ``halfSphere(b0Count:directionCount:bValue:)``, and for each shell its `directionCount`
+    /// directions. The directions of all shells together are one Fibonacci half-sphere of
+    /// Σ directionCount points (as in ``halfSphere(b0Count:directionCount:bValue:)``), dealt
+    /// out to the shells in turn, so each shell is spread over the half-sphere and the shells
+    /// do not repeat each other's directions; the diffusion-weighted volumes are acquired in
+    /// that order, the shells interleaved.
+    public static func multiShell(b0Count: Int = 5, shells: [(bValue: Double, directionCount: Int)]) -> GradientScheme {
+        precondition(b0Count >= 1 && !shells.isEmpty && shells.allSatisfy { $0.directionCount >= 6 && $0.bValue > 0 },
+                     "at least one b = 0 volume, and six directions on each shell")
+        let directionCount = shells.reduce(0) { $0 + $1.directionCount }
+        let total = b0Count + directionCount
+        let b0Positions = Set((0..<b0Count).map { Int((Double($0 * total) / Double(b0Count)).rounded(.down)) })
+        // Deal the points out: shell s takes the next point while it still needs directions.
+        var remaining = shells.map(\.directionCount)
+        var shellOfPoint: [Int] = []
+        var shell = 0
+        while shellOfPoint.count < directionCount {
+            if remaining[shell] > 0 {
+                shellOfPoint.append(shell)
+                remaining[shell] -= 1
+            }
+            shell = (shell + 1) % shells.count
+        }
+        let goldenAngle = Double.pi * (3 - 5.0.squareRoot())
+        var bValues: [Double] = []
+        var directions: [[Double]] = []
+        var next = 0
+        for volume in 0..<total {
+            if b0Positions.contains(volume) {
+                bValues.append(0)
+                directions.append([0, 0, 0])
+            } else {
+                let z = 1 - (Double(next) + 0.5) / Double(directionCount)
+                let r = (1 - z * z).squareRoot()
+                let phi = Double(next) * goldenAngle
+                bValues.append(shells[shellOfPoint[next]].bValue)
+                directions.append([r * cos(phi), r * sin(phi), z])
+                next += 1
+            }
+        }
+        return GradientScheme(bValues: bValues, directions: directions)
+    }
+
     /// The directions in the world (RAS+) frame for an image with this voxel-to-world
     /// `linear` block: g_world = R · F · g_bvec, R the rotation part of the affine (unit
     /// columns) and F = diag(−1, 1, 1) when det > 0 (FSL's convention), else the identity.
@@ -72,6 +116,18 @@ public struct GradientScheme: Equatable, Sendable {
     /// The FSL `.bval` text: one row of integers (b-values rounded), newline-terminated.
     public var bvalText: String {
         bValues.map { String(Int($0.rounded())) }.joined(separator: " ") + "\n"
+    }
+
+    /// The MRtrix3 gradient table (`.b`, as `mrconvert -grad` reads it and QSIPrep writes it):
+    /// one row per volume, `x y z b`, the direction in the scanner (world, RAS+) frame
+    /// (``worldDirections(linear:)``), six decimals, the b-value an integer.
+    public func mrtrixText(linear: Matrix3) -> String {
+        zip(worldDirections(linear: linear), bValues).map { g, b in
+            g.map { component -> String in
+                let text = String(format: "%.6f", component)
+                return text == "-0.000000" ? "0.000000" : text
+            }.joined(separator: " ") + " " + String(Int(b.rounded()))
+        }.joined(separator: "\n") + "\n"
     }
 
     /// The FSL `.bvec` text: three rows (x, y, z), one column per volume, six decimals.

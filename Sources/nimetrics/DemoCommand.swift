@@ -13,6 +13,11 @@ struct DemoCommand: ParsableCommand {
             fMRIPrep-style confounds, on one 3 mm grid with a shared atlas. Planted changes \
             (FA of lesioned tracts, EDSS, SDMT, within-DMN connectivity) are listed in the \
             dataset's README and ground_truth/changes.tsv. The same seed writes the same bytes.
+
+            --layout derivatives writes the same trial as a raw BIDS dataset with fMRIPrep-style \
+            (derivatives/fmriprep) and QSIPrep-style (derivatives/qsiprep) derivatives, plus second \
+            runs, flagged non-steady-state volumes, a multi-shell visit and a missed visit; the \
+            README and ground_truth/visits.tsv and runs.tsv say where.
             """
     )
 
@@ -24,6 +29,9 @@ struct DemoCommand: ParsableCommand {
 
     @Option(name: .long, help: "Number of participants (1 to 99).")
     var participants: Int = 5
+
+    @Option(name: .long, help: "bids: one BIDS tree, confounds beside the BOLD; derivatives: raw BIDS plus fMRIPrep- and QSIPrep-style derivatives.")
+    var layout: DemoTrial.Layout = .bids
 
     @Flag(name: .long, help: "Write into a folder that already holds files (files of the same names are replaced; nothing is deleted).")
     var force = false
@@ -47,10 +55,16 @@ struct DemoCommand: ParsableCommand {
                 }
             }
             let start = Date()
-            try DemoTrial.generate(at: out, seed: seed, participants: participants)
+            try DemoTrial.generate(at: out, seed: seed, participants: participants, layout: layout)
             let seconds = Date().timeIntervalSince(start)
-            print("Wrote the demo trial (\(participants) participants x \(DemoTrial.sessions.count) visits, seed \(seed)) to \(out) in \(String(format: "%.1f", seconds)) s")
+            let shape = layout == .bids ? "" : ", layout \(layout.rawValue)"
+            print("Wrote the demo trial (\(participants) participants x \(DemoTrial.sessions.count) visits, seed \(seed)\(shape)) to \(out) in \(String(format: "%.1f", seconds)) s")
             print("Planted changes: \(out)/README and \(out)/ground_truth/changes.tsv")
+            if layout == .derivatives {
+                print("Visits and runs: \(out)/ground_truth/visits.tsv and \(out)/ground_truth/runs.tsv")
+            }
         }
     }
 }
+
+extension DemoTrial.Layout: ExpressibleByArgument {}

@@ -59,6 +59,44 @@ struct DiffusionPhantomTests {
         #expect(rows.count == 3 && rows.allSatisfy { $0.split(separator: " ").count == 35 })
     }
 
+    @Test("multi-shell scheme: b = 0 placed as in the single shell, each shell its count of distinct spread directions")
+    func multiShell() {
+        let scheme = GradientScheme.multiShell(b0Count: 5, shells: [(bValue: 1000, directionCount: 30), (bValue: 2000, directionCount: 30)])
+        #expect(scheme.volumeCount == 65)
+        #expect(scheme.bValues.indices.filter { scheme.bValues[$0] == 0 } == [0, 13, 26, 39, 52])
+        #expect(Set(scheme.bValues) == [0, 1000, 2000])
+        for b in [1000.0, 2000] {
+            let shell = scheme.directions.indices.filter { scheme.bValues[$0] == b }.map { scheme.directions[$0] }
+            #expect(shell.count == 30)
+            var smallest = 90.0
+            for a in 0..<shell.count {
+                #expect(abs(shell[a].reduce(0) { $0 + $1 * $1 } - 1) < 1e-12 && shell[a][2] >= 0)
+                for c in (a + 1)..<shell.count {
+                    let dot = abs((0..<3).reduce(0.0) { $0 + shell[a][$1] * shell[c][$1] })
+                    smallest = min(smallest, acos(min(dot, 1)) * 180 / .pi)
+                }
+            }
+            #expect(smallest > 8, "directions of the b = \(b) shell too close: \(smallest) degrees")
+        }
+        // No direction is repeated across the shells.
+        let weighted = scheme.directions.indices.filter { scheme.bValues[$0] > 0 }.map { scheme.directions[$0] }
+        #expect(Set(weighted.map { $0.map { ($0 * 1e9).rounded() } }).count == 60)
+        // One shell is the single-shell scheme exactly.
+        let single = GradientScheme.multiShell(b0Count: 5, shells: [(bValue: 1000, directionCount: 30)])
+        #expect(single == GradientScheme.halfSphere(b0Count: 5, directionCount: 30, bValue: 1000))
+    }
+
+    @Test("MRtrix .b rows: world (RAS) direction then b, for LAS and RAS grids alike")
+    func mrtrixTable() {
+        let scheme = GradientScheme(bValues: [0, 1000, 2000], directions: [[0, 0, 0], [0.6, 0.8, 0], [0, 0.6, 0.8]])
+        for affine in [Self.las, Self.ras] {
+            let rows = scheme.mrtrixText(linear: affine.linear).split(separator: "\n").map { $0.split(separator: " ").map { String($0) } }
+            #expect(rows == [["0.000000", "0.000000", "0.000000", "0"],
+                             ["-0.600000", "0.800000", "0.000000", "1000"],
+                             ["0.000000", "0.600000", "0.800000", "2000"]])
+        }
+    }
+
     @Test("FSL bvecs give the same world gradients on LAS and RAS grids: (-x, y, z)")
     func fslConvention() {
         let scheme = GradientScheme(bValues: [1000], directions: [[0.6, 0.8, 0]])

@@ -88,6 +88,55 @@ struct FunctionalPhantomTests {
         #expect(abs(try run.confounds.numericColumn("global_signal")[0] - global0) < 1e-3)
     }
 
+    @Test("non-steady-state volumes: brighter and decaying, flagged one column each; the later volumes unchanged",
+          arguments: [1, 3, 4])
+    func nonSteadyState(volumes: Int) throws {
+        let atlas = PhantomAtlas.demo()
+        let n = atlas.voxelCount
+        func simulate(_ nonSteady: Int) -> FunctionalPhantom.Run {
+            var random = PhantomRandom(seed: 11)
+            return FunctionalPhantom(atlas: atlas, configuration: .init(volumeCount: 60, nonSteadyStateVolumes: nonSteady))
+                .simulate(withinNetworkCorrelation: ["DMN": 0.3], random: &random)
+        }
+        let steady = simulate(0), run = simulate(volumes)
+        // From volume N on, the same numbers as a run without the transient.
+        #expect(run.voxels[(volumes * n)...] == steady.voxels[(volumes * n)...])
+        #expect(try run.confounds.column("trans_x") == steady.confounds.column("trans_x"))
+        // Before it, brighter and decaying: the cortical mean above the steady-state one, as a
+        // fraction of the cortical baseline (1000).
+        let cortex = atlas.voxels(withLabel: atlas.regions.first { $0.name == "L_PCC" }!.index)
+        func cortexMean(_ r: FunctionalPhantom.Run, _ t: Int) -> Double {
+            cortex.reduce(0.0) { $0 + Double(r.voxels[t * n + $1]) } / Double(cortex.count)
+        }
+        let excess = (0..<volumes).map { (cortexMean(run, $0) - cortexMean(steady, $0)) / 1000 }
+        #expect(abs(excess[0] - 1.5) < 1e-4)
+        for t in 1..<volumes {
+            #expect(abs(excess[t] - 1.5 * exp(-Double(t) * 2 / 1.33)) < 1e-4)
+            #expect(excess[t] < excess[t - 1])
+        }
+        // One column per flagged volume, 1 on its volume only; the global signal carries the transient.
+        let flags = run.confounds.columns.filter { $0.hasPrefix("non_steady_state_outlier") }
+        #expect(flags == (0..<volumes).map { String(format: "non_steady_state_outlier%02d", $0) })
+        for (k, name) in flags.enumerated() {
+            let column = try run.confounds.numericColumn(name)
+            #expect(column.indices.allSatisfy { column[$0] == ($0 == k ? 1 : 0) })
+        }
+        #expect(try run.confounds.numericColumn("global_signal")[0] > 2 * steady.confounds.numericColumn("global_signal")[0])
+        #expect(!steady.confounds.columns.contains { $0.hasPrefix("non_steady_state") })
+        // Kept, the transient makes two regions of different networks look connected (shared
+        // drift and motion taken out through the steady run's csf column, as in `run()` above).
+        let csf = try steady.confounds.numericColumn("csf")
+        func cleanedMeans(_ r: FunctionalPhantom.Run) -> [[Double]] {
+            ["L_PCC", "L_V1"].map { name in
+                let voxels = atlas.voxels(withLabel: atlas.regions.first { $0.name == name }!.index)
+                return (0..<60).map { t in voxels.reduce(0.0) { $0 + Double(r.voxels[t * n + $1]) } / Double(voxels.count) - csf[t] }
+            }
+        }
+        let kept = cleanedMeans(run), without = cleanedMeans(steady)
+        #expect(correlation(kept[0], kept[1]) > 0.9)
+        #expect(abs(correlation(without[0], without[1])) < 0.5)
+    }
+
     @Test("confounds table: fMRIPrep columns, n/a first rows, Power 2012 FD by hand")
     func confounds() throws {
         let motion = MotionParameters(volumes: [
