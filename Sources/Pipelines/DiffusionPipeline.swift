@@ -168,9 +168,10 @@ public enum DiffusionPipeline {
         // before anything the size of a volume is allocated.
         _ = try NIfTIFile.volumes(options.dwiPath)
         let givenMask = try readGivenMask(options, header: header)
-        let (atlas, atlasResampled, extraMasks) = try readRegions(options, header: header)
+        let (atlas, resampled, extraMasks) = try readRegions(options, header: header)
+        if let resampled { warnings.append(resampled) }
         return Inputs(header: header, selection: selection, givenMask: givenMask,
-                      atlas: atlas, atlasResampled: atlasResampled, extraMasks: extraMasks, warnings: warnings)
+                      atlas: atlas, atlasResampled: resampled != nil, extraMasks: extraMasks, warnings: warnings)
     }
 
     /// The volumes fitted (``GradientTable/selecting(maximumB:)``). A `--max-b` below every
@@ -413,10 +414,10 @@ public enum DiffusionPipeline {
     /// The regions summarised: the atlas (labels on the DWI grid, resampled when asked) or
     /// none, and the lesion and normal-appearing-tissue masks when a lesion mask is given.
     static func readRegions(_ options: DiffusionOptions, header: NIfTIHeader) throws
-        -> (atlas: Atlas, resampled: Bool, extraMasks: [(name: String, mask: [Bool])]) {
+        -> (atlas: Atlas, resampled: String?, extraMasks: [(name: String, mask: [Bool])]) {
         let voxelCount = header.voxelsPerVolume
         var atlas: Atlas
-        var resampled = false
+        var resampled: String?
         if let atlasPath = options.atlasPath {
             let read = try LabelImage.readLabels(atlasPath, onto: header, resample: options.parameters.resampleAtlas, gridName: "DWI")
             resampled = read.resampled

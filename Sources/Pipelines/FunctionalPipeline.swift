@@ -122,12 +122,13 @@ public enum FunctionalPipeline {
         var model = try readConfoundModel(options, volumes: bold.volumeCount)
         let dummy = try resolveDummyScans(options, flagged: model.flagged, censor: &model.censor, volumes: bold.volumeCount)
         try checkBand(options, volumes: bold.volumeCount - dummy.count, repetitionTime: repetitionTime)
-        let (labels, atlasResampled) = try LabelImage.readLabels(options.atlasPath, onto: bold, resample: options.parameters.resampleAtlas,
-                                                                 gridName: "BOLD")
+        let (labels, resampled) = try LabelImage.readLabels(options.atlasPath, onto: bold, resample: options.parameters.resampleAtlas,
+                                                            gridName: "BOLD")
+        if let resampled { warnings.append(resampled) }
         let entries = try LabelImage.entries(labels: labels, atlasPath: options.atlasPath, tablePath: options.atlasTablePath)
         let mask = try options.maskPath.map { try LabelImage.readMask($0, onto: bold, name: "brain mask", gridName: "BOLD") }
         return Inputs(header: bold, repetitionTime: repetitionTime, labels: labels, entries: entries,
-                      atlasResampled: atlasResampled, mask: mask, confounds: model.confounds,
+                      atlasResampled: resampled != nil, mask: mask, confounds: model.confounds,
                       framewiseDisplacement: model.framewiseDisplacement, censor: model.censor,
                       dummyScans: dummy.count, dummyScansSource: dummy.source, warnings: warnings)
     }

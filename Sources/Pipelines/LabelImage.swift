@@ -83,10 +83,11 @@ public enum LabelImage {
     /// The label image must share the data's grid (shape and affine within 1e-3 mm), unless
     /// `resample` is set, in which case each data voxel takes the label of the atlas voxel
     /// nearest to its centre in world coordinates (0 outside the atlas; see `resampleNearest`).
-    /// - Returns: one label per voxel of `grid`'s first volume, and whether it was resampled.
+    /// - Returns: one label per voxel of `grid`'s first volume, and, when it was resampled, a
+    ///   warning saying so with the grids and their largest affine difference.
     /// - Throws: ``PipelineError`` for non-integer or negative labels, grid mismatches and a
     ///   singular atlas affine, ``NIfTIError`` for unreadable files.
-    public static func readLabels(_ path: String, onto grid: NIfTIHeader, resample: Bool, gridName: String) throws -> (labels: [Int32], resampled: Bool) {
+    public static func readLabels(_ path: String, onto grid: NIfTIHeader, resample: Bool, gridName: String) throws -> (labels: [Int32], resampled: String?) {
         let image = try NIfTIFile.read(path, as: Double.self)
         guard image.header.volumeCount == 1 else {
             throw PipelineError(path, "an atlas must be a 3D label image, this one has \(image.header.volumeCount) volumes")
@@ -98,15 +99,16 @@ public enum LabelImage {
             }
             labels[i] = Int32(value)
         }
-        if image.header.hasSameGrid(as: grid) { return (labels, false) }
+        if image.header.hasSameGrid(as: grid) { return (labels, nil) }
+        let s = image.header.spatialShape, t = grid.spatialShape
+        let grids = "atlas grid \(s.x)x\(s.y)x\(s.z) (max affine difference \(String(format: "%.3g", image.header.affine.maximumDifference(to: grid.affine))) mm) differs from the \(gridName) grid \(t.x)x\(t.y)x\(t.z)"
         guard resample else {
-            let s = image.header.spatialShape, t = grid.spatialShape
-            throw PipelineError(path, "atlas grid \(s.x)x\(s.y)x\(s.z) (max affine difference \(String(format: "%.3g", image.header.affine.maximumDifference(to: grid.affine))) mm) differs from the \(gridName) grid \(t.x)x\(t.y)x\(t.z); resample the atlas, or ask for nearest-neighbour resampling")
+            throw PipelineError(path, grids + "; resample the atlas onto it, or give --resample-atlas to resample it by nearest neighbour")
         }
         guard let resampled = resampleNearest(labels, sourceShape: image.header.spatialShape, sourceAffine: image.header.affine,
                                               targetShape: grid.spatialShape, targetAffine: grid.affine) else {
             throw PipelineError(path, "the atlas affine is singular (its linear part has determinant 0), so it cannot be resampled")
         }
-        return (resampled, true)
+        return (resampled, "\(URL(fileURLWithPath: path).lastPathComponent): \(grids): resampled by nearest neighbour")
     }
 }

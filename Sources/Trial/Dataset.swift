@@ -226,7 +226,8 @@ public struct Dataset: Sendable {
     // MARK: - Manifest
 
     /// Manifest columns that hold paths (relative to the manifest's folder).
-    static let manifestPathColumns = ["dwi", "bval", "bvec", "bold", "confounds", "bold_sidecar", "brain_mask"]
+    static let manifestPathColumns = ["dwi", "bval", "bvec", "bold", "confounds", "bold_sidecar", "brain_mask",
+                                      "dwi_mask", "lesion_mask", "dwi_atlas", "func_atlas"]
 
     /// Reads a manifest: `participant_id` (required), `session_id` (optional column; when
     /// absent every participant has one visit), the path columns (empty or `n/a` when
@@ -280,10 +281,15 @@ public struct Dataset: Sendable {
             }
             let extra = clinicalColumns.filter { $0.offset != participantKey && $0.offset != sessionKey }.map { ($0.element, row[$0.offset]) }
             let participantPart = participantRows[participant] ?? participantColumns.map { ($0, "n/a") }
-            visits.append(VisitInput(participant: participant, session: session, dwi: paths["dwi"], bval: paths["bval"],
-                                     bvec: paths["bvec"], bold: paths["bold"], confounds: paths["confounds"],
-                                     boldSidecar: paths["bold_sidecar"], brainMask: paths["brain_mask"],
-                                     clinical: mergeClinical(session: extra, participant: participantPart)))
+            var visit = VisitInput(participant: participant, session: session, dwi: paths["dwi"], bval: paths["bval"],
+                                   bvec: paths["bvec"], bold: paths["bold"], confounds: paths["confounds"],
+                                   boldSidecar: paths["bold_sidecar"], brainMask: paths["brain_mask"],
+                                   clinical: mergeClinical(session: extra, participant: participantPart))
+            visit.dwiMask = paths["dwi_mask"]
+            visit.lesionMask = paths["lesion_mask"]
+            visit.dwiAtlas = paths["dwi_atlas"]
+            if !visit.boldRuns.isEmpty { visit.boldRuns[0].atlas = paths["func_atlas"] }
+            visits.append(visit)
         }
         return Dataset(source: .manifest(file: file), visits: visits, participantColumns: participantColumns,
                        participantClinical: participantRows, warnings: [])

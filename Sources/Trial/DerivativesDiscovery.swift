@@ -30,6 +30,7 @@ struct FolderScan {
     var bvec: String?
     var dwiMask: String?
     var lesionMask: String?
+    var dwiAtlas: String?
     var boldRuns: [BOLDRun] = []
     var isEmpty: Bool { dwi == nil && boldRuns.isEmpty }
 }
@@ -146,6 +147,7 @@ extension Dataset {
                 let mask = parsed.first { $0.suffix == "mask" && $0.isImage && $0.entity("desc") == "brain"
                     && $0.entitiesExcept(["desc"]) == chosen.entitiesExcept(["desc"]) }
                 scan.dwiMask = mask.map { dwiFolder + "/" + $0.fileName }
+                scan.dwiAtlas = atlas(beside: chosen, in: parsed).map { dwiFolder + "/" + $0 }
                 if candidates.count > 1 { warnings.append("\(dwiFolder): \(candidates.count) DWI images; using \(chosen.fileName)") }
             }
             scan.lesionMask = lesionMask(in: dwiFolder, names: parsed)
@@ -158,6 +160,14 @@ extension Dataset {
             scan.boldRuns = try boldRuns(in: funcFolder, options: options, warnings: &warnings)
         }
         return scan
+    }
+
+    /// A label atlas written beside an image in its space (`*_space-<space>_seg-<name>_dseg.nii.gz`,
+    /// as XCP-D and QSIRecon write them); the first by name when there are several.
+    static func atlas(beside image: BIDSName, in names: [BIDSName]) -> String? {
+        names.filter { $0.suffix == "dseg" && $0.isImage && $0.entity("seg") != nil && $0.entity("space") == image.entity("space")
+            && $0.entity("sub") == image.entity("sub") && $0.entity("ses") == image.entity("ses") }
+            .map(\.fileName).sorted().first
     }
 
     /// `*_label-lesion_mask.nii.gz` or `*_desc-lesion_mask.nii.gz`.
@@ -195,7 +205,8 @@ extension Dataset {
                     && $0.entitiesExcept(["desc"]) == chosen.entitiesExcept(["desc"]) }
                 result.append(BOLDRun(bold: folder + "/" + chosen.fileName, confounds: confounds.map { folder + "/" + $0.fileName },
                                       sidecar: names.contains(chosen.stem + ".json") ? folder + "/" + chosen.stem + ".json" : nil,
-                                      brainMask: mask.map { folder + "/" + $0.fileName }))
+                                      brainMask: mask.map { folder + "/" + $0.fileName },
+                                      atlas: atlas(beside: chosen, in: parsed).map { folder + "/" + $0 }))
             }
         }
         return result
@@ -237,6 +248,7 @@ extension VisitInput {
             bval = scan.bval
             bvec = scan.bvec
             dwiMask = scan.dwiMask
+            if let atlas = scan.dwiAtlas { dwiAtlas = atlas }
             taken.insert(.dwi)
         }
         if !scan.boldRuns.isEmpty, !kept.contains(.functional) {

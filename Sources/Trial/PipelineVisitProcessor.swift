@@ -105,7 +105,7 @@ public struct PipelineVisitProcessor: VisitProcessor {
         let files = parameters.files
         var options = DiffusionOptions(dwiPath: dwi, bvalPath: visit.bval, bvecPath: visit.bvec,
                                        outputFolder: outputFolder + "/dwi", prefix: OutputNaming.prefix(fromInput: dwi))
-        options.atlasPath = try files.dwiAtlas.map { try visitPath($0, visit) }
+        options.atlasPath = try files.dwiAtlas.map { try visitPath($0, visit) } ?? visit.dwiAtlas
         options.atlasTablePath = try files.dwiAtlasTable.map { try visitPath($0, visit) }
         options.maskPath = try files.dwiMask.map { try visitPath($0, visit) } ?? visit.dwiMask
         options.lesionMaskPath = try files.lesionMask.map { try visitPath($0, visit) } ?? visit.lesionMask
@@ -119,13 +119,12 @@ public struct PipelineVisitProcessor: VisitProcessor {
     /// entities (task, run, space) and the atlas (`seg-<name>`, as XCP-D names them).
     func functionalOptions(_ visit: VisitInput, outputFolder: String, threads: Int) throws
         -> [(label: String?, options: FunctionalOptions)] {
-        guard let first = visit.boldRuns.first else { return [] }
         let files = parameters.files
-        guard let atlasPattern = files.funcAtlas else {
-            throw PipelineError(first.bold, "no atlas for the BOLD run (give --atlas or --func-atlas)")
-        }
-        let atlas = try visitPath(atlasPattern, visit)
+        let given = try files.funcAtlas.map { try visitPath($0, visit) }
         return try visit.boldRuns.enumerated().map { k, run in
+            guard let atlas = given ?? run.atlas else {
+                throw PipelineError(run.bold, "no atlas for the BOLD run (give --atlas or --func-atlas, or a *_seg-<name>_dseg.nii.gz beside it)")
+            }
             // A preprocessed run without its confounds cannot be denoised: that is an error
             // unless no denoising was asked for.
             if run.confounds == nil && parameters.functional.strategy != ConfoundStrategy.none {

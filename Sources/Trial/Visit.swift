@@ -26,6 +26,9 @@ public struct VisitInput: Sendable, CustomStringConvertible {
     public var dwiMask: String?
     /// A lesion mask of the visit (`*_label-lesion_mask.nii.gz`), on the DWI grid.
     public var lesionMask: String?
+    /// A label atlas of the visit on the DWI grid (a manifest's `dwi_atlas`, or a
+    /// `*_space-<space>_seg-<name>_dseg.nii.gz` beside the DWI), used without `--dwi-atlas`.
+    public var dwiAtlas: String?
     /// Every resting-state run of the task, in run order.
     public var boldRuns: [BOLDRun] = []
     /// The first run's BOLD image, confounds, sidecar and brain mask (a visit of one run).
@@ -83,7 +86,7 @@ public struct VisitInput: Sendable, CustomStringConvertible {
         modalities.map { modality in
             var unit = self
             unit.modality = modality
-            if modality != .dwi { unit.dwi = nil; unit.bval = nil; unit.bvec = nil; unit.dwiMask = nil; unit.lesionMask = nil }
+            if modality != .dwi { unit.dwi = nil; unit.bval = nil; unit.bvec = nil; unit.dwiMask = nil; unit.lesionMask = nil; unit.dwiAtlas = nil }
             if modality != .functional { unit.boldRuns = [] }
             return unit
         }
@@ -99,11 +102,11 @@ public struct VisitInput: Sendable, CustomStringConvertible {
     /// The files of a second or later run carry its label: `bold_run-2`.
     public var inputFiles: [(role: String, path: String)] {
         var all: [(String, String?)] = [("dwi", dwi), ("bval", bval), ("bvec", bvec), ("dwi_mask", dwiMask),
-                                        ("lesion_mask", lesionMask)]
+                                        ("lesion_mask", lesionMask), ("dwi_atlas", dwiAtlas)]
         for (k, run) in boldRuns.enumerated() {
             let tag = k == 0 ? "" : "_run-" + (run.label ?? String(k + 1))
             all += [("bold" + tag, run.bold), ("confounds" + tag, run.confounds), ("bold_sidecar" + tag, run.sidecar),
-                    ("brain_mask" + tag, run.brainMask)]
+                    ("brain_mask" + tag, run.brainMask), ("func_atlas" + tag, run.atlas)]
         }
         return all.compactMap { role, path in path.map { (role, $0) } }
     }
@@ -126,12 +129,16 @@ public struct BOLDRun: Sendable, Equatable {
     public var sidecar: String?
     /// fMRIPrep's `*_desc-brain_mask.nii.gz` in the same space.
     public var brainMask: String?
+    /// A label atlas on the run's grid (a manifest's `func_atlas`, or a
+    /// `*_space-<space>_seg-<name>_dseg.nii.gz` beside the run), used without `--func-atlas`.
+    public var atlas: String?
 
-    public init(bold: String, confounds: String? = nil, sidecar: String? = nil, brainMask: String? = nil) {
+    public init(bold: String, confounds: String? = nil, sidecar: String? = nil, brainMask: String? = nil, atlas: String? = nil) {
         self.bold = bold
         self.confounds = confounds
         self.sidecar = sidecar
         self.brainMask = brainMask
+        self.atlas = atlas
     }
 
     /// The `run-` entity of the image's name, nil when it has none.

@@ -144,7 +144,10 @@ struct RunCommand: ParsableCommand {
     /// When the BOLD runs come in several spaces and no --space was given, keeps the one
     /// whose grid is the atlas's.
     func chooseSpace(_ dataset: inout Dataset, atlas: PathPattern?) throws {
-        guard let atlas, let visit = dataset.visits.first(where: { $0.bold != nil }) else { return }
+        guard let atlas, let visit = dataset.visits.first(where: { $0.bold != nil }) else {
+            // Without one atlas for all, there is no grid to choose by: several spaces are an error.
+            return try dataset.chooseSpaces { _ in false }
+        }
         let atlasPath = try atlas.path(participant: visit.participant, session: visit.session)
         let grid = try NIfTIFile.readHeader(atlasPath)
         try dataset.chooseSpaces { image in try NIfTIFile.readHeader(image).hasSameGrid(as: grid) }
@@ -181,8 +184,8 @@ struct RunCommand: ParsableCommand {
             var succeeded = true
             if analysisLevel == .participant {
                 let parameters = try visitParameters()
-                if parameters.files.funcAtlas == nil, dataset.visits.contains(where: { $0.bold != nil }) {
-                    throw ValidationError("the dataset has BOLD runs: give --atlas or --func-atlas")
+                if parameters.files.funcAtlas == nil, dataset.visits.contains(where: { $0.boldRuns.contains { $0.atlas == nil } }) {
+                    throw ValidationError("the dataset has BOLD runs without an atlas of their own: give --atlas or --func-atlas")
                 }
                 try chooseSpace(&dataset, atlas: parameters.files.funcAtlas)
                 let processor = try PipelineVisitProcessor(parameters: parameters)

@@ -88,3 +88,34 @@ struct DerivativesDiscoveryTests {
         #expect { try BIDSFilter.read(filter) } throws: { "\($0)".contains("not valid JSON") }
     }
 }
+
+@Suite("Per-visit atlases, masks and lesion masks")
+struct PerVisitFilesTests {
+    @Test("a manifest's optional columns and an atlas beside the derivative images reach the pipelines' inputs")
+    func perVisitFiles() throws {
+        let top = makeTemporaryFolder()
+        for name in ["a.nii.gz", "a.bval", "a.bvec", "b.nii.gz", "c.tsv", "m.nii.gz", "l.nii.gz", "atl.nii.gz", "fatl.nii.gz"] {
+            put(top + "/study/" + name, name)
+        }
+        put(top + "/study/manifest.tsv", "participant_id\tdwi\tbval\tbvec\tbold\tconfounds\tdwi_mask\tlesion_mask\tdwi_atlas\tfunc_atlas\n"
+            + "01\ta.nii.gz\ta.bval\ta.bvec\tb.nii.gz\tc.tsv\tm.nii.gz\tl.nii.gz\tatl.nii.gz\tfatl.nii.gz\n")
+        let dataset = try Dataset.discover(top + "/study/manifest.tsv")
+        let visit = try #require(dataset.visits.first)
+        #expect(visit.dwiMask == top + "/study/m.nii.gz" && visit.lesionMask == top + "/study/l.nii.gz")
+        let processor = try PipelineVisitProcessor(parameters: VisitParameters())
+        let roles = try processor.inputFiles(for: visit).map(\.role)
+        #expect(["dwi_mask", "lesion_mask", "dwi_atlas", "func_atlas"].allSatisfy(roles.contains), "\(roles)")
+        let files = try processor.inputFiles(for: visit)
+        #expect(files.first { $0.role == "func_atlas" }?.path == top + "/study/fatl.nii.gz")
+        #expect(files.first { $0.role == "dwi_atlas" }?.path == top + "/study/atl.nii.gz")
+
+        // An XCP-D-style atlas beside a preprocessed BOLD run, in its space.
+        let root = DerivativesDiscoveryTests.make()
+        let func_ = root + "/derivatives/fmriprep/sub-01/ses-m00/func/"
+        put(func_ + "sub-01_ses-m00_space-T1w_seg-Schaefer100_dseg.nii.gz", "atlas")
+        var options = DiscoveryOptions()
+        options.space = "T1w"
+        let derived = try Dataset.discover(root, options: options)
+        #expect(derived.visits[0].boldRuns.allSatisfy { $0.atlas == func_ + "sub-01_ses-m00_space-T1w_seg-Schaefer100_dseg.nii.gz" })
+    }
+}
