@@ -205,29 +205,28 @@ extension DemoTrial {
         ("Description", .string("Synthetic stand-in written by nimetrics demo --layout derivatives: the phantom, named as the pipeline names its outputs.")),
     ])
 
-    static let fmriprepDescription = JSONValue.object([
-        ("Name", .string("fMRIPrep - fMRI PREProcessing workflow")),
-        ("BIDSVersion", .string("1.8.0")),
-        ("DatasetType", .string("derivative")),
-        ("GeneratedBy", .array([
-            .object([("Name", .string("fMRIPrep")), ("Version", .string("23.2.1")),
-                     ("CodeURL", .string("https://github.com/nipreps/fmriprep/archive/23.2.1.tar.gz"))]),
-            phantomGenerator,
-        ])),
-        ("DatasetLinks", .object([("raw", .string("../../"))])),
-    ])
+    static let fmriprepDescription = derivativeDescription(
+        name: "fMRIPrep - fMRI PREProcessing workflow", pipeline: "fMRIPrep", version: "23.2.1",
+        codeURL: "https://github.com/nipreps/fmriprep/archive/23.2.1.tar.gz")
 
-    static let qsiprepDescription = JSONValue.object([
-        ("Name", .string("qsiprep output")),
-        ("BIDSVersion", .string("1.8.0")),
-        ("DatasetType", .string("derivative")),
-        ("GeneratedBy", .array([
-            .object([("Name", .string("qsiprep")), ("Version", .string("0.21.4")),
-                     ("CodeURL", .string("https://github.com/PennLINC/qsiprep/archive/0.21.4.tar.gz"))]),
-            phantomGenerator,
-        ])),
-        ("DatasetLinks", .object([("raw", .string("../../"))])),
-    ])
+    static let qsiprepDescription = derivativeDescription(
+        name: "qsiprep output", pipeline: "qsiprep", version: "0.21.4",
+        codeURL: "https://github.com/PennLINC/qsiprep/archive/0.21.4.tar.gz")
+
+    /// A derivative dataset's description as the pipeline writes it, with the entry that
+    /// says the phantom stands in for it.
+    static func derivativeDescription(name: String, pipeline: String, version: String, codeURL: String) -> JSONValue {
+        .object([
+            ("Name", .string(name)),
+            ("BIDSVersion", .string("1.8.0")),
+            ("DatasetType", .string("derivative")),
+            ("GeneratedBy", .array([
+                .object([("Name", .string(pipeline)), ("Version", .string(version)), ("CodeURL", .string(codeURL))]),
+                phantomGenerator,
+            ])),
+            ("DatasetLinks", .object([("raw", .string("../../"))])),
+        ])
+    }
 
     /// The confounds sidecar: what each family of columns holds.
     static func confoundsSidecar(nonSteadyStateVolumes: Int) -> JSONValue {

@@ -34,26 +34,7 @@ public struct GradientScheme: Equatable, Sendable {
     /// volume is always b = 0).
     public static func halfSphere(b0Count: Int = 5, directionCount: Int = 30, bValue: Double = 1000) -> GradientScheme {
         precondition(b0Count >= 1 && directionCount >= 6, "at least one b = 0 volume and six directions")
-        let total = b0Count + directionCount
-        let b0Positions = Set((0..<b0Count).map { Int((Double($0 * total) / Double(b0Count)).rounded(.down)) })
-        let goldenAngle = Double.pi * (3 - 5.0.squareRoot())
-        var bValues: [Double] = []
-        var directions: [[Double]] = []
-        var next = 0
-        for volume in 0..<total {
-            if b0Positions.contains(volume) {
-                bValues.append(0)
-                directions.append([0, 0, 0])
-            } else {
-                let z = 1 - (Double(next) + 0.5) / Double(directionCount)
-                let r = (1 - z * z).squareRoot()
-                let phi = Double(next) * goldenAngle
-                bValues.append(bValue)
-                directions.append([r * cos(phi), r * sin(phi), z])
-                next += 1
-            }
-        }
-        return GradientScheme(bValues: bValues, directions: directions)
+        return multiShell(b0Count: b0Count, shells: [(bValue, directionCount)])
     }
 
     /// A multi-shell acquisition: `b0Count` volumes at b = 0 placed as in

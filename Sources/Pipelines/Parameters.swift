@@ -42,13 +42,12 @@ public struct DiffusionParameters: Sendable, Equatable, Codable {
 
 /// A frequency band in Hz.
 public struct FrequencyBand: Sendable, Equatable, Codable {
+    /// The lower edge, in Hz.
     public var low: Double
+    /// The upper edge, in Hz.
     public var high: Double
 
-    public init(low: Double, high: Double) {
-        self.low = low
-        self.high = high
-    }
+    public init(low: Double, high: Double) { (self.low, self.high) = (low, high) }
 }
 
 /// Every value that changes what the resting-state pipeline computes, apart from the files

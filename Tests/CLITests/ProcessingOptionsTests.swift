@@ -35,22 +35,17 @@ struct ProcessingOptionsTests {
         #expect(missing.isEmpty, "run --help lacks \(missing.sorted())")
     }
 
-    @Test("numeric options refuse NaN, infinities and negative values, naming the option and the value", arguments: [
-        (["fmri", "--fd-threshold", "nan"], "--fd-threshold", "nan"),
-        (["fmri", "--fd-threshold", "-1"], "--fd-threshold", "-1"),
-        (["fmri", "--high-pass", "inf"], "--high-pass", "inf"),
-        (["fmri", "--low-pass", "-0.1"], "--low-pass", "-0.1"),
-        (["fmri", "--tr", "-2"], "--tr", "-2"),
-        (["fmri", "--min-coverage", "nan"], "--min-coverage", "nan"),
-        (["fmri", "--dummy-scans", "-3"], "--dummy-scans", "-3"),
-        (["dti", "--iterations", "-2"], "--iterations", "-2"),
-        (["dti", "--max-b", "nan"], "--max-b", "nan"),
-        (["dti", "--b0-threshold", "-5"], "--b0-threshold", "-5"),
-        (["dti", "--threads", "-1"], "--threads", "-1"),
-        (["run", "--fd-threshold", "-1"], "--fd-threshold", "-1"),
-        (["run", "--jobs", "0"], "--jobs", "0"),
-    ])
-    func numericOptionsAreChecked(arguments: [String], option: String, value: String) throws {
+    /// `command --option value`: each value must be refused, the message naming both.
+    static let badNumbers = [
+        "fmri --fd-threshold nan", "fmri --fd-threshold -1", "fmri --high-pass inf", "fmri --low-pass -0.1", "fmri --tr -2",
+        "fmri --min-coverage nan", "fmri --dummy-scans -3", "dti --iterations -2", "dti --max-b nan", "dti --b0-threshold -5",
+        "dti --threads -1", "run --fd-threshold -1", "run --jobs 0",
+    ]
+
+    @Test("numeric options refuse NaN, infinities and negative values, naming the option and the value", arguments: badNumbers)
+    func numericOptionsAreChecked(case text: String) throws {
+        let arguments = text.split(separator: " ").map(String.init)
+        let (option, value) = (arguments[1], arguments[2])
         let required: [String] = switch arguments[0] {
         case "fmri": ["--bold", "b.nii.gz", "--atlas", "a.nii.gz", "--out", "o"]
         case "dti": ["--dwi", "d.nii.gz", "--bval", "b", "--bvec", "v", "--out", "o"]

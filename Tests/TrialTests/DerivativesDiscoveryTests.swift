@@ -17,9 +17,9 @@ struct DerivativesDiscoveryTests {
             let func_ = prep + "/sub-\(subject)/ses-m00/func/sub-\(subject)_ses-m00_task-rest"
             for run in ["1", "2"] {
                 for space in ["MNI152NLin2009cAsym", "T1w"] {
-                    put(func_ + "_run-\(run)_space-\(space)_desc-preproc_bold.nii.gz", "bold \(run) \(space)")
-                    put(func_ + "_run-\(run)_space-\(space)_desc-brain_mask.nii.gz", "mask")
-                    put(func_ + "_run-\(run)_space-\(space)_desc-preproc_bold.json", "{\"SkullStripped\": false}")
+                    let files = ["desc-preproc_bold.nii.gz": "bold \(run) \(space)", "desc-brain_mask.nii.gz": "mask",
+                                 "desc-preproc_bold.json": "{\"SkullStripped\": false}"]
+                    for (name, text) in files { put(func_ + "_run-\(run)_space-\(space)_" + name, text) }
                 }
                 put(func_ + "_run-\(run)_desc-confounds_timeseries.tsv", "trans_x\n0\n")
             }
@@ -27,11 +27,9 @@ struct DerivativesDiscoveryTests {
         }
         let qsi = root + "/derivatives/qsiprep"
         put(qsi + "/dataset_description.json", "{\"Name\": \"QSIPrep\", \"DatasetType\": \"derivative\"}")
-        let dwi = qsi + "/sub-02/ses-m00/dwi/sub-02_ses-m00_space-T1w_desc-"
-        put(dwi + "preproc_dwi.nii.gz", "dwi")
-        put(dwi + "preproc_dwi.bval", "0 1000\n")
-        put(dwi + "preproc_dwi.bvec", "0 1\n0 0\n0 0\n")
-        put(dwi + "brain_mask.nii.gz", "mask")
+        let qsiprepFiles = ["preproc_dwi.nii.gz": "dwi", "preproc_dwi.bval": "0 1000\n", "preproc_dwi.bvec": "0 1\n0 0\n0 0\n",
+                            "brain_mask.nii.gz": "mask"]
+        for (name, text) in qsiprepFiles { put(qsi + "/sub-02/ses-m00/dwi/sub-02_ses-m00_space-T1w_desc-" + name, text) }
         put(root + "/derivatives/nimetrics/dataset_description.json", "{\"GeneratedBy\": [{\"Name\": \"nimetrics\"}]}")
         put(root + "/derivatives/nimetrics/sub-01/ses-m00/func/sub-01_ses-m00_task-rest_desc-preproc_bold.nii.gz", "ours")
         return root

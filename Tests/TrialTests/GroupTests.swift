@@ -15,6 +15,12 @@ struct GroupTests {
         """
     static let participantsText = "participant_id\tage\tsex\tarm\nsub-01\t51\tF\tmsc\nsub-02\t47\tM\tplacebo\n"
 
+    /// The test trial (participants.tsv and sessions.tsv with clinical data) in `top/bids`.
+    static func trial(at top: String) throws -> Dataset {
+        makeBIDS(at: top + "/bids", participantsTSV: participantsText, sessionsTSV: { _ in sessionsText })
+        return try Dataset.discover(top + "/bids")
+    }
+
     /// Runs the participant level with the fake processor, then the group level.
     static func run(top: String, jobs: Int = 2, failing: Set<String> = [], baseline: String? = nil,
                     metrics: @escaping @Sendable (VisitInput) -> [MetricRow] = defaultMetrics,
@@ -92,8 +98,7 @@ struct GroupTests {
     func protocolColumn() throws {
         let top = makeTemporaryFolder()
         defer { removeFolder(top) }
-        makeBIDS(at: top + "/bids", participantsTSV: Self.participantsText, sessionsTSV: { _ in Self.sessionsText })
-        let dataset = try Dataset.discover(top + "/bids")
+        let dataset = try Self.trial(at: top)
         // sub-01 changes protocol at m03 (a b=2000 shell added and fitted); sub-01 m01 has no sidecar.
         let processor = ProtocolProcessor { visit in
             switch (visit.participant, visit.session) {
@@ -259,8 +264,7 @@ struct GroupTests {
     func modalitiesInSeparateRuns() throws {
         let top = makeTemporaryFolder()
         defer { removeFolder(top) }
-        makeBIDS(at: top + "/bids", participantsTSV: Self.participantsText, sessionsTSV: { _ in Self.sessionsText })
-        let full = try Dataset.discover(top + "/bids")
+        let full = try Self.trial(at: top)
         var dwiOnly = full, funcOnly = full
         dwiOnly.visits = full.visits.map { visit in var v = visit; v.bold = nil; v.confounds = nil; v.boldSidecar = nil; return v }
         funcOnly.visits = full.visits.map { visit in var v = visit; v.dwi = nil; v.bval = nil; v.bvec = nil; return v }

@@ -9,16 +9,15 @@ import Testing
 struct OutputGuardTests {
     /// `top/bids` (a BIDS dataset with two participants of one session), with a snapshot of it.
     struct Fixture {
-        let top: String
-        var input: String { top + "/bids" }
-        let dataset: Dataset
+        let base: RunnerTests.Fixture
         let inputBefore: TreeSnapshot
+        var top: String { base.top }
+        var input: String { base.input }
+        var dataset: Dataset { base.dataset }
 
         init() throws {
-            top = makeTemporaryFolder()
-            makeBIDS(at: top + "/bids", sessions: ["m00"])
-            dataset = try Dataset.discover(top + "/bids")
-            inputBefore = TreeSnapshot(top + "/bids")
+            base = try RunnerTests.Fixture(sessions: ["m00"])
+            inputBefore = TreeSnapshot(base.input)
         }
 
         /// What changed in the input since the fixture was made (outside `derivatives/`).
