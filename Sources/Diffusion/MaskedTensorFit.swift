@@ -18,11 +18,16 @@ extension TensorModel {
     ///   - gridVoxelCount: voxels per volume of the full grid.
     ///   - threads: slabs of the fit and of the scatter; the result does not depend on it.
     /// - Throws: ``TensorModelError`` when sizes disagree.
-    public func fit(_ signal: MaskedSignal, voxels: [Int32], gridVoxelCount: Int, threads: Int) throws -> MaskedTensorFit {
+    ///
+    /// The signal is consumed: when the caller hands over its only reference (`consume`), it
+    /// is freed as soon as the compact fit exists, before the grid maps are allocated, so
+    /// the two never take memory at once.
+    public func fit(_ signal: consuming MaskedSignal, voxels: [Int32], gridVoxelCount: Int, threads: Int) throws -> MaskedTensorFit {
         let compact = switch signal {
         case .float(let values): try fit(data: values, volumeCount: table.count, voxelCount: voxels.count, threads: threads)
         case .int16(let values): try fit(data: values, volumeCount: table.count, voxelCount: voxels.count, threads: threads)
         }
+        _ = consume signal
         return MaskedTensorFit(compact, voxels: voxels, voxelCount: gridVoxelCount, threads: threads)
     }
 }

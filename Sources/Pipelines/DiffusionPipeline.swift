@@ -90,9 +90,12 @@ public enum DiffusionPipeline {
         var inputs = try readInputs(options)
         // The masked series is freed as soon as it is fitted.
         let (fit, mask, maskSource, maskVoxelCount) = try { () throws -> (MaskedTensorFit, [Bool], String, Int) in
-            let series = try readMaskedSeries(options, inputs: inputs)
+            var series = try readMaskedSeries(options, inputs: inputs)
             timer.lap("read + mask + gather")
-            return (try fitTensors(series, inputs, options), series.mask, series.source, series.voxels.count)
+            // Hand the signal over whole, so the fit frees it before the grid maps exist.
+            let signal = series.signal
+            series.signal = .float([])
+            return (try fitTensors(consume signal, voxels: series.voxels, inputs, options), series.mask, series.source, series.voxels.count)
         }()
         timer.lap("fit")
         let quality = fit.quality
@@ -217,13 +220,14 @@ public enum DiffusionPipeline {
     // MARK: - Computing
 
     /// Fits the tensor to the mask's voxels and places the fit on the grid.
-    static func fitTensors(_ series: MaskedSeries, _ inputs: Inputs, _ options: DiffusionOptions) throws -> MaskedTensorFit {
+    static func fitTensors(_ signal: consuming MaskedSignal, voxels: [Int32], _ inputs: Inputs, _ options: DiffusionOptions) throws
+        -> MaskedTensorFit {
         let model = try wrap(options.dwiPath) {
             try TensorModel(table: inputs.table, method: options.parameters.method, iterations: options.parameters.iterations)
         }
-        return try wrap(options.dwiPath) {
-            try model.fit(series.signal, voxels: series.voxels, gridVoxelCount: inputs.header.voxelsPerVolume, threads: options.threads)
-        }
+        do {
+            return try model.fit(consume signal, voxels: voxels, gridVoxelCount: inputs.header.voxelsPerVolume, threads: options.threads)
+        } catch { throw PipelineError(options.dwiPath, "\(error)") }
     }
 
     /// The gradient orientation check (Jeurissen et al. 2014) over every fitted voxel, from
@@ -535,33 +539,24 @@ struct MapWriter: Sendable {
     }
 }
 
-/// One volume as the reader gives it: stored small integers, or floats.
-enum StoredVolume {
-    case float([Float])
-    case int16([Int16])
+/// One volume as the reader gives it: stored small integers, or floats. The two buffers
+/// are plain stored arrays so that reading into them happens in place (an enum payload
+/// would be copied on every read).
+struct StoredVolume {
+    let isInteger: Bool
+    var floats: [Float] = []
+    var integers: [Int16] = []
 
-    static func empty(integers: Bool) -> StoredVolume { integers ? .int16([]) : .float([]) }
+    static func empty(integers: Bool) -> StoredVolume { StoredVolume(isInteger: integers) }
 
     /// Reads the next volume into this one's storage; false after the last.
     mutating func read(from reader: NIfTIVolumeReader) throws -> Bool {
-        switch self {
-        case .float(var values):
-            self = .float([])
-            defer { self = .float(values) }
-            return try reader.next(into: &values)
-        case .int16(var values):
-            self = .int16([])
-            defer { self = .int16(values) }
-            return try reader.next(integersInto: &values)
-        }
+        isInteger ? try reader.next(integersInto: &integers) : try reader.next(into: &floats)
     }
 
     /// Adds the volume's values to `sum`, voxel by voxel.
     func add(to sum: inout [Float]) {
-        switch self {
-        case .float(let values): for i in sum.indices { sum[i] += values[i] }
-        case .int16(let values): for i in sum.indices { sum[i] += Float(values[i]) }
-        }
+        if isInteger { for i in sum.indices { sum[i] += Float(integers[i]) } } else { for i in sum.indices { sum[i] += floats[i] } }
     }
 }
 
@@ -584,9 +579,8 @@ struct SignalGatherer {
     var signal: MaskedSignal { keepsIntegers ? .int16(integers) : .float(floats) }
 
     mutating func gather(_ volume: StoredVolume, at k: Int) {
-        switch volume {
-        case .float(let values): Self.gather(values, voxels, into: &floats, at: k)
-        case .int16(let values): Self.gather(values, voxels, into: &integers, at: k)
+        if volume.isInteger { Self.gather(volume.integers, voxels, into: &integers, at: k) } else {
+            Self.gather(volume.floats, voxels, into: &floats, at: k)
         }
     }
 
