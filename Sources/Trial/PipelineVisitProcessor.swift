@@ -23,7 +23,7 @@ public struct VisitFilePatterns: Sendable, Equatable, Codable {
 
     public init() {}
 
-    /// The patterns that name one file for every visit, with the option they came from.
+    /// The patterns that name one file for every visit.
     var fixed: [PathPattern] {
         [dwiAtlas, dwiAtlasTable, funcAtlas, funcAtlasTable, dwiMask, funcMask, lesionMask].compactMap { $0 }.filter(\.isFixed)
     }
