@@ -22,9 +22,9 @@ public struct AtlasFile: Sendable, Equatable {
 ///
 /// - DWI: every atlas region's summaries depend on the atlas; `whole_brain` (the fitted
 ///   voxels of the brain mask), `lesion` and `normal_appearing_tissue` (the lesion mask and
-///   its complement within the brain) and `negative_eigenvalue_fraction` do not. The DTI
-///   pipeline, which knows which regions are the atlas's, tags them itself
-///   (``DiffusionPipeline``).
+///   its complement within the brain) and `negative_eigenvalue_fraction` (over every fitted
+///   voxel) do not. Each atlas's summary table still holds the `whole_brain` and lesion rows,
+///   so that it is complete on its own.
 /// - fMRI: the regional time series come from the atlas, so does everything computed from
 ///   them: each region's values, the network summaries, and the whole-brain `conn_mean`,
 ///   `conn_within_mean`, `conn_between_mean`, `global_efficiency` (over the atlas's edges),

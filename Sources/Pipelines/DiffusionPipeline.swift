@@ -53,8 +53,7 @@ public struct DiffusionOptions: Sendable {
 
     /// Every file the pipeline reads for these options, with its role, in a fixed order: a
     /// batch hashes them all, so editing any of them (the atlas's label table included)
-    /// redoes the visit.
-    /// Several atlases' roles carry their names (`dwi_atlas_seg-JHU`).
+    /// redoes the visit. Several atlases' roles carry their names (`dwi_atlas_seg-JHU`).
     public var inputFiles: [(role: String, path: String)] {
         let atlasFiles = atlases.flatMap { atlas -> [(String, String?)] in
             let tag = atlases.count > 1 ? "_seg-" + atlas.name : ""
