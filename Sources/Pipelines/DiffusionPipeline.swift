@@ -34,9 +34,9 @@ public struct DiffusionOptions: Sendable {
     public var gradientTablePath: String?
     /// Brain mask on the DWI grid; nil: automatic, from the mean b=0 image.
     public var maskPath: String?
-    public var atlasPath: String?
-    /// The atlas's label table; nil: the `.tsv` beside the atlas, if present.
-    public var atlasTablePath: String?
+    /// Label atlases on the DWI grid, each summarised on its own (`P_seg-<name>_model-tensor_summary.tsv`);
+    /// none: the whole-brain and lesion summaries only. Their `seg-` names must differ.
+    public var atlases: [AtlasFile] = []
     public var lesionMaskPath: String?
     public var parameters = DiffusionParameters()
     public var threads = 1
@@ -53,21 +53,27 @@ public struct DiffusionOptions: Sendable {
 
     /// Every file the pipeline reads for these options, with its role, in a fixed order: a
     /// batch hashes them all, so editing any of them (the atlas's label table included)
-    /// redoes the visit.
+    /// redoes the visit. Several atlases' roles carry their names (`dwi_atlas_seg-JHU`).
     public var inputFiles: [(role: String, path: String)] {
-        let atlasTable = atlasPath.flatMap { LabelImage.tablePath(for: $0, explicit: atlasTablePath) }
+        let atlasFiles = atlases.flatMap { atlas -> [(String, String?)] in
+            let tag = atlases.count > 1 ? "_seg-" + atlas.name : ""
+            return [("dwi_atlas" + tag, atlas.path),
+                    ("dwi_atlas_table" + tag, LabelImage.tablePath(for: atlas.path, explicit: atlas.tablePath))]
+        }
         let all: [(String, String?)] = [
-            ("dwi", dwiPath), ("bval", bvalPath), ("bvec", bvecPath), ("grad", gradientTablePath),
-            ("dwi_mask", maskPath), ("dwi_atlas", atlasPath), ("dwi_atlas_table", atlasTable),
-            ("lesion_mask", lesionMaskPath),
-        ]
+            ("dwi", dwiPath), ("bval", bvalPath), ("bvec", bvecPath), ("grad", gradientTablePath), ("dwi_mask", maskPath),
+        ] + atlasFiles + [("lesion_mask", lesionMaskPath)]
         return all.compactMap { role, path in path.map { (role, $0) } }
     }
 }
 
 /// What one DWI series gave.
 public struct DiffusionResult: Sendable {
+    /// Per map (`fa`, `md`, `ad`, `rd`), the summaries of the first atlas's regions, then
+    /// `whole_brain` and the lesion masks'.
     public var summaries: [String: [RegionSummary]]
+    /// The same for each atlas, keyed by its `seg-` name (empty without an atlas).
+    public var summariesByAtlas: [String: [String: [RegionSummary]]]
     public var metrics: [VisitMetric]
     public var files: [String]
     public var warnings: [String]
@@ -115,11 +121,15 @@ public enum DiffusionPipeline {
         }
         timer.lap("orientation check")
         let summarised = maps.filter { $0.name != "s0" }
-        let perMap = try wrap(options.dwiPath) {
-            try regionalStatistics(maps: summarised.map(\.values), mask: fit.fitted, atlas: inputs.atlas,
-                                   extraMasks: inputs.extraMasks, threads: options.threads)
+        // Each atlas is summarised with the whole brain and the lesion masks, so that each
+        // summary table is complete; those rows are the same for every atlas.
+        let summaries = try inputs.regions.map { regions in
+            let perMap = try wrap(options.dwiPath) {
+                try regionalStatistics(maps: summarised.map(\.values), mask: fit.fitted, atlas: regions.atlas,
+                                       extraMasks: inputs.extraMasks, threads: options.threads)
+            }
+            return (name: regions.name, summaries: Dictionary(uniqueKeysWithValues: zip(summarised.map(\.name), perMap)))
         }
-        let summaries = Dictionary(uniqueKeysWithValues: zip(summarised.map(\.name), perMap))
         timer.lap("regional summaries")
 
         try writer.writeScalarMaps(maps, mask: mask)
@@ -132,7 +142,9 @@ public enum DiffusionPipeline {
         timer.lap("tables + sidecar")
         metrics.append(VisitMetric(modality: "dwi", region: wholeBrainRegion, metric: "negative_eigenvalue_fraction",
                                    value: negativeEigenvalueFraction(quality) ?? .nan))
-        return DiffusionResult(summaries: summaries, metrics: metrics, files: files, warnings: inputs.warnings,
+        let byAtlas = Dictionary(uniqueKeysWithValues: summaries.compactMap { set in set.name.map { ($0, set.summaries) } })
+        return DiffusionResult(summaries: summaries[0].summaries, summariesByAtlas: byAtlas,
+                               metrics: metrics, files: files, warnings: inputs.warnings,
                                quality: quality, orientation: orientation, selection: inputs.selection)
     }
 
@@ -145,8 +157,9 @@ public enum DiffusionPipeline {
         var selection: VolumeSelection
         /// The mask given with `--mask`; nil: automatic, made while the series is read.
         var givenMask: [Bool]?
-        var atlas: Atlas
-        var atlasResampled: Bool
+        /// One per atlas, in the order given; one without a name (and no region) when there
+        /// is no atlas.
+        var regions: [AtlasRegions]
         var extraMasks: [(name: String, mask: [Bool])]
         var warnings: [String]
 
@@ -171,10 +184,10 @@ public enum DiffusionPipeline {
         // before anything the size of a volume is allocated.
         _ = try NIfTIFile.volumes(options.dwiPath)
         let givenMask = try readGivenMask(options, header: header)
-        let (atlas, resampled, extraMasks) = try readRegions(options, header: header)
-        if let resampled { warnings.append(resampled) }
+        let (regions, extraMasks) = try readRegions(options, header: header)
+        warnings += regions.compactMap(\.resampled)
         return Inputs(header: header, selection: selection, givenMask: givenMask,
-                      atlas: atlas, atlasResampled: resampled != nil, extraMasks: extraMasks, warnings: warnings)
+                      regions: regions, extraMasks: extraMasks, warnings: warnings)
     }
 
     /// The volumes fitted (``GradientTable/selecting(maximumB:)``). A `--max-b` below every
@@ -252,15 +265,29 @@ public enum DiffusionPipeline {
     // MARK: - Writing
 
     /// Writes the summary table and the sidecar; returns their paths and the summary metrics.
-    static func writeTables(_ summaries: [String: [RegionSummary]], options: DiffusionOptions, inputs: Inputs,
-                            mask: (source: String, voxels: Int), quality: TensorFitQuality, orientation: GradientOrientationReport?) throws
-        -> (files: [String], metrics: [VisitMetric]) {
+    ///
+    /// Each atlas has its own table, `P_seg-<name>_model-tensor_summary.tsv`
+    /// (`P_model-tensor_summary.tsv` without an atlas). With several atlases, the metrics of
+    /// the regions that are not an atlas's (`whole_brain`, the lesion masks) come once, from
+    /// the first (``AtlasCombination``).
+    static func writeTables(_ summaries: [(name: String?, summaries: [String: [RegionSummary]])], options: DiffusionOptions,
+                            inputs: Inputs, mask: (source: String, voxels: Int), quality: TensorFitQuality,
+                            orientation: GradientOrientationReport?) throws -> (files: [String], metrics: [VisitMetric]) {
         let base = options.outputFolder + "/" + options.prefix
-        let summary = summaryRows(summaries)
-        try summary.table.write(to: base + "_model-tensor_summary.tsv")
+        var files: [String] = []
+        var perAtlas: [(name: String, metrics: [VisitMetric])] = []
+        for set in summaries {
+            let summary = summaryRows(set.summaries)
+            let path = base + (set.name.map { "_seg-" + $0 } ?? "") + "_model-tensor_summary.tsv"
+            try summary.table.write(to: path)
+            files.append(path)
+            perAtlas.append((set.name ?? "", summary.metrics))
+        }
+        let atlasIndependent = Set([wholeBrainRegion] + inputs.extraMasks.map(\.name))
+        let metrics = AtlasCombination.combine(perAtlas) { !atlasIndependent.contains($0.region) }
         let sidecar = sidecarJSON(options: options, inputs: inputs, mask: mask, quality: quality, orientation: orientation)
         try AtomicFile.write(sidecar.rendered() + "\n", to: base + sidecarSuffix)
-        return ([base + "_model-tensor_summary.tsv", base + sidecarSuffix], summary.metrics)
+        return (files + [base + sidecarSuffix], metrics)
     }
 
     /// The end of the sidecar's file name, after the prefix.
@@ -307,8 +334,11 @@ public enum DiffusionPipeline {
             ("TensorOrder", .string("D11 D12 D13 D22 D23 D33")),
             ("DiffusivityUnits", .string("mm^2/s")),
             ("Mask", .string(mask.source)),
-            ("Atlas", options.atlasPath.map { .string($0) } ?? .null),
-            ("AtlasResampled", .bool(inputs.atlasResampled)),
+            // One atlas (or none) as a path (or null) and a flag; several as lists in their order.
+            ("Atlas", options.atlases.count > 1 ? .array(options.atlases.map { .string($0.path) })
+                : options.atlases.first.map { .string($0.path) } ?? .null),
+            ("AtlasResampled", options.atlases.count > 1 ? .array(inputs.regions.map { .bool($0.resampled != nil) })
+                : .bool(inputs.regions.first?.resampled != nil)),
             ("LesionMask", options.lesionMaskPath.map { .string($0) } ?? .null),
             ("QC", .object([
                 ("VoxelsInMask", .int(mask.voxels)),
@@ -415,27 +445,39 @@ public enum DiffusionPipeline {
         return MaskedSeries(mask: mask, source: source, voxels: gatherer.voxels, signal: gatherer.signal)
     }
 
-    /// The regions summarised: the atlas (labels on the DWI grid, resampled when asked) or
-    /// none, and the lesion and normal-appearing-tissue masks when a lesion mask is given.
-    static func readRegions(_ options: DiffusionOptions, header: NIfTIHeader) throws
-        -> (atlas: Atlas, resampled: String?, extraMasks: [(name: String, mask: [Bool])]) {
-        let voxelCount = header.voxelsPerVolume
+    /// One atlas's regions on the DWI grid.
+    struct AtlasRegions {
+        /// The `seg-` name; nil for the empty atlas used when none is given.
+        var name: String?
         var atlas: Atlas
+        /// The warning of a resampled atlas; nil when it was on the grid.
         var resampled: String?
-        if let atlasPath = options.atlasPath {
+    }
+
+    /// The regions summarised: each atlas (labels on the DWI grid, resampled when asked), or
+    /// an empty one when there is none, and the lesion and normal-appearing-tissue masks when
+    /// a lesion mask is given.
+    static func readRegions(_ options: DiffusionOptions, header: NIfTIHeader) throws
+        -> (regions: [AtlasRegions], extraMasks: [(name: String, mask: [Bool])]) {
+        let voxelCount = header.voxelsPerVolume
+        var regions: [AtlasRegions] = []
+        for (atlasFile, name) in zip(options.atlases, try OutputNaming.atlasNames(options.atlases.map(\.path))) {
+            let atlasPath = atlasFile.path
             let read = try LabelImage.readLabels(atlasPath, onto: header, resample: options.parameters.resampleAtlas, gridName: "DWI")
-            resampled = read.resampled
-            let entries = try LabelImage.entries(labels: read.labels, atlasPath: atlasPath, tablePath: options.atlasTablePath)
-            atlas = try wrap(atlasPath) { try Atlas(labels: read.labels, entries: entries, source: atlasPath) }
-        } else {
-            atlas = try wrap(options.dwiPath) { try Atlas(labels: [Int32](repeating: 0, count: voxelCount), entries: []) }
+            let entries = try LabelImage.entries(labels: read.labels, atlasPath: atlasPath, tablePath: atlasFile.tablePath)
+            let atlas = try wrap(atlasPath) { try Atlas(labels: read.labels, entries: entries, source: atlasPath) }
+            regions.append(AtlasRegions(name: name, atlas: atlas, resampled: read.resampled))
+        }
+        if regions.isEmpty {
+            let empty = try wrap(options.dwiPath) { try Atlas(labels: [Int32](repeating: 0, count: voxelCount), entries: []) }
+            regions = [AtlasRegions(name: nil, atlas: empty, resampled: nil)]
         }
         var extraMasks: [(name: String, mask: [Bool])] = []
         if let lesionPath = options.lesionMaskPath {
             let lesion = try LabelImage.readMask(lesionPath, onto: header, name: "lesion mask", gridName: "DWI")
             extraMasks = [("lesion", lesion), ("normal_appearing_tissue", lesion.map { !$0 })]
         }
-        return (atlas, resampled, extraMasks)
+        return (regions, extraMasks)
     }
 
     /// Coherence margin (on a 0-1 scale) by which a flipped table must beat the table as given

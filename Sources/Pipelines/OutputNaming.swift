@@ -45,6 +45,24 @@ public enum OutputNaming {
         return plain.isEmpty ? "atlas" : plain
     }
 
+    /// The `seg-` names of several atlases of one scan (``atlasName(_:)``), in order.
+    ///
+    /// Each atlas's outputs are named by it, so two atlases with one name would write the same
+    /// files: that is refused.
+    /// - Throws: ``PipelineError`` naming both files when two atlases give the same name.
+    public static func atlasNames(_ paths: [String]) throws -> [String] {
+        var first: [String: String] = [:]
+        return try paths.map { path in
+            let name = atlasName(path)
+            if let earlier = first[name] {
+                throw PipelineError(path, "gives the same output name seg-\(name) as the atlas \(earlier): "
+                                    + "the atlases of one scan need distinct names (their atlas- or seg- entity, else their file names)")
+            }
+            first[name] = path
+            return name
+        }
+    }
+
     /// The file a sidecar sits in: `x.nii.gz` -> `x.json`.
     public static func sidecarPath(forImage path: String) -> String {
         for ext in [".nii.gz", ".nii"] where path.hasSuffix(ext) {

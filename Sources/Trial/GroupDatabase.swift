@@ -10,9 +10,11 @@ import Tabular
 ///   <clinical columns>, dwi_shells)`: the status of the visit (the worst of its modalities)
 ///   and of each modality (NULL where the visit has none); `dwi_shells` is TEXT, visits.tsv's
 ///   protocol column ("1000,2000"), NULL where that is `n/a`
-/// - `metrics(participant_id, session_id, modality, region, metric, value, run)`: `value` is
-///   REAL, NULL for n/a; `run` the run label of a per-run value, NULL for the session's;
-///   indexed on (participant_id, metric) and (metric, region).
+/// - `metrics(participant_id, session_id, modality, region, metric, value, run, atlas)`:
+///   `value` is REAL, NULL for n/a; `run` the run label of a per-run value, NULL for the
+///   session's; `atlas` the atlas's `seg-` name of a visit measured with several, NULL for a
+///   visit of one atlas and for values no atlas changes; indexed on (participant_id, metric)
+///   and (metric, region).
 /// - `baselines(participant_id PRIMARY KEY, session_id)`: the baseline chosen for each
 ///   participant (NULL when the requested one is absent).
 /// - view `change_from_baseline`: the columns of change_from_baseline.tsv, computed in SQL
@@ -72,15 +74,15 @@ enum GroupDatabase {
 
             try db.execute("""
                 CREATE TABLE metrics (participant_id TEXT NOT NULL, session_id TEXT, modality TEXT NOT NULL,
-                                      region TEXT NOT NULL, metric TEXT NOT NULL, value REAL, run TEXT);
+                                      region TEXT NOT NULL, metric TEXT NOT NULL, value REAL, run TEXT, atlas TEXT);
                 CREATE INDEX metrics_by_participant ON metrics (participant_id, metric);
                 CREATE INDEX metrics_by_metric ON metrics (metric, region);
                 """)
-            try db.run("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?)", rows: visits.flatMap { visit in
+            try db.run("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows: visits.flatMap { visit in
                 visit.metrics.map { m -> [SQLiteValue] in
                     [.text(visit.visit.participantID), visit.visit.sessionID.map(SQLiteValue.text) ?? .null,
                      .text(m.modality), .text(m.region), .text(m.metric), m.value.isFinite ? .real(m.value) : .null,
-                     m.run.map(SQLiteValue.text) ?? .null]
+                     m.run.map(SQLiteValue.text) ?? .null, m.atlas.map(SQLiteValue.text) ?? .null]
                 }
             })
 
@@ -96,11 +98,13 @@ enum GroupDatabase {
                        m.region AS region, m.metric AS metric, b.value AS baseline_value, m.value AS value,
                        m.value - b.value AS delta,
                        CASE WHEN b.value IS NULL OR b.value = 0 THEN NULL
-                            ELSE 100.0 * (m.value - b.value) / abs(b.value) END AS pct_change
+                            ELSE 100.0 * (m.value - b.value) / abs(b.value) END AS pct_change,
+                       m.atlas AS atlas
                 FROM metrics AS m
                 JOIN baselines AS bl ON bl.participant_id = m.participant_id
                 LEFT JOIN metrics AS b ON b.participant_id = m.participant_id AND b.session_id = bl.session_id
                      AND b.modality = m.modality AND b.region = m.region AND b.metric = m.metric AND b.run IS NULL
+                     AND b.atlas IS m.atlas
                 WHERE m.session_id IS NOT bl.session_id AND m.run IS NULL
                 """)
         }

@@ -27,7 +27,7 @@ struct GroupVisit {
     var error: String?
     /// Each modality discovered or recorded, with its status.
     var scans: [(modality: Modality, status: VisitStatus)]
-    /// Sorted by modality, region, metric; the metrics of the modalities that are ok.
+    /// In ``TrialRunner/metricOrder(_:_:)``; the metrics of the modalities that are ok.
     var metrics: [MetricRow]
     /// The non-zero shells the tensor was fitted to, from the visit's DWI sidecar; nil when
     /// the DWI is not ok, absent, or its sidecar does not list them.
@@ -59,8 +59,8 @@ extension TrialRunner {
     /// tables the dataset discovery read; never an image. Writes, atomically, into `OUTPUT/group/`:
     ///
     /// - `metrics_long.tsv`: participant_id, session_id, modality, region, metric, value,
-    ///   for visits whose status is ok; sorted by participant (natural order), session
-    ///   (chronological order), modality, region, metric.
+    ///   run, atlas, for visits whose status is ok; sorted by participant (natural order),
+    ///   session (chronological order), then ``metricOrder(_:_:)``.
     /// - `visits.tsv`: one row per discovered visit: participant_id, session_id, the columns
     ///   of sessions.tsv then participants.tsv (or the manifest's extra columns; `n/a` where
     ///   absent), status (ok, failed, incomplete, missing), error, dwi_shells (the non-zero
@@ -68,9 +68,10 @@ extension TrialRunner {
     ///   "1000,2000"; `n/a` for a visit that is not ok or has no DWI series), so a change of
     ///   protocol between visits shows next to their metrics.
     /// - `change_from_baseline.tsv`: participant_id, session_id, modality, region, metric,
-    ///   baseline_value, value, delta, pct_change, for every metric of every ok visit that
-    ///   is not its participant's baseline (the baseline's own rows, all zeros, are left
-    ///   out). `delta` = value − baseline; `pct_change` = 100 · delta / |baseline|, `n/a`
+    ///   baseline_value, value, delta, pct_change, atlas, for every session value (run
+    ///   `n/a`) of every ok visit that is not its participant's baseline (the baseline's own
+    ///   rows, all zeros, are left out), matched with the baseline's on modality, region,
+    ///   metric and atlas. `delta` = value − baseline; `pct_change` = 100 · delta / |baseline|, `n/a`
     ///   when the baseline is 0 or missing.
     /// - `nimetrics.sqlite`: tables `participants`, `visits`, `metrics`, `baselines` and the
     ///   view `change_from_baseline`, holding the same numbers.
@@ -174,7 +175,8 @@ extension TrialRunner {
         }
         let metrics = try MetricsTable.read(metricsPath).sorted(by: metricOrder)
         for (a, b) in zip(metrics, metrics.dropFirst()) where metricOrder(a, b) == false {
-            throw TrialError.badTable(file: metricsPath, reason: "metric \(a.modality)/\(a.region)/\(a.metric) appears twice")
+            let which = (a.run.map { " of run " + $0 } ?? "") + (a.atlas.map { " of atlas " + $0 } ?? "")
+            throw TrialError.badTable(file: metricsPath, reason: "metric \(a.modality)/\(a.region)/\(a.metric)\(which) appears twice")
         }
         return (.ok, nil, metrics, record)
     }
@@ -189,12 +191,21 @@ extension TrialRunner {
         return DiffusionPipeline.shellsUsed(sidecar: String(decoding: data, as: UTF8.self))
     }
 
-    /// Modality, region, metric, then the session's value before the runs' in run order.
+    /// Modality, then the values no atlas changes before each atlas's in natural order of
+    /// their names (so one atlas's rows stay together), then region, metric, and the
+    /// session's value before the runs' in run order. A strict order: two rows compare
+    /// equal only when all five keys are equal.
     static func metricOrder(_ a: MetricRow, _ b: MetricRow) -> Bool {
         if a.modality != b.modality { return a.modality < b.modality }
+        if a.atlas != b.atlas { return labelLess(a.atlas, b.atlas) }
         if a.region != b.region { return a.region < b.region }
         if a.metric != b.metric { return a.metric < b.metric }
-        switch (a.run, b.run) {
+        return labelLess(a.run, b.run)
+    }
+
+    /// nil first, then labels in natural order (plain order breaking ties).
+    private static func labelLess(_ a: String?, _ b: String?) -> Bool {
+        switch (a, b) {
         case (nil, nil): return false
         case (nil, _): return true
         case (_, nil): return false
@@ -232,11 +243,12 @@ extension TrialRunner {
             if baseline == session { continue }
             let baselineMetrics = visits.first { $0.visit.participant == visit.visit.participant && $0.visit.session == baseline }?.metrics ?? []
             var byKey: [String: Double] = [:]
-            // Change is measured on the session's values, not on single runs.
-            for row in baselineMetrics where row.run == nil { byKey["\(row.modality)\t\(row.region)\t\(row.metric)"] = row.value }
+            func key(_ row: MetricRow) -> String { "\(row.modality)\t\(row.region)\t\(row.metric)\t\(row.atlas ?? "")" }
+            // Change is measured on the session's values, not on single runs, atlas by atlas.
+            for row in baselineMetrics where row.run == nil { byKey[key(row)] = row.value }
             for metric in visit.metrics where metric.run == nil {
                 rows.append(ChangeRow(participantID: visit.visit.participantID, sessionID: "ses-" + session, metric: metric,
-                                      baseline: byKey["\(metric.modality)\t\(metric.region)\t\(metric.metric)"] ?? .nan))
+                                      baseline: byKey[key(metric)] ?? .nan))
             }
         }
         return rows
@@ -245,11 +257,11 @@ extension TrialRunner {
     // MARK: - Tables
 
     static func metricsLongTable(_ visits: [GroupVisit]) -> TSVTable {
-        var table = TSVTable(columns: ["participant_id", "session_id", "modality", "region", "metric", "value", "run"])
+        var table = TSVTable(columns: ["participant_id", "session_id", "modality", "region", "metric", "value", "run", "atlas"])
         for visit in visits {
             for m in visit.metrics {
                 table.append([visit.visit.participantID, visit.visit.sessionID ?? "n/a", m.modality, m.region, m.metric,
-                              tsvCell(m.value), m.run ?? "n/a"])
+                              tsvCell(m.value), m.run ?? "n/a", m.atlas ?? "n/a"])
             }
         }
         return table
@@ -278,10 +290,11 @@ extension TrialRunner {
 
     static func changeTable(_ rows: [ChangeRow]) -> TSVTable {
         var table = TSVTable(columns: ["participant_id", "session_id", "modality", "region", "metric",
-                                       "baseline_value", "value", "delta", "pct_change"])
+                                       "baseline_value", "value", "delta", "pct_change", "atlas"])
         for row in rows {
             table.append([row.participantID, row.sessionID, row.metric.modality, row.metric.region, row.metric.metric,
-                          tsvCell(row.baseline), tsvCell(row.metric.value), tsvCell(row.delta), tsvCell(row.percentChange)])
+                          tsvCell(row.baseline), tsvCell(row.metric.value), tsvCell(row.delta), tsvCell(row.percentChange),
+                          row.metric.atlas ?? "n/a"])
         }
         return table
     }

@@ -7,12 +7,18 @@ import Tabular
 /// Per-visit files of a batch that are not part of the dataset, each a ``PathPattern`` that
 /// may name the visit (`masks/sub-{subject}_ses-{session}_label-lesion_mask.nii.gz`).
 public struct VisitFilePatterns: Sendable, Equatable, Codable {
-    /// Label atlas on the DWI grid, and its label table (default: the `.tsv` beside it).
-    public var dwiAtlas: PathPattern?
-    public var dwiAtlasTable: PathPattern?
-    /// Label atlas on the BOLD grid, and its label table (default: the `.tsv` beside it).
-    public var funcAtlas: PathPattern?
-    public var funcAtlasTable: PathPattern?
+    /// Label atlases on the DWI grid, each summarised on its own; none: the visit's own atlas
+    /// (``VisitInput/dwiAtlas``), if any.
+    public var dwiAtlases: [PathPattern] = []
+    /// The label tables of ``dwiAtlases``, one per atlas in the same order; empty: the `.tsv`
+    /// beside each atlas.
+    public var dwiAtlasTables: [PathPattern] = []
+    /// Label atlases on the BOLD grid, each giving its own outputs; none: each run's own atlas
+    /// (``BOLDRun/atlas``).
+    public var funcAtlases: [PathPattern] = []
+    /// The label tables of ``funcAtlases``, one per atlas in the same order; empty: the
+    /// `.tsv` beside each atlas.
+    public var funcAtlasTables: [PathPattern] = []
     /// Brain mask on the DWI grid (default: automatic).
     public var dwiMask: PathPattern?
     /// Brain mask on the BOLD grid (default: the dataset's mask beside the BOLD run, else
@@ -25,7 +31,22 @@ public struct VisitFilePatterns: Sendable, Equatable, Codable {
 
     /// The patterns that name one file for every visit.
     var fixed: [PathPattern] {
-        [dwiAtlas, dwiAtlasTable, funcAtlas, funcAtlasTable, dwiMask, funcMask, lesionMask].compactMap { $0 }.filter(\.isFixed)
+        (dwiAtlases + dwiAtlasTables + funcAtlases + funcAtlasTables + [dwiMask, funcMask, lesionMask].compactMap { $0 })
+            .filter(\.isFixed)
+    }
+
+    /// Checks that the tables pair with the atlases, and that the atlases of each modality
+    /// named without placeholders give distinct `seg-` names (those with placeholders are
+    /// checked visit by visit).
+    /// - Throws: ``TrialError/badPattern(pattern:reason:)`` for tables that do not pair;
+    ///   ``PipelineError`` naming both atlases that give one name.
+    func validate() throws {
+        for (atlases, tables) in [(dwiAtlases, dwiAtlasTables), (funcAtlases, funcAtlasTables)]
+            where !tables.isEmpty && tables.count != atlases.count {
+            throw TrialError.badPattern(pattern: tables.map(\.template).joined(separator: " "),
+                                        reason: "\(tables.count) label tables for \(atlases.count) atlases: give one per atlas, in the same order")
+        }
+        for atlases in [dwiAtlases, funcAtlases] { _ = try OutputNaming.atlasNames(atlases.filter(\.isFixed).map(\.template)) }
     }
 }
 
@@ -59,7 +80,17 @@ public struct PipelineVisitProcessor: VisitProcessor {
     private struct ModalityFingerprint<Parameters: Encodable>: Encodable {
         let nimetricsVersion: String
         let parameters: Parameters
-        let files: [String: PathPattern]
+        let files: [String: Patterns]
+    }
+
+    /// One pattern as its text, several as a list: the fingerprint of one atlas is what it
+    /// was before several were allowed, so outputs made then are not redone for it.
+    private struct Patterns: Encodable {
+        let patterns: [PathPattern]
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            if patterns.count == 1 { try container.encode(patterns[0]) } else { try container.encode(patterns) }
+        }
     }
 
     private let modalityFingerprints: [Modality: String]
@@ -68,24 +99,26 @@ public struct PipelineVisitProcessor: VisitProcessor {
     ///   placeholders does not exist (found before any visit runs, not once per visit).
     public init(parameters: VisitParameters) throws {
         self.parameters = parameters
+        try parameters.files.validate()
         for pattern in parameters.files.fixed where !FileManager.default.fileExists(atPath: pattern.template) {
             throw TrialError.io(path: pattern.template, reason: "no such file")
         }
         let version = NimetricsVersion.string
         parametersFingerprint = try ProcessingParameters.fingerprint(Fingerprint(nimetricsVersion: version, parameters: parameters))
         let files = parameters.files
-        func named(_ pairs: [(String, PathPattern?)]) -> [String: PathPattern] {
-            Dictionary(uniqueKeysWithValues: pairs.compactMap { name, pattern in pattern.map { (name, $0) } })
+        func named(_ pairs: [(String, [PathPattern])]) -> [String: Patterns] {
+            Dictionary(uniqueKeysWithValues: pairs.compactMap { name, patterns in patterns.isEmpty ? nil : (name, Patterns(patterns: patterns)) })
         }
+        func optional(_ pattern: PathPattern?) -> [PathPattern] { pattern.map { [$0] } ?? [] }
         modalityFingerprints = [
             .dwi: try ProcessingParameters.fingerprint(ModalityFingerprint(
                 nimetricsVersion: version, parameters: parameters.diffusion,
-                files: named([("dwi_atlas", files.dwiAtlas), ("dwi_atlas_table", files.dwiAtlasTable),
-                              ("dwi_mask", files.dwiMask), ("lesion_mask", files.lesionMask)]))),
+                files: named([("dwi_atlas", files.dwiAtlases), ("dwi_atlas_table", files.dwiAtlasTables),
+                              ("dwi_mask", optional(files.dwiMask)), ("lesion_mask", optional(files.lesionMask))]))),
             .functional: try ProcessingParameters.fingerprint(ModalityFingerprint(
                 nimetricsVersion: version, parameters: parameters.functional,
-                files: named([("func_atlas", files.funcAtlas), ("func_atlas_table", files.funcAtlasTable),
-                              ("func_mask", files.funcMask)]))),
+                files: named([("func_atlas", files.funcAtlases), ("func_atlas_table", files.funcAtlasTables),
+                              ("func_mask", optional(files.funcMask))]))),
         ]
     }
 
@@ -105,8 +138,8 @@ public struct PipelineVisitProcessor: VisitProcessor {
         let files = parameters.files
         var options = DiffusionOptions(dwiPath: dwi, bvalPath: visit.bval, bvecPath: visit.bvec,
                                        outputFolder: outputFolder + "/dwi", prefix: OutputNaming.prefix(fromInput: dwi))
-        options.atlasPath = try files.dwiAtlas.map { try visitPath($0, visit) } ?? visit.dwiAtlas
-        options.atlasTablePath = try files.dwiAtlasTable.map { try visitPath($0, visit) }
+        options.atlases = try atlases(files.dwiAtlases, tables: files.dwiAtlasTables, visit)
+            ?? visit.dwiAtlas.map { [AtlasFile(path: $0)] } ?? []
         options.maskPath = try files.dwiMask.map { try visitPath($0, visit) } ?? visit.dwiMask
         options.lesionMaskPath = try files.lesionMask.map { try visitPath($0, visit) } ?? visit.lesionMask
         options.parameters = parameters.diffusion
@@ -114,15 +147,35 @@ public struct PipelineVisitProcessor: VisitProcessor {
         return options
     }
 
-    /// The functional pipeline's options for each run of a visit (none when it has no BOLD
-    /// run), labelled by run when there are several. Outputs are named by the BOLD's
-    /// entities (task, run, space) and the atlas (`seg-<name>`, as XCP-D names them).
-    func functionalOptions(_ visit: VisitInput, outputFolder: String, threads: Int) throws
-        -> [(label: String?, options: FunctionalOptions)] {
+    /// The atlases given as patterns, with their tables, for a visit; nil when none is given.
+    private func atlases(_ patterns: [PathPattern], tables: [PathPattern], _ visit: VisitInput) throws -> [AtlasFile]? {
+        guard !patterns.isEmpty else { return nil }
+        return try patterns.enumerated().map { k, pattern in
+            AtlasFile(path: try visitPath(pattern, visit), tablePath: try tables.isEmpty ? nil : visitPath(tables[k], visit))
+        }
+    }
+
+    /// One pass of the functional pipeline: a run of the visit with one of its atlases.
+    struct FunctionalPass {
+        /// The run's label when the visit has several runs, else nil.
+        var label: String?
+        /// The atlas's position among the run's atlases, and its `seg-` name.
+        var atlasIndex: Int
+        var atlasName: String
+        var options: FunctionalOptions
+    }
+
+    /// The functional pipeline's options for each run of a visit and each atlas (none when it
+    /// has no BOLD run), run by run, each run's atlases in order. Outputs are named by the
+    /// BOLD's entities (task, run, space) and the atlas (`seg-<name>`, as XCP-D names them).
+    ///
+    /// Each pass streams the run's BOLD series once, so several atlases cost one read of the
+    /// series each (the streaming extraction keeps one atlas's regions).
+    func functionalOptions(_ visit: VisitInput, outputFolder: String, threads: Int) throws -> [FunctionalPass] {
         let files = parameters.files
-        let given = try files.funcAtlas.map { try visitPath($0, visit) }
-        return try visit.boldRuns.enumerated().map { k, run in
-            guard let atlas = given ?? run.atlas else {
+        let given = try atlases(files.funcAtlases, tables: files.funcAtlasTables, visit)
+        return try visit.boldRuns.enumerated().flatMap { k, run -> [FunctionalPass] in
+            guard let atlases = given ?? run.atlas.map({ [AtlasFile(path: $0)] }) else {
                 throw PipelineError(run.bold, "no atlas for the BOLD run (give --atlas or --func-atlas, or a *_seg-<name>_dseg.nii.gz beside it)")
             }
             // A preprocessed run without its confounds cannot be denoised: that is an error
@@ -130,30 +183,45 @@ public struct PipelineVisitProcessor: VisitProcessor {
             if run.confounds == nil && parameters.functional.strategy != ConfoundStrategy.none {
                 throw PipelineError(run.bold, "no confounds table beside the BOLD run (a *_desc-confounds_timeseries.tsv with the same entities); give --strategy none to process it without confound regression")
             }
-            let prefix = OutputNaming.prefix(fromInput: run.bold) + "_seg-" + OutputNaming.atlasName(atlas)
-            var options = FunctionalOptions(boldPath: run.bold, atlasPath: atlas, outputFolder: outputFolder + "/func", prefix: prefix)
-            options.atlasTablePath = try files.funcAtlasTable.map { try visitPath($0, visit) }
-            options.maskPath = try files.funcMask.map { try visitPath($0, visit) } ?? run.brainMask
-            options.confoundsPath = run.confounds
-            options.parameters = parameters.functional
-            options.threads = threads
+            let names = try OutputNaming.atlasNames(atlases.map(\.path))
             let label = visit.boldRuns.count > 1 ? (run.label ?? String(k + 1)) : nil
-            return (label, options)
+            return try zip(atlases, names).enumerated().map { a, pair in
+                let (atlas, name) = pair
+                let prefix = OutputNaming.prefix(fromInput: run.bold) + "_seg-" + name
+                var options = FunctionalOptions(boldPath: run.bold, atlasPath: atlas.path, outputFolder: outputFolder + "/func", prefix: prefix)
+                options.atlasTablePath = atlas.tablePath
+                options.maskPath = try files.funcMask.map { try visitPath($0, visit) } ?? run.brainMask
+                options.confoundsPath = run.confounds
+                options.parameters = parameters.functional
+                options.threads = threads
+                return FunctionalPass(label: label, atlasIndex: a, atlasName: name, options: options)
+            }
         }
     }
 
     /// Every file the visit's pipelines read: the dataset's images and tables, the atlases
     /// and their label tables, masks and sidecars. A second or later run's roles carry its
-    /// label (`bold_run-2`).
+    /// label (`bold_run-2`); with several atlases, each atlas's roles carry its name
+    /// (`func_atlas_seg-Schaefer100`).
     public func inputFiles(for visit: VisitInput) throws -> [(role: String, path: String)] {
         let diffusion = try diffusionOptions(visit, outputFolder: "", threads: 1)?.inputFiles ?? []
         var functional: [(role: String, path: String)] = []
         var shared = Set<String>()
-        for (k, run) in try functionalOptions(visit, outputFolder: "", threads: 1).enumerated() {
-            for file in run.options.inputFiles {
-                // The atlas and its table are read once per visit, whatever the runs.
-                if file.role.hasPrefix("func_atlas") { if shared.insert(file.role).inserted { functional.append(file) }; continue }
-                functional.append((k == 0 ? file.role : file.role + "_run-" + (run.label ?? String(k + 1)), file.path))
+        let passes = try functionalOptions(visit, outputFolder: "", threads: 1)
+        let severalAtlases = passes.contains { $0.atlasIndex > 0 }
+        var runIndex = -1
+        for pass in passes {
+            if pass.atlasIndex == 0 { runIndex += 1 }
+            for file in pass.options.inputFiles {
+                // The atlases and their tables are read once per visit, whatever the runs.
+                if file.role.hasPrefix("func_atlas") {
+                    let role = file.role + (severalAtlases ? "_seg-" + pass.atlasName : "")
+                    if shared.insert(role).inserted { functional.append((role, file.path)) }
+                    continue
+                }
+                // The run's own files, once whatever its atlases.
+                guard pass.atlasIndex == 0 else { continue }
+                functional.append((runIndex == 0 ? file.role : file.role + "_run-" + (pass.label ?? String(runIndex + 1)), file.path))
             }
         }
         return diffusion + functional
@@ -176,16 +244,25 @@ public struct PipelineVisitProcessor: VisitProcessor {
         } else if wantsDiffusion {
             result.warnings.append("no DWI series: diffusion metrics skipped")
         }
-        let runs = try functionalOptions(visit, outputFolder: outputFolder, threads: threads)
-        var perRun: [(label: String, metrics: [VisitMetric])] = []
-        for (label, options) in runs {
-            let functional = try FunctionalPipeline.run(options)
+        let passes = try functionalOptions(visit, outputFolder: outputFolder, threads: threads)
+        let severalAtlases = passes.contains { $0.atlasIndex > 0 }
+        // Per atlas (by position: a run's own atlas is each run's first), its runs' metrics.
+        var perAtlas: [(name: String, runs: [(label: String?, metrics: [VisitMetric])])] = []
+        for pass in passes {
+            let functional = try FunctionalPipeline.run(pass.options)
             result.files += functional.files
-            result.warnings += functional.warnings.map { "func" + (label.map { " run-" + $0 } ?? "") + ": " + $0 }
-            if let label { perRun.append((label, functional.metrics)) } else { result.metrics += functional.metrics }
+            let tag = (pass.label.map { " run-" + $0 } ?? "") + (severalAtlases ? " seg-" + pass.atlasName : "")
+            result.warnings += functional.warnings.map { "func" + tag + ": " + $0 }
+            if pass.atlasIndex == perAtlas.count { perAtlas.append((pass.atlasName, [])) }
+            perAtlas[pass.atlasIndex].runs.append((pass.label, functional.metrics))
         }
-        if !perRun.isEmpty { result.metrics += RunCombination.combine(perRun) }
-        if runs.isEmpty && wantsFunctional { result.warnings.append("no BOLD run: functional metrics skipped") }
+        // The session's values combine each atlas's runs; then the atlases are combined.
+        let combined = perAtlas.map { atlas in
+            let perRun = atlas.runs.compactMap { run in run.label.map { ($0, run.metrics) } }
+            return (name: atlas.name, metrics: perRun.isEmpty ? atlas.runs.flatMap(\.metrics) : RunCombination.combine(perRun))
+        }
+        result.metrics += AtlasCombination.combine(combined, dependsOnAtlas: AtlasCombination.functionalDependsOnAtlas)
+        if passes.isEmpty && wantsFunctional { result.warnings.append("no BOLD run: functional metrics skipped") }
         return result
     }
 

@@ -121,31 +121,44 @@ enum VisitFiles {
 }
 
 /// The metrics table of a visit: columns modality, region, metric, value (`n/a` for NaN),
-/// run (the run label of a per-run value, `n/a` for the session's value).
+/// run (the run label of a per-run value, `n/a` for the session's value), atlas (the atlas's
+/// `seg-` name when the visit used several and the value depends on it, else `n/a`).
+///
+/// Tables written before a column existed (no `run`, no `atlas`) read as `n/a` in it.
 enum MetricsTable {
-    static let columns = ["modality", "region", "metric", "value", "run"]
+    static let columns = ["modality", "region", "metric", "value", "run", "atlas"]
+    /// The columns a table may lack.
+    static let optionalColumns: Set<String> = ["run", "atlas"]
 
     static func table(_ rows: [MetricRow]) -> TSVTable {
-        TSVTable(columns: columns, rows: rows.map { [$0.modality, $0.region, $0.metric, tsvCell($0.value), $0.run ?? "n/a"] })
+        TSVTable(columns: columns, rows: rows.map {
+            [$0.modality, $0.region, $0.metric, tsvCell($0.value), $0.run ?? "n/a", $0.atlas ?? "n/a"]
+        })
     }
 
     static func read(_ path: String) throws -> [MetricRow] {
         let table = try Dataset.readTable(path)
-        for column in columns.dropLast() where table.index(of: column) == nil { throw TrialError.missingColumn(file: path, column: column) }
-        let runs = table.index(of: "run") != nil ? try table.column("run") : []
+        for column in columns where !optionalColumns.contains(column) && table.index(of: column) == nil {
+            throw TrialError.missingColumn(file: path, column: column)
+        }
+        func optional(_ name: String) throws -> [String?] {
+            guard table.index(of: name) != nil else { return [String?](repeating: nil, count: table.rows.count) }
+            return try table.column(name).map { $0 == "n/a" || $0.isEmpty ? nil : $0 }
+        }
+        let runs = try optional("run"), atlases = try optional("atlas")
         let modality = try table.column("modality"), region = try table.column("region"), metric = try table.column("metric")
         let values: [Double]
         do { values = try table.numericColumn("value") } catch let error as TableError {
             throw TrialError.badTable(file: error.source, reason: error.reason)
         }
         return (0..<table.rows.count).map { i in
-            let run = runs.isEmpty || runs[i] == "n/a" || runs[i].isEmpty ? nil : runs[i]
-            return MetricRow(modality: modality[i], region: region[i], metric: metric[i], value: values[i], run: run)
+            MetricRow(modality: modality[i], region: region[i], metric: metric[i], value: values[i], run: runs[i], atlas: atlases[i])
         }
     }
 
     /// Checks what a processor returned: known modality, snake_case metric, a region name
-    /// that fits in a TSV cell, and no (modality, region, metric) twice.
+    /// and an atlas name that fit in a TSV cell, and no (modality, region,
+    /// metric, run, atlas) twice.
     static func validate(_ rows: [MetricRow], modality: Modality? = nil) throws {
         var seen = Set<String>()
         for row in rows {
@@ -161,8 +174,12 @@ enum MetricsTable {
             guard !row.region.isEmpty, !row.region.contains(where: { $0 == "\t" || $0 == "\n" || $0 == "\r" }), row.region != "n/a" else {
                 throw ValidationFailure(message: "metric '\(row.metric)': region name '\(row.region)' cannot be a TSV cell")
             }
-            guard seen.insert("\(row.modality)\t\(row.region)\t\(row.metric)\t\(row.run ?? "")").inserted else {
-                throw ValidationFailure(message: "metric \(row.modality)/\(row.region)/\(row.metric)\(row.run.map { " of run " + $0 } ?? "") returned twice")
+            if let atlas = row.atlas, atlas.isEmpty || atlas == "n/a" || atlas.contains(where: { $0 == "\t" || $0 == "\n" || $0 == "\r" }) {
+                throw ValidationFailure(message: "metric '\(row.metric)': atlas name '\(atlas)' cannot be a TSV cell")
+            }
+            guard seen.insert("\(row.modality)\t\(row.region)\t\(row.metric)\t\(row.run ?? "")\t\(row.atlas ?? "")").inserted else {
+                throw ValidationFailure(message: "metric \(row.modality)/\(row.region)/\(row.metric)\(row.run.map { " of run " + $0 } ?? "")"
+                                        + "\(row.atlas.map { " of atlas " + $0 } ?? "") returned twice")
             }
         }
     }

@@ -28,8 +28,10 @@ struct DTICommand: ParsableCommand {
 
             Outputs in --out, named P_model-tensor_param-{fa,md,ad,rd,s0,v1,tensor}_dwimap.nii.gz \
             (tensor order D11 D12 D13 D22 D23 D33), P_desc-brain_mask.nii.gz, \
-            P_model-tensor_summary.tsv (region, label, n_voxels, metric, mean, sd, median, p05, \
-            p95) and P_model-tensor_dwimap.json.
+            P_seg-<atlas>_model-tensor_summary.tsv per --atlas (region, label, n_voxels, metric, \
+            mean, sd, median, p05, p95; whole_brain and lesion rows included; \
+            P_model-tensor_summary.tsv without an atlas) and P_model-tensor_dwimap.json. \
+            Several atlases share the one tensor fit and give a summary table each.
 
             --vector-frame fsl (default): V1 and the tensor in FSL's dtifit frame, shown right \
             by FSLeyes. world: scanner RAS+ axes, as MRtrix's tensor2metric -vector.
@@ -72,8 +74,7 @@ struct DTICommand: ParsableCommand {
             var options = DiffusionOptions(dwiPath: dwi, bvalPath: bval, bvecPath: bvec, outputFolder: common.out, prefix: common.prefix)
             options.gradientTablePath = grad
             options.maskPath = masks.mask
-            options.atlasPath = atlas.atlas
-            options.atlasTablePath = atlas.atlasTable
+            options.atlases = atlas.files
             options.lesionMaskPath = lesion.lesionMask
             options.parameters = tensorFit.parameters(resampleAtlas: atlas.resampleAtlas)
             options.threads = common.threads

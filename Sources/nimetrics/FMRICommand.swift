@@ -19,7 +19,9 @@ struct FMRICommand: ParsableCommand {
             P_stat-pearsoncorrelation_relmat.tsv, P_stat-fisherz_relmat.tsv, \
             [P_stat-partialcorrelation_relmat.tsv], P_stat-mean_timeseries.tsv, \
             P_desc-summary_connectivity.tsv and .json, P_desc-regions_bold.tsv, and with \
-            --alff-maps P_stat-alff_boldmap.nii.gz and P_stat-falff_boldmap.nii.gz.
+            --alff-maps P_stat-alff_boldmap.nii.gz and P_stat-falff_boldmap.nii.gz. \
+            With several --atlas, each atlas gives its own outputs, P_seg-<atlas>_..., and the \
+            run is read once per atlas.
 
             References: Power et al. 2012 (framewise displacement); Satterthwaite et al. 2013 \
             (24P/36P); Zang et al. 2007 (ALFF); Zou et al. 2008 (fALFF); Ledoit & Wolf 2004; \
@@ -42,20 +44,28 @@ struct FMRICommand: ParsableCommand {
     @OptionGroup var common: CommonOptions
 
     func validate() throws {
-        if atlas.atlas == nil { throw ValidationError("give --atlas: the regions of the connectivity matrix") }
+        if atlas.atlas.isEmpty { throw ValidationError("give --atlas: the regions of the connectivity matrix") }
     }
 
     func run() throws {
         try runReportingFailure {
-            var options = FunctionalOptions(boldPath: bold, atlasPath: atlas.atlas ?? "", outputFolder: common.out, prefix: common.prefix)
-            options.atlasTablePath = atlas.atlasTable
-            options.maskPath = masks.mask
-            options.confoundsPath = confounds
-            options.parameters = processing.parameters(resampleAtlas: atlas.resampleAtlas)
-            options.threads = common.threads
-            let result = try FunctionalPipeline.run(options)
-            for warning in result.warnings { printWarning(warning) }
-            print("fmri: \(result.regionNames.count) regions, \(result.qc.keptVolumes) of \(result.qc.inputVolumes) volumes kept; wrote \(result.files.count) files to \(common.out)")
+            let atlases = atlas.files
+            let names = try OutputNaming.atlasNames(atlases.map(\.path))
+            for (file, name) in zip(atlases, names) {
+                // One atlas keeps the plain prefix; several are told apart by seg-<name>.
+                let prefix = atlases.count == 1 ? common.prefix
+                    : (common.prefix ?? OutputNaming.prefix(fromInput: bold)) + "_seg-" + name
+                var options = FunctionalOptions(boldPath: bold, atlasPath: file.path, outputFolder: common.out, prefix: prefix)
+                options.atlasTablePath = file.tablePath
+                options.maskPath = masks.mask
+                options.confoundsPath = confounds
+                options.parameters = processing.parameters(resampleAtlas: atlas.resampleAtlas)
+                options.threads = common.threads
+                let result = try FunctionalPipeline.run(options)
+                let tag = atlases.count == 1 ? "" : " seg-" + name
+                for warning in result.warnings { printWarning(atlases.count == 1 ? warning : "seg-\(name): " + warning) }
+                print("fmri\(tag): \(result.regionNames.count) regions, \(result.qc.keptVolumes) of \(result.qc.inputVolumes) volumes kept; wrote \(result.files.count) files to \(common.out)")
+            }
         }
     }
 }

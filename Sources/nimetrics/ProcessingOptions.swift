@@ -101,19 +101,40 @@ struct TensorFitOptions: ParsableArguments {
     }
 }
 
-/// The label atlas and how it meets the data's grid.
+/// The label atlases and how they meet the data's grid.
+///
+/// Several atlases are measured one by one, each giving its own outputs named `seg-<name>`
+/// (the atlas file's `atlas-` or `seg-` entity); two with one name are refused.
 struct AtlasOptions: ParsableArguments {
-    @Option(help: "Label atlas on the data's grid (.nii.gz), with a TSV (index, name[, network]) beside it.")
-    var atlas: String?
+    @Option(parsing: .upToNextOption,
+            help: ArgumentHelp("Label atlases on the data's grid (.nii.gz), each with a TSV (index, name[, network]) beside it.",
+                               discussion: "Several give each its own outputs, named seg-<name> after the atlas file's atlas- (or seg-) entity.",
+                               valueName: "atlas"))
+    var atlas: [String] = []
 
-    @Option(name: .customLong("atlas-table"), help: "The atlas's label table, if not the .tsv beside it.")
-    var atlasTable: String?
+    @Option(name: .customLong("atlas-table"), parsing: .upToNextOption,
+            help: "The atlases' label tables, if not the .tsv beside them: one per --atlas, in the same order.")
+    var atlasTable: [String] = []
 
     @Flag(name: .customLong("resample-atlas"), help: "Resample the atlas to the data's grid by nearest neighbour if the grids differ.")
     var resampleAtlas = false
 
     func validate() throws {
-        if atlasTable != nil && atlas == nil { throw ValidationError("--atlas-table needs --atlas") }
+        if !atlasTable.isEmpty && atlas.isEmpty { throw ValidationError("--atlas-table needs --atlas") }
+        if !atlasTable.isEmpty && atlasTable.count != atlas.count {
+            throw ValidationError("--atlas-table takes one label table per --atlas, in the same order: \(atlas.count) atlases, \(atlasTable.count) tables")
+        }
+        try Self.checkNames(atlas.filter { !$0.contains("{") }, option: "--atlas")
+    }
+
+    /// The atlases with their tables.
+    var files: [AtlasFile] {
+        atlas.enumerated().map { k, path in AtlasFile(path: path, tablePath: atlasTable.isEmpty ? nil : atlasTable[k]) }
+    }
+
+    /// Refuses two atlases whose outputs would have the same `seg-` name.
+    static func checkNames(_ paths: [String], option: String) throws {
+        do { _ = try OutputNaming.atlasNames(paths) } catch { throw ValidationError("\(option): \(error)") }
     }
 }
 

@@ -47,6 +47,9 @@ struct RunCommand: ParsableCommand {
             visit. Options that name a file (atlases, label tables, masks) take a pattern in \
             which {subject} and {session} stand for the visit's labels (without sub-/ses-), \
             for example --lesion-mask 'masks/sub-{subject}_ses-{session}_label-lesion_mask.nii.gz'. \
+            --atlas, --dwi-atlas and --func-atlas take several atlases (give them after INPUT \
+            OUTPUT LEVEL, or end the list with another option): each gives its own outputs, \
+            named seg-<atlas>, and its metrics carry its name in the atlas column. \
             The mask of `dti` is --dwi-mask here, that of `fmri` --func-mask (default: the \
             dataset's desc-brain mask beside the BOLD run). The content of every file a visit \
             reads (images, gradient files, sidecars, confounds, atlases and their label tables, \
@@ -90,11 +93,13 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup(title: "Atlas (each a path pattern)") var atlas: AtlasOptions
 
-    @Option(name: .customLong("dwi-atlas"), help: "Label atlas on the DWI grid (overrides --atlas for DWI; path pattern).")
-    var dwiAtlas: String?
+    @Option(name: .customLong("dwi-atlas"), parsing: .upToNextOption,
+            help: "Label atlases on the DWI grid (replace --atlas for DWI; path patterns).")
+    var dwiAtlas: [String] = []
 
-    @Option(name: .customLong("func-atlas"), help: "Label atlas on the BOLD grid (overrides --atlas for BOLD; path pattern).")
-    var funcAtlas: String?
+    @Option(name: .customLong("func-atlas"), parsing: .upToNextOption,
+            help: "Label atlases on the BOLD grid (replace --atlas for BOLD; path patterns).")
+    var funcAtlas: [String] = []
 
     @Option(name: .customLong("dwi-mask"), help: "Brain mask on the DWI grid (default: automatic; path pattern).")
     var dwiMask: String?
@@ -142,7 +147,7 @@ struct RunCommand: ParsableCommand {
     }
 
     /// When the BOLD runs come in several spaces and no --space was given, keeps the one
-    /// whose grid is the atlas's.
+    /// whose grid is the (first) atlas's.
     func chooseSpace(_ dataset: inout Dataset, atlas: PathPattern?) throws {
         guard let atlas, let visit = dataset.visits.first(where: { $0.bold != nil }) else {
             // Without one atlas for all, there is no grid to choose by: several spaces are an error.
@@ -159,18 +164,23 @@ struct RunCommand: ParsableCommand {
             guard let text else { return nil }
             do { return try PathPattern(text) } catch { throw ValidationError("\(option): \(error)") }
         }
+        func patterns(_ texts: [String], _ option: String) throws -> [PathPattern] {
+            try texts.map { try pattern($0, option)! }
+        }
         var parameters = VisitParameters()
         parameters.diffusion = tensorFit.parameters(resampleAtlas: atlas.resampleAtlas)
         parameters.functional = functional.parameters(resampleAtlas: atlas.resampleAtlas)
         var files = VisitFilePatterns()
-        files.dwiAtlas = try pattern(dwiAtlas, "--dwi-atlas") ?? pattern(atlas.atlas, "--atlas")
-        files.funcAtlas = try pattern(funcAtlas, "--func-atlas") ?? pattern(atlas.atlas, "--atlas")
-        // --atlas-table belongs to --atlas; --dwi-atlas and --func-atlas use the table beside them.
-        files.dwiAtlasTable = dwiAtlas == nil ? try pattern(atlas.atlasTable, "--atlas-table") : nil
-        files.funcAtlasTable = funcAtlas == nil ? try pattern(atlas.atlasTable, "--atlas-table") : nil
+        files.dwiAtlases = try dwiAtlas.isEmpty ? patterns(atlas.atlas, "--atlas") : patterns(dwiAtlas, "--dwi-atlas")
+        files.funcAtlases = try funcAtlas.isEmpty ? patterns(atlas.atlas, "--atlas") : patterns(funcAtlas, "--func-atlas")
+        // --atlas-table belongs to --atlas; --dwi-atlas and --func-atlas use the tables beside them.
+        files.dwiAtlasTables = dwiAtlas.isEmpty ? try patterns(atlas.atlasTable, "--atlas-table") : []
+        files.funcAtlasTables = funcAtlas.isEmpty ? try patterns(atlas.atlasTable, "--atlas-table") : []
         files.dwiMask = try pattern(dwiMask, "--dwi-mask")
         files.funcMask = try pattern(funcMask, "--func-mask")
         files.lesionMask = try pattern(lesion.lesionMask, "--lesion-mask")
+        try AtlasOptions.checkNames(dwiAtlas.filter { !$0.contains("{") }, option: "--dwi-atlas")
+        try AtlasOptions.checkNames(funcAtlas.filter { !$0.contains("{") }, option: "--func-atlas")
         parameters.files = files
         return parameters
     }
@@ -184,10 +194,10 @@ struct RunCommand: ParsableCommand {
             var succeeded = true
             if analysisLevel == .participant {
                 let parameters = try visitParameters()
-                if parameters.files.funcAtlas == nil, dataset.visits.contains(where: { $0.boldRuns.contains { $0.atlas == nil } }) {
+                if parameters.files.funcAtlases.isEmpty, dataset.visits.contains(where: { $0.boldRuns.contains { $0.atlas == nil } }) {
                     throw ValidationError("the dataset has BOLD runs without an atlas of their own: give --atlas or --func-atlas")
                 }
-                try chooseSpace(&dataset, atlas: parameters.files.funcAtlas)
+                try chooseSpace(&dataset, atlas: parameters.files.funcAtlases.first)
                 let processor = try PipelineVisitProcessor(parameters: parameters)
                 timer.lap("set-up")
                 let summary = try TrialRunner.runParticipants(

@@ -40,7 +40,7 @@ struct SmallDWI {
         var options = DiffusionOptions(dwiPath: stem + ".nii.gz", bvalPath: stem + ".bval", bvecPath: stem + ".bvec",
                                        outputFolder: folder + "/" + out)
         options.maskPath = folder + "/mask.nii.gz"
-        options.atlasPath = folder + "/atlas.nii.gz"
+        options.atlases = [AtlasFile(path: folder + "/atlas.nii.gz")]
         options.parameters.vectorFrame = frame
         options.threads = threads
         return options
@@ -187,7 +187,7 @@ struct DiffusionPipelineTests {
                 #expect(fas[region].count == 40)
             }
             #expect(fas[3].count == 0 && fas[3].mean == nil)
-            let rows = readCells(dwi.folder + "/\(frame.rawValue)/sub-01_ses-baseline_model-tensor_summary.tsv")
+            let rows = readCells(dwi.folder + "/\(frame.rawValue)/sub-01_ses-baseline_seg-atlas_model-tensor_summary.tsv")
             #expect(rows[0] == ["region", "label", "n_voxels", "metric", "mean", "sd", "median", "p05", "p95"])
             #expect(rows.contains { $0[0] == "absent" && $0[3] == "fa" && $0[4] == "n/a" })
         }

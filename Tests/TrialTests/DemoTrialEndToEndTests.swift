@@ -22,8 +22,8 @@ struct DemoTrialEndToEndTests {
         try DemoTrial.generate(at: data, seed: 2026, participants: 5)
         let dataset = try Dataset.discover(data)
         var parameters = VisitParameters()
-        parameters.files.dwiAtlas = try PathPattern(data + "/atlas/atlas-demo_dseg.nii.gz")
-        parameters.files.funcAtlas = parameters.files.dwiAtlas
+        parameters.files.dwiAtlases = [try PathPattern(data + "/atlas/atlas-demo_dseg.nii.gz")]
+        parameters.files.funcAtlases = parameters.files.dwiAtlases
         parameters.functional.fdThreshold = 0.5
         let processor = try PipelineVisitProcessor(parameters: parameters)
         let first = try TrialRunner.runParticipants(dataset: dataset, output: output, processor: processor, jobs: 2, threads: 1)

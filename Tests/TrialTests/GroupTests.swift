@@ -40,17 +40,17 @@ struct GroupTests {
         defer { removeFolder(top) }
         let (_, group) = try Self.run(top: top, failing: ["sub-02_ses-m01"])
         let table = try TSVTable.read(group + "/metrics_long.tsv")
-        #expect(table.columns == ["participant_id", "session_id", "modality", "region", "metric", "value", "run"])
+        #expect(table.columns == ["participant_id", "session_id", "modality", "region", "metric", "value", "run", "atlas"])
         #expect(table.rows.count == 5 * 4)
         #expect(Array(table.rows[0..<4]) == [
-            ["sub-01", "ses-m00", "dwi", "corpus_callosum", "fa_median", tsvCell(0.6), "n/a"],
-            ["sub-01", "ses-m00", "dwi", "whole_brain", "fa_mean", tsvCell(0.4 + 0.001), "n/a"],
-            ["sub-01", "ses-m00", "dwi", "whole_brain", "md_mean", tsvCell(0.0008), "n/a"],
-            ["sub-01", "ses-m00", "func", "whole_brain", "conn_mean", "0", "n/a"],
+            ["sub-01", "ses-m00", "dwi", "corpus_callosum", "fa_median", tsvCell(0.6), "n/a", "n/a"],
+            ["sub-01", "ses-m00", "dwi", "whole_brain", "fa_mean", tsvCell(0.4 + 0.001), "n/a", "n/a"],
+            ["sub-01", "ses-m00", "dwi", "whole_brain", "md_mean", tsvCell(0.0008), "n/a", "n/a"],
+            ["sub-01", "ses-m00", "func", "whole_brain", "conn_mean", "0", "n/a", "n/a"],
         ])
         #expect(try table.column("session_id").filter { $0 != "ses-m00" }.count == 12)
         #expect(!table.rows.contains { $0[0] == "sub-02" && $0[1] == "ses-m01" })
-        #expect(table.rows.contains { $0 == ["sub-02", "ses-m03", "dwi", "whole_brain", "md_mean", "n/a", "n/a"] })
+        #expect(table.rows.contains { $0 == ["sub-02", "ses-m03", "dwi", "whole_brain", "md_mean", "n/a", "n/a", "n/a"] })
     }
 
     @Test("visits.tsv: one row per visit, sessions then participants columns, status and error")
@@ -134,7 +134,7 @@ struct GroupTests {
                     MetricRow(modality: "func", region: "whole_brain", metric: "conn_mean", value: visit.session == "m00" ? 0 : -0.2)]
         })
         let table = try TSVTable.read(group + "/change_from_baseline.tsv")
-        #expect(table.columns == ["participant_id", "session_id", "modality", "region", "metric", "baseline_value", "value", "delta", "pct_change"])
+        #expect(table.columns == ["participant_id", "session_id", "modality", "region", "metric", "baseline_value", "value", "delta", "pct_change", "atlas"])
         #expect(table.rows.count == 8)  // 2 participants x 2 follow-ups x 2 metrics; baselines left out
         let row = table.rows.first { $0[0] == "sub-01" && $0[1] == "ses-m03" && $0[4] == "fa_mean" }!
         #expect(row[5] == "0.5" && row[6] == "0.45")
@@ -143,9 +143,9 @@ struct GroupTests {
         #expect(abs(pct - (-10)) < 1e-9)
         #expect(row[7] == tsvCell(0.45 - 0.5))
         let unchanged = table.rows.first { $0[0] == "sub-01" && $0[1] == "ses-m01" && $0[4] == "fa_mean" }!
-        #expect(unchanged[5...] == ["0.5", "0.5", "0", "0"])
+        #expect(unchanged[5...] == ["0.5", "0.5", "0", "0", "n/a"])
         let zeroBaseline = table.rows.first { $0[0] == "sub-01" && $0[1] == "ses-m01" && $0[4] == "conn_mean" }!
-        #expect(zeroBaseline[5...] == ["0", "-0.2", "-0.2", "n/a"])
+        #expect(zeroBaseline[5...] == ["0", "-0.2", "-0.2", "n/a", "n/a"])
         let missingBaseline = table.rows.filter { $0[0] == "sub-02" }
         #expect(missingBaseline.count == 4)
         #expect(missingBaseline.allSatisfy { $0[5] == "n/a" && $0[7] == "n/a" && $0[8] == "n/a" && $0[6] != "n/a" })
@@ -202,7 +202,8 @@ struct GroupTests {
         }
         let metrics = try TSVTable.read(group + "/metrics_long.tsv")
         let stored = try db.query("""
-            SELECT m.participant_id, coalesce(m.session_id, 'n/a'), modality, region, metric, value, coalesce(run, 'n/a')
+            SELECT m.participant_id, coalesce(m.session_id, 'n/a'), modality, region, metric, value, coalesce(run, 'n/a'),
+                   coalesce(atlas, 'n/a')
             FROM metrics AS m
             JOIN visits AS v ON v.participant_id = m.participant_id AND v.session_id IS m.session_id
             ORDER BY m.participant_id, v.session_order, modality, region, metric

@@ -47,8 +47,9 @@ struct ParametersTests {
             ("lesion", { $0.files.lesionMask = try PathPattern("l-{subject}.nii.gz") }),
             ("dwi mask", { $0.files.dwiMask = try PathPattern("m-{subject}.nii.gz") }),
             ("func mask", { $0.files.funcMask = try PathPattern("m-{subject}.nii.gz") }),
-            ("dwi atlas", { $0.files.dwiAtlas = try PathPattern("a-{subject}.nii.gz") }),
-            ("func atlas table", { $0.files.funcAtlasTable = try PathPattern("a-{subject}.tsv") }),
+            ("dwi atlas", { $0.files.dwiAtlases = [try PathPattern("a-{subject}.nii.gz")] }),
+            ("two dwi atlases", { $0.files.dwiAtlases = [try PathPattern("a-{subject}.nii.gz"), try PathPattern("b.nii.gz")] }),
+            ("func atlas table", { $0.files.funcAtlasTables = [try PathPattern("a-{subject}.tsv")] }),
         ]
         var seen = [try ProcessingParameters.fingerprint(VisitParameters()): "defaults"]
         for (name, change) in changes {

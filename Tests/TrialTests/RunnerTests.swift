@@ -64,11 +64,11 @@ struct RunnerTests {
         #expect(ok.inputs[0].path == "sub-01/ses-m03/dwi/sub-01_ses-m03_dwi.nii.gz")
 
         let metrics = try TSVTable.read(fixture.folder("sub-01_ses-m03") + "/sub-01_ses-m03_desc-dwi_metrics.tsv")
-        #expect(metrics.columns == ["modality", "region", "metric", "value", "run"])
+        #expect(metrics.columns == ["modality", "region", "metric", "value", "run", "atlas"])
         #expect(metrics.rows.count == 3)
-        #expect(metrics.rows[0] == ["dwi", "whole_brain", "fa_mean", tsvCell(0.4 + 0.01 * 3 + 0.001), "n/a"])
+        #expect(metrics.rows[0] == ["dwi", "whole_brain", "fa_mean", tsvCell(0.4 + 0.01 * 3 + 0.001), "n/a", "n/a"])
         let nan = try TSVTable.read(fixture.folder("sub-02_ses-m00") + "/sub-02_ses-m00_desc-dwi_metrics.tsv")
-        #expect(nan.rows[1] == ["dwi", "whole_brain", "md_mean", "n/a", "n/a"])
+        #expect(nan.rows[1] == ["dwi", "whole_brain", "md_mean", "n/a", "n/a", "n/a"])
 
         let description = try JSONValue.parse(contents(fixture.output + "/dataset_description.json"))
         #expect(description["DatasetType"] == .string("derivative"))
