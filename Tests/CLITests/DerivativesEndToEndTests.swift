@@ -30,11 +30,8 @@ struct DerivativesEndToEndTests {
 
     @Test("both modalities of every visit, every run, the flagged volumes dropped by default, the input untouched")
     func derivativesTrial() throws {
-        let top = makeTemporaryFolder()
+        let (top, data) = try makeDerivativesDemo(participants: 3)
         defer { try? FileManager.default.removeItem(atPath: top) }
-        let data = top + "/bids"
-        let made = try runTool(["demo", "--out", data, "--layout", "derivatives", "--participants", "3"])
-        try #require(made.status == 0, "\(made.stderr)")
         let before = TreeSnapshot(data)
         let output = data + "/derivatives/nimetrics"
         let common = ["--atlas", data + "/atlas/atlas-demo_dseg.nii.gz", "--fd-threshold", "0.5", "--threads", "1"]

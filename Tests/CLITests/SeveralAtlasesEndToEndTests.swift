@@ -114,11 +114,8 @@ struct SeveralAtlasesEndToEndTests {
 
     @Test("a session of two runs with two atlases: each run's values and the session's, atlas by atlas")
     func runsAndAtlases() throws {
-        let top = makeTemporaryFolder()
+        let (top, data) = try makeDerivativesDemo(participants: 2)
         defer { try? FileManager.default.removeItem(atPath: top) }
-        let data = top + "/bids"
-        let made = try runTool(["demo", "--out", data, "--layout", "derivatives", "--participants", "2"])
-        try #require(made.status == 0, "\(made.stderr)")
         let (demo, perm, work) = try Self.renumberedAtlas(data)
         defer { try? FileManager.default.removeItem(atPath: work) }
         let output = top + "/out"

@@ -100,3 +100,11 @@ nonisolated(unsafe) private var demoDatasets: [Int: String] = [:]
 
 /// The bytes of a file, or nil when it cannot be read.
 func contents(_ path: String) -> Data? { FileManager.default.contents(atPath: path) }
+
+/// A fresh `nimetrics demo --layout derivatives` trial in `top/bids` (the caller removes `top`).
+func makeDerivativesDemo(participants: Int) throws -> (top: String, data: String) {
+    let top = makeTemporaryFolder()
+    let made = try runTool(["demo", "--out", top + "/bids", "--layout", "derivatives", "--participants", String(participants)])
+    guard made.status == 0, !made.signaled else { throw DemoFailure(message: "nimetrics demo failed (\(made.status)): \(made.stderr)") }
+    return (top, top + "/bids")
+}
