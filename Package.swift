@@ -65,7 +65,7 @@ let package = Package(
         .target(name: "Functional", dependencies: ["CFFTW", "SlabParallel"]),
 
         // MARK: - Synthetic data with known truth (tests and the demo trial)
-        .target(name: "Phantoms", dependencies: ["Geometry", "NIfTI", "Tabular", "AtomicFiles"]),
+        .target(name: "Phantoms", dependencies: ["Geometry", "NIfTI", "Tabular", "AtomicFiles", "FileSystem"]),
 
         // MARK: - Per-visit pipelines: files -> models -> metrics -> files
         .target(name: "Pipelines", dependencies: ["SlabParallel", "AtomicFiles", "FileSystem", "Geometry", "NIfTI", "Tabular", "Parcellation", "Diffusion", "Functional"]),

@@ -182,6 +182,24 @@ public enum FileSystem {
         }
     }
 
+    /// The names in a folder (without `.` and `..`), unsorted.
+    /// - Throws: ``FileSystemError``: "cannot list the folder: Permission denied".
+    public static func entries(of folder: String) throws(FileSystemError) -> [String] {
+        guard let stream = opendir(folder) else {
+            let code = errno
+            throw FileSystemError(path: folder, reason: "cannot list the folder: \(errorText(code))", code: code)
+        }
+        defer { closedir(stream) }
+        var names: [String] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
     /// Throws when a path, or one of its names, is longer than the system allows (`PATH_MAX`,
     /// `NAME_MAX`), which the calls would otherwise report only as ENAMETOOLONG.
     public static func checkPathLength(_ path: String) throws(FileSystemError) {

@@ -47,6 +47,7 @@ struct FMRICommand: ParsableCommand {
 
     func run() throws {
         try runReportingFailure {
+            try common.checkOutputFolder()
             var options = FunctionalOptions(boldPath: bold, atlasPath: atlas.atlas ?? "", outputFolder: common.out, prefix: common.prefix)
             options.atlasTablePath = atlas.atlasTable
             options.maskPath = masks.mask
