@@ -42,15 +42,18 @@ private func readLeadingBytes(path: String, count: Int) throws -> [UInt8] {
     var bytes = [UInt8](repeating: 0, count: count)
     let got = bytes.withUnsafeMutableBytes { gzread(file, $0.baseAddress, UInt32(count)) }
     if got < 0 {
-        throw NIfTIError(path: path, kind: .corruptCompression, reason: "corrupt gzip stream: \(gzipErrorText(file))")
+        throw NIfTIError(path: path, kind: .corruptCompression, reason: "corrupt gzip stream: \(gzipErrorText(file, path: path))")
     }
     return Array(bytes.prefix(Int(got)))
 }
 
-private func gzipErrorText(_ file: gzFile) -> String {
+/// zlib's message for the last error on `file`, without the "<path>: " zlib puts first
+/// (the error names the file already).
+private func gzipErrorText(_ file: gzFile, path: String) -> String {
     var code: Int32 = 0
     guard let text = gzerror(file, &code) else { return "unknown error" }
-    let message = String(cString: text)
+    var message = String(cString: text)
+    if message.hasPrefix(path + ": ") { message.removeFirst(path.count + 2) }
     return message.isEmpty ? "unknown error" : message
 }
 
@@ -347,7 +350,7 @@ private func fileSize(_ path: String) -> Int? {
     return Int(info.st_size)
 }
 
-private func isGzip(_ path: String) -> Bool {
+func isGzip(_ path: String) -> Bool {
     guard let handle = FileHandle(forReadingAtPath: path) else { return false }
     defer { try? handle.close() }
     let magic = handle.readData(ofLength: 2)
