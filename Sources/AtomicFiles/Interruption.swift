@@ -34,9 +34,6 @@ enum TemporaryFiles {
         _ = active.withLock { $0.remove(temporary) }
     }
 
-    /// The listed temporaries (for tests).
-    static var listed: Set<String> { active.withLock { $0 } }
-
     /// Removes every listed temporary and ends the process with `status`, without returning
     /// the lock: nothing can be created between the removal and the exit.
     static func removeAllAndExit(status: Int32, message: String) -> Never {
