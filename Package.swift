@@ -43,13 +43,16 @@ let package = Package(
         .target(name: "Geometry"),
 
         // MARK: - File layer
+        /// Inputs checked before they are opened (a FIFO, device or folder is refused at
+        /// once) and folders made with the reason of a failure in words.
+        .target(name: "FileSystem"),
         /// Write-to-temporary-then-rename, so no output is ever half-written.
         .target(name: "AtomicFiles"),
         /// NIfTI-1/NIfTI-2 images: headers parsed and encoded by niftilib, voxel data inflated
         /// with libdeflate or ISA-L and written as gzip chunks compressed by libdeflate.
-        .target(name: "NIfTI", dependencies: ["CNIfTI", "CDeflate", "CISAL", "AtomicFiles", "SlabParallel", "Geometry"]),
+        .target(name: "NIfTI", dependencies: ["CNIfTI", "CDeflate", "CISAL", "AtomicFiles", "FileSystem", "SlabParallel", "Geometry"]),
         /// TSV tables, JSON sidecars, BIDS-style text formats.
-        .target(name: "Tabular", dependencies: ["AtomicFiles"]),
+        .target(name: "Tabular", dependencies: ["AtomicFiles", "FileSystem"]),
 
         // MARK: - Maths (no files, no visits)
         /// Label atlases and deterministic regional statistics.
@@ -62,19 +65,19 @@ let package = Package(
         .target(name: "Functional", dependencies: ["CFFTW", "SlabParallel"]),
 
         // MARK: - Synthetic data with known truth (tests and the demo trial)
-        .target(name: "Phantoms", dependencies: ["Geometry", "NIfTI", "Tabular", "AtomicFiles"]),
+        .target(name: "Phantoms", dependencies: ["Geometry", "NIfTI", "Tabular", "AtomicFiles", "FileSystem"]),
 
         // MARK: - Per-visit pipelines: files -> models -> metrics -> files
-        .target(name: "Pipelines", dependencies: ["SlabParallel", "AtomicFiles", "Geometry", "NIfTI", "Tabular", "Parcellation", "Diffusion", "Functional"]),
+        .target(name: "Pipelines", dependencies: ["SlabParallel", "AtomicFiles", "FileSystem", "Geometry", "NIfTI", "Tabular", "Parcellation", "Diffusion", "Functional"]),
 
         // MARK: - Cohort layer: visits, clinical data, group tables, SQLite
-        .target(name: "Trial", dependencies: ["SlabParallel", "Pipelines", "Diffusion", "Functional", "Tabular", "AtomicFiles", "CSQLite", "CCrypto"]),
+        .target(name: "Trial", dependencies: ["SlabParallel", "Pipelines", "Diffusion", "Functional", "Tabular", "AtomicFiles", "FileSystem", "CSQLite", "CCrypto"]),
 
         // MARK: - Command-line tool (thin: parse, call the library, report)
         .executableTarget(
             name: "nimetrics",
             dependencies: [
-                "NIfTI", "Tabular", "Diffusion", "Functional", "Pipelines", "Trial", "Phantoms",
+                "NIfTI", "Tabular", "Diffusion", "Functional", "Pipelines", "Trial", "Phantoms", "FileSystem", "AtomicFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

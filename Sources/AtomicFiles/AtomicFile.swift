@@ -48,10 +48,21 @@ public enum AtomicFile {
     ///   - path: the final destination.
     ///   - body: writes the complete file at the path it is given.
     /// - Throws: whatever `body` throws, or ``AtomicWriteError`` if the rename fails.
+    ///
+    /// The temporary file is created (empty) before `body` runs, and listed among this
+    /// process's temporaries until it is renamed or removed, so an interrupted process
+    /// removes it (``removeTemporariesOnInterrupt()``).
     public static func write(to path: String, durable: Bool = false, _ body: (String) throws -> Void) throws {
         let temporary = temporaryPath(for: path)
+        close(try TemporaryFiles.create(temporary, finalPath: path))
+        try finish(temporary, path, durable: durable) { try body(temporary) }
+    }
+
+    /// Runs `body`, then renames `temporary` to `path`; removes `temporary` when anything fails.
+    private static func finish(_ temporary: String, _ path: String, durable: Bool, _ body: () throws -> Void) throws {
+        defer { TemporaryFiles.forget(temporary) }
         do {
-            try body(temporary)
+            try body()
             if durable { try syncFile(at: temporary) }
             guard rename(temporary, path) == 0 else {
                 throw AtomicWriteError(path: path, reason: "cannot move the finished file into place: \(String(cString: strerror(errno)))")
@@ -87,13 +98,11 @@ public enum AtomicFile {
     /// temporary file that is renamed into place when `body` returns (removed if it throws).
     /// A large output can so be produced chunk by chunk, never whole in memory.
     public static func write(to path: String, durable: Bool = false, streaming body: (borrowing Sink) throws -> Void) throws {
-        try write(to: path, durable: durable) { temporary in
-            // Opened here (not with FileManager.createFile, which on Linux goes through a
-            // temporary of its own that a killed process would leave behind, and copies twice).
-            let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-            guard descriptor >= 0 else {
-                throw AtomicWriteError(path: path, reason: "cannot create file: \(String(cString: strerror(errno)))")
-            }
+        let temporary = temporaryPath(for: path)
+        // Opened here (not with FileManager.createFile, which on Linux goes through a
+        // temporary of its own that a killed process would leave behind, and copies twice).
+        let descriptor = try TemporaryFiles.create(temporary, finalPath: path)
+        try finish(temporary, path, durable: durable) {
             defer { close(descriptor) }
             try body(Sink(descriptor: descriptor, path: path))
         }

@@ -163,6 +163,9 @@ public enum NIfTIFile {
             }
         } catch let error as NIfTIError {
             throw error
+        } catch let error as AtomicWriteError {
+            // Already names the file; only the reason is kept, so the path is not repeated.
+            throw NIfTIError(path: path, kind: .writeFailed, reason: error.reason)
         } catch {
             throw NIfTIError(path: path, kind: .writeFailed, reason: "cannot write: \(error)")
         }

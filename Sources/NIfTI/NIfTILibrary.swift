@@ -2,6 +2,7 @@
 // (ISA-L's streaming inflate is in InflateStream.swift.)
 import CDeflate
 import CNIfTI
+import FileSystem
 import Foundation
 import Geometry
 #if canImport(Glibc)
@@ -26,6 +27,10 @@ struct RawHeaderSummary {
     var singleFile: Bool
     /// pixdim[0...7] as stored (niftilib replaces zeros with 1, nibabel does not).
     var pixdim: [Double]
+    /// The header bytes as stored (348 or 540), handed to niftilib's converter.
+    var headerBytes: [UInt8]
+    /// The 4 bytes after the header, when the file has them (`extension[0] == 1`: extensions follow).
+    var extender: [UInt8]
 }
 
 /// Reads up to `count` bytes from the start of a file, through zlib so gzip is transparent.
@@ -37,15 +42,18 @@ private func readLeadingBytes(path: String, count: Int) throws -> [UInt8] {
     var bytes = [UInt8](repeating: 0, count: count)
     let got = bytes.withUnsafeMutableBytes { gzread(file, $0.baseAddress, UInt32(count)) }
     if got < 0 {
-        throw NIfTIError(path: path, kind: .corruptCompression, reason: "corrupt gzip stream: \(gzipErrorText(file))")
+        throw NIfTIError(path: path, kind: .corruptCompression, reason: "corrupt gzip stream: \(gzipErrorText(file, path: path))")
     }
     return Array(bytes.prefix(Int(got)))
 }
 
-private func gzipErrorText(_ file: gzFile) -> String {
+/// zlib's message for the last error on `file`, without the "<path>: " zlib puts first
+/// (the error names the file already).
+private func gzipErrorText(_ file: gzFile, path: String) -> String {
     var code: Int32 = 0
     guard let text = gzerror(file, &code) else { return "unknown error" }
-    let message = String(cString: text)
+    var message = String(cString: text)
+    if message.hasPrefix(path + ": ") { message.removeFirst(path.count + 2) }
     return message.isEmpty ? "unknown error" : message
 }
 
@@ -57,16 +65,22 @@ private func load<T: FixedWidthInteger>(_ bytes: [UInt8], _ offset: Int, _ type:
     return swapped ? value.byteSwapped : value
 }
 
+/// Throws unless `path` is a regular file: a FIFO would block the first read until a writer
+/// appeared (a whole batch once waited forever on one), and a device or folder is no image.
+func checkRegularFile(_ path: String, reportPath: String) throws {
+    do {
+        try FileSystem.checkRegularFile(path)
+    } catch {
+        let which = path == reportPath ? "" : "\(path): "
+        throw NIfTIError(path: reportPath, kind: error.code == ENOENT && path == reportPath ? .fileNotFound : .unreadable,
+                         reason: which + error.reason)
+    }
+}
+
 /// Checks the fields niftilib would trust, and reports the first problem found.
 func validateRawHeader(path: String) throws -> RawHeaderSummary {
     _ = silenceNIfTILibrary
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-        throw NIfTIError(path: path, kind: .fileNotFound, reason: "no such file")
-    }
-    if isDirectory.boolValue {
-        throw NIfTIError(path: path, kind: .unreadable, reason: "is a directory, not a NIfTI file")
-    }
+    try checkRegularFile(path, reportPath: path)
     let bytes = try readLeadingBytes(path: path, count: 544)
     if bytes.isEmpty { throw NIfTIError(path: path, kind: .notNIfTI, reason: "empty file, not a NIfTI image") }
     guard bytes.count >= 348 else {
@@ -147,9 +161,83 @@ func validateRawHeader(path: String) throws -> RawHeaderSummary {
     if singleFile && Int(voxOffset) < headerSize {
         throw NIfTIError(path: path, kind: .invalidHeader, reason: "invalid header: vox_offset \(Int(voxOffset)) lies inside the \(headerSize)-byte header")
     }
-    return RawHeaderSummary(version: version, swapped: swapped, dims: Array(dims[1...dimensionCount]),
-                            datatypeCode: datatype, voxOffset: Int(voxOffset), singleFile: singleFile,
-                            pixdim: pixdim)
+    let summary = RawHeaderSummary(version: version, swapped: swapped, dims: Array(dims[1...dimensionCount]),
+                                   datatypeCode: datatype, voxOffset: Int(voxOffset), singleFile: singleFile,
+                                   pixdim: pixdim, headerBytes: Array(bytes.prefix(headerSize)),
+                                   extender: Array(bytes.dropFirst(headerSize).prefix(4)))
+    try checkExtensions(path: path, summary: summary)
+    return summary
+}
+
+/// Walks the header extensions and throws unless each lies whole inside the file, before
+/// vox_offset.
+///
+/// The NIfTI-1 standard (nifti1.h, "extension format"): when `extension[0]` of the 4 bytes
+/// after the header is nonzero, extensions follow, each `esize` bytes long (a positive
+/// multiple of 16, its 8-byte head included: esize, ecode, then the data), back to back up
+/// to vox_offset in a `.nii` file. niftilib's `nifti_image_read` reads them (when
+/// `extension[0] == 1`) with one `malloc(esize - 8)` each before any size check: a 745-byte
+/// NIfTI-2 file whose vox_offset is 1.5 GB and whose one extension claims 1 GiB made it
+/// allocate the gibibyte (found by Scripts/fuzz;
+/// Fixtures/fuzz-regressions/nifti/oom-nifti2-extension.nii). nimetrics no longer lets
+/// niftilib read extensions (``readHeaderWithLibrary(path:)`` converts the header bytes
+/// itself) and uses none; the chain is still checked, so that a file whose extensions do not
+/// fit gets a clear error instead of being read as if sound.
+///
+/// An all-zero extension head (esize 0, ecode 0) ends the chain: some writers pad with zeros
+/// between the last extension and a rounded-up vox_offset. The walk reads 8 bytes per
+/// extension (and one at each extension's end, to prove it is there) and allocates nothing
+/// that depends on the header.
+func checkExtensions(path: String, summary: RawHeaderSummary) throws {
+    // niftilib reads extensions only when extension[0] is 1; other values are taken as none.
+    guard summary.extender.count == 4, summary.extender[0] == 1 else { return }
+    let headerSize = summary.version == 1 ? 348 : 540
+    let first = headerSize + 4
+    // In a .nii file the extensions lie between the header and the data; in a .hdr file
+    // they fill the rest of the file.
+    let regionEnd = summary.singleFile ? summary.voxOffset : Int.max
+    guard regionEnd - first >= 16 else { return }
+    let compressed = isGzip(path)
+    let size = fileSize(path) ?? 0
+    // What the file can hold: its size, or for gzip the most it can inflate to.
+    let (bound, overflow) = size.multipliedReportingOverflow(by: compressed ? maximumDeflateRatio : 1)
+    let dataEnd = overflow ? Int.max : bound
+    guard let file = gzopen(path, "rb") else {
+        throw NIfTIError(path: path, kind: .unreadable, reason: "cannot open: \(String(cString: strerror(errno)))")
+    }
+    defer { gzclose(file) }
+    var offset = first
+    var index = 1
+    let whereTheyEnd = summary.singleFile ? "vox_offset \(summary.voxOffset)" : "the end of the header file"
+    while regionEnd - offset >= 16 {
+        var head = [UInt8](repeating: 0, count: 8)
+        let got = gzseek(file, off_t(offset), SEEK_SET) == off_t(offset)
+            ? head.withUnsafeMutableBytes { gzread(file, $0.baseAddress, 8) } : -1
+        guard got == 8 else {
+            if got >= 0 && !summary.singleFile { return }  // a .hdr file may end right after its last extension
+            throw NIfTIError(path: path, kind: .truncated,
+                             reason: "header extension \(index) at byte \(offset): the file ends before the extension does (the header promises extensions up to \(whereTheyEnd))")
+        }
+        let esize = Int(load(head, 0, Int32.self, swapped: summary.swapped))
+        let ecode = Int(load(head, 4, Int32.self, swapped: summary.swapped))
+        if esize == 0 && ecode == 0 { return }
+        guard esize >= 16, esize % 16 == 0 else {
+            throw NIfTIError(path: path, kind: .invalidHeader,
+                             reason: "invalid header extension \(index) at byte \(offset): esize is \(esize), must be a positive multiple of 16")
+        }
+        guard esize <= regionEnd - offset else {
+            throw NIfTIError(path: path, kind: .invalidHeader,
+                             reason: "invalid header extension \(index) at byte \(offset): esize \(esize) runs past \(whereTheyEnd)")
+        }
+        let end = offset + esize
+        var last: UInt8 = 0
+        guard end <= dataEnd, gzseek(file, off_t(end - 1), SEEK_SET) == off_t(end - 1), gzread(file, &last, 1) == 1 else {
+            throw NIfTIError(path: path, kind: .truncated,
+                             reason: "header extension \(index) at byte \(offset) claims \(formatBytes(esize)), past the end of the \(compressed ? "inflated data" : "file") (\(compressed ? "at most " + formatBytes(dataEnd) : formatBytes(size)))")
+        }
+        offset = end
+        index += 1
+    }
 }
 
 private func affine(from m: nifti_dmat44) -> Affine {
@@ -168,10 +256,25 @@ private func fixedString<T>(_ tuple: T) -> String {
     }
 }
 
-/// Parses a header with niftilib (`nifti_image_read` without data), after the checks above.
+/// Parses a header with niftilib (`nifti_convert_n1hdr2nim` / `nifti_convert_n2hdr2nim`,
+/// what `nifti_image_read` does before it reads extensions and data), after the checks above.
 func readHeaderWithLibrary(path: String) throws -> NIfTIHeader {
     let summary = try validateRawHeader(path: path)
-    guard let image = nifti_image_read(path, 0) else {
+    // niftilib's converter, as `nifti_image_read` calls it, without the extension reading
+    // that follows there (see ``checkExtensions(path:summary:)``).
+    let converted: UnsafeMutablePointer<nifti_image>?
+    if summary.version == 1 {
+        var raw = nifti_1_header()
+        precondition(MemoryLayout<nifti_1_header>.size == 348, "nifti_1_header is not 348 bytes")
+        withUnsafeMutableBytes(of: &raw) { $0.copyBytes(from: summary.headerBytes.prefix(348)) }
+        converted = nifti_convert_n1hdr2nim(raw, path)
+    } else {
+        var raw = nifti_2_header()
+        precondition(MemoryLayout<nifti_2_header>.size == 540, "nifti_2_header is not 540 bytes")
+        withUnsafeMutableBytes(of: &raw) { $0.copyBytes(from: summary.headerBytes.prefix(540)) }
+        converted = nifti_convert_n2hdr2nim(raw, path)
+    }
+    guard let image = converted else {
         throw NIfTIError(path: path, kind: .invalidHeader, reason: "niftilib could not parse the header")
     }
     defer { nifti_image_free(image) }
@@ -201,6 +304,7 @@ func readHeaderWithLibrary(path: String) throws -> NIfTIHeader {
         throw NIfTIError(path: path, kind: .invalidHeader, reason: "invalid header: niftilib and the raw header disagree on the dimensions")
     }
     header.dataPath = nim.iname.map { String(cString: $0) } ?? path
+    if header.dataPath != path { try checkRegularFile(header.dataPath, reportPath: path) }
     // niftilib converts a NIfTI-1 vox_offset with `(int)` (nifti_convert_n1hdr2nim): a value
     // of 2^31 or more is undefined behaviour and came back as -2^31 on x86-64, which the size
     // check then read as "plenty of data" and a 1.3 GB buffer was allocated for a 348-byte
@@ -246,7 +350,7 @@ private func fileSize(_ path: String) -> Int? {
     return Int(info.st_size)
 }
 
-private func isGzip(_ path: String) -> Bool {
+func isGzip(_ path: String) -> Bool {
     guard let handle = FileHandle(forReadingAtPath: path) else { return false }
     defer { try? handle.close() }
     let magic = handle.readData(ofLength: 2)

@@ -1,4 +1,5 @@
 import Dispatch
+import FileSystem
 import Foundation
 import NIfTI
 import Synchronization
@@ -366,11 +367,7 @@ public enum DemoTrial {
     }
 
     static func makeFolder(_ path: String) throws {
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        } catch {
-            throw PhantomError(path: path, reason: "cannot create the folder: \(error.localizedDescription)")
-        }
+        do { try FileSystem.createFolder(path) } catch { throw PhantomError(path: error.path, reason: error.reason) }
     }
 }
 

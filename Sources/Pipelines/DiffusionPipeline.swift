@@ -107,7 +107,7 @@ public enum DiffusionPipeline {
         let quality = fit.quality
         let maps = scalarMaps.map { (name: $0.name, values: fit.map($0.metric)) } + [(name: "s0", values: fit.s0)]
         let writer = MapWriter(options, header: inputs.header)
-        try FileManager.default.createDirectory(atPath: options.outputFolder, withIntermediateDirectories: true)
+        try createOutputFolder(options.outputFolder)
         // The tensor and V1 maps (two thirds of the bytes written) depend on the fit alone: with
         // two threads or more they are written on a second thread during the orientation
         // check, the summaries and the smaller maps.
@@ -517,11 +517,7 @@ public enum DiffusionPipeline {
     }
 
     static func readText(_ path: String) throws -> String {
-        guard FileManager.default.fileExists(atPath: path) else { throw PipelineError(path, "no such file") }
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw PipelineError(path, "cannot read the file as text")
-        }
-        return text
+        try readInputText(path)
     }
 }
 

@@ -190,8 +190,8 @@ public enum FunctionalPipeline {
     static func checkSkullStripping(_ options: FunctionalOptions) throws {
         guard options.maskPath == nil else { return }
         let sidecarPath = OutputNaming.sidecarPath(forImage: options.boldPath)
-        guard let data = FileManager.default.contents(atPath: sidecarPath),
-              let json = try? JSONValue.parse(String(decoding: data, as: UTF8.self)),
+        guard let text = try readOptionalInputText(sidecarPath),
+              let json = try? JSONValue.parse(text),
               json["SkullStripped"] == .bool(false) else { return }
         let expected = OutputNaming.brainMaskPath(forImage: options.boldPath)
         throw PipelineError(options.boldPath, "not skull-stripped (SkullStripped: false in \(URL(fileURLWithPath: sidecarPath).lastPathComponent)) and no brain mask: expected \(expected), or give a mask")
@@ -326,7 +326,7 @@ public enum FunctionalPipeline {
     static func writeTables(_ options: FunctionalOptions, inputs: Inputs,
                             regional: RegionalSeries,
                             measures: Measures, summary: [(String, String, Double)]) throws -> [String] {
-        try FileManager.default.createDirectory(atPath: options.outputFolder, withIntermediateDirectories: true)
+        try createOutputFolder(options.outputFolder)
         let base = options.outputFolder + "/" + options.prefix
         let names = inputs.entries.map(\.name)
         var files: [String] = []
@@ -441,7 +441,7 @@ public enum FunctionalPipeline {
             }
             start += block
         }
-        try FileManager.default.createDirectory(atPath: options.outputFolder, withIntermediateDirectories: true)
+        try createOutputFolder(options.outputFolder)
         let base = options.outputFolder + "/" + options.prefix
         var geometry = header
         geometry.pixdim = Array(header.pixdim.prefix(3))
@@ -485,8 +485,7 @@ public enum FunctionalPipeline {
         }
         let sidecarPath = OutputNaming.sidecarPath(forImage: options.boldPath)
         var sidecarTR: Double?
-        if FileManager.default.fileExists(atPath: sidecarPath) {
-            let text = (try? String(contentsOfFile: sidecarPath, encoding: .utf8)) ?? ""
+        if let text = try readOptionalInputText(sidecarPath) {
             guard let json = try? JSONValue.parse(text) else {
                 throw PipelineError(sidecarPath, "not valid JSON")
             }

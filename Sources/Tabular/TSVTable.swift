@@ -1,4 +1,5 @@
 import AtomicFiles
+import FileSystem
 import Foundation
 
 /// A problem in a text table, naming the file and (where it applies) the line.
@@ -92,16 +93,11 @@ public struct TSVTable: Equatable, Sendable {
     }
 
     /// Reads and parses a TSV file.
+    /// - Throws: ``TableError`` naming the file: missing, not a regular file (a FIFO is
+    ///   refused, not waited on), not UTF-8, or malformed.
     public static func read(_ path: String) throws -> TSVTable {
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw TableError(source: path, reason: "no such file")
-        }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw TableError(source: path, reason: "cannot read the file")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw TableError(source: path, reason: "not UTF-8 text")
-        }
+        let text: String
+        do { text = try FileSystem.readText(path) } catch { throw TableError(source: path, reason: error.reason) }
         return try TSVTable(text: text, source: path)
     }
 

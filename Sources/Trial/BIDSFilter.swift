@@ -1,3 +1,4 @@
+import FileSystem
 import Foundation
 import Tabular
 
@@ -29,8 +30,9 @@ public struct BIDSFilter: Sendable, Equatable {
     /// Reads a filter file.
     /// - Throws: ``TrialError/badTable(file:reason:)`` naming the file and what is wrong.
     public static func read(_ path: String) throws -> BIDSFilter {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw TrialError.io(path: path, reason: "cannot read the BIDS filter file")
+        let data: [UInt8]
+        do { data = try FileSystem.readFile(path) } catch {
+            throw TrialError.io(path: path, reason: error.code == ENOENT ? "no such BIDS filter file" : error.reason)
         }
         let json: JSONValue
         do { json = try JSONValue.parse(String(decoding: data, as: UTF8.self)) } catch {

@@ -1,3 +1,4 @@
+import FileSystem
 import Foundation
 import Tabular
 
@@ -96,7 +97,8 @@ extension Dataset {
         let excluded = Set(options.excluded.map { OutputGuard.resolvedPath($0) })
         return try sortedEntries(folder).map { folder + "/" + $0 }.filter { candidate in
             guard isFolder(candidate), !excluded.contains(OutputGuard.resolvedPath(candidate)),
-                  let data = FileManager.default.contents(atPath: candidate + "/dataset_description.json") else { return false }
+                  // Only a regular file is read (a FIFO would block); anything else is no description.
+                  let data = try? FileSystem.readFile(candidate + "/dataset_description.json") else { return false }
             let description = (try? JSONValue.parse(String(decoding: data, as: UTF8.self))) ?? .null
             if case .array(let tools)? = description["GeneratedBy"],
                tools.contains(where: { $0["Name"] == .string("nimetrics") }) { return false }

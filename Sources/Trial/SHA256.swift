@@ -1,4 +1,5 @@
 internal import CCrypto
+import FileSystem
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -55,14 +56,24 @@ public struct SHA256: Sendable {
 
     /// The digest of a file, read in ``fileBlockBytes`` blocks into one reused buffer, so
     /// large images never sit in memory whole.
-    /// - Throws: ``TrialError/io(path:reason:)`` naming the file when it cannot be opened or read.
+    ///
+    /// Only a regular file is hashed: a FIFO among a visit's inputs once blocked the whole
+    /// batch here, so the path is checked before it is opened, and the open descriptor again
+    /// (opened with `O_NONBLOCK`, so even a FIFO swapped in between cannot block).
+    /// - Throws: ``TrialError/io(path:reason:)`` naming the file when it is missing, not a
+    ///   regular file ("not a regular file (a FIFO)"), or cannot be opened or read.
     public static func hex(ofFile path: String) throws(TrialError) -> String {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        do { try FileSystem.checkRegularFile(path) } catch { throw TrialError.io(path: path, reason: error.reason) }
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard descriptor >= 0 else {
             let code = errno
             throw TrialError.io(path: path, reason: code == ENOENT ? "no such file" : "cannot open the file for hashing: \(String(cString: strerror(code)))")
         }
         defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            throw TrialError.io(path: path, reason: "not a regular file")
+        }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: fileBlockBytes, alignment: 64)
         defer { buffer.deallocate() }
         var hasher = SHA256()

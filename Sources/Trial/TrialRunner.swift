@@ -1,5 +1,6 @@
 import Pipelines
 import AtomicFiles
+import FileSystem
 import Foundation
 import SlabParallel
 import Synchronization
@@ -196,7 +197,8 @@ public enum TrialRunner {
             let folder = OutputGuard.resolvedPath(input)
             guard seen.insert(folder).inserted else { continue }
             var source: [(String, JSONValue)] = [("URL", .string(URL(fileURLWithPath: folder, isDirectory: true).absoluteString))]
-            if let text = try? String(contentsOfFile: folder + "/dataset_description.json", encoding: .utf8),
+            // Read only when a regular file (a FIFO would block); an unreadable one gives no DOI.
+            if let text = try? FileSystem.readText(folder + "/dataset_description.json"),
                let doi = (try? JSONValue.parse(text))?["DatasetDOI"], case .string(let value) = doi, !value.isEmpty {
                 source.append(("DOI", .string(value)))
             }
@@ -220,15 +222,14 @@ public enum TrialRunner {
     }
 
     static func createFolder(_ path: String) throws {
-        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-            throw TrialError.io(path: path, reason: "cannot create the folder")
-        }
+        do { try FileSystem.createFolder(path) } catch { throw TrialError.io(path: error.path, reason: error.reason) }
     }
 
     static func removeIfPresent(_ path: String) throws {
-        guard FileManager.default.fileExists(atPath: path) else { return }
-        do { try FileManager.default.removeItem(atPath: path) } catch {
-            throw TrialError.io(path: path, reason: "cannot remove the previous file")
+        guard unlink(path) != 0 else { return }
+        let code = errno
+        guard code == ENOENT else {
+            throw TrialError.io(path: path, reason: "cannot remove the previous file: \(FileSystem.errorText(code))")
         }
     }
 

@@ -1,4 +1,5 @@
 import AtomicFiles
+import FileSystem
 import Foundation
 import Tabular
 
@@ -73,8 +74,9 @@ public struct VisitRecord: Sendable {
     /// Reads a record.
     /// - Throws: ``TrialError/badRecord(file:reason:)`` when it is not a record.
     public static func read(_ path: String) throws -> VisitRecord {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            throw TrialError.io(path: path, reason: "cannot read the visit record")
+        let text: String
+        do { text = try FileSystem.readText(path) } catch {
+            throw TrialError.io(path: path, reason: "cannot read the visit record: \(error.reason)")
         }
         let json: JSONValue
         do { json = try JSONValue.parse(text) } catch { throw TrialError.badRecord(file: path, reason: "not valid JSON") }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FileSystem
 import Foundation
 
 /// Options every per-visit command takes.
@@ -17,5 +18,11 @@ struct CommonOptions: ParsableArguments {
         if let prefix, prefix.isEmpty || prefix.contains("/") {
             throw ValidationError("--prefix must be a file name prefix without '/'")
         }
+    }
+
+    /// Throws at once when `--out` cannot be a folder (a file of that name, a path too long,
+    /// a parent that cannot be written), so the user learns it before the processing.
+    func checkOutputFolder() throws {
+        try FileSystem.checkFolderCanBeCreated(out)
     }
 }

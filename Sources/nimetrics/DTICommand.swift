@@ -71,6 +71,7 @@ struct DTICommand: ParsableCommand {
 
     func run() throws {
         try runReportingFailure {
+            try common.checkOutputFolder()
             var options = DiffusionOptions(dwiPath: dwi, bvalPath: bval, bvecPath: bvec, outputFolder: common.out, prefix: common.prefix)
             options.gradientTablePath = grad
             options.maskPath = masks.mask

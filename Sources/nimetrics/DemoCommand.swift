@@ -1,4 +1,5 @@
 import ArgumentParser
+import FileSystem
 import Foundation
 import Phantoms
 
@@ -44,12 +45,9 @@ struct DemoCommand: ParsableCommand {
 
     func run() throws {
         try runReportingFailure {
-            var isFolder: ObjCBool = false
-            if FileManager.default.fileExists(atPath: out, isDirectory: &isFolder) {
-                guard isFolder.boolValue else {
-                    throw ValidationError("\(out): exists and is not a folder")
-                }
-                let contents = try FileManager.default.contentsOfDirectory(atPath: out)
+            try FileSystem.checkFolderCanBeCreated(out)
+            if FileSystem.kind(of: out) == .folder {
+                let contents = try FileSystem.entries(of: out)
                 if !contents.isEmpty && !force {
                     throw ValidationError("\(out): the folder is not empty (use --force to write into it anyway)")
                 }

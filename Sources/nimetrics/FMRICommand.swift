@@ -49,6 +49,7 @@ struct FMRICommand: ParsableCommand {
 
     func run() throws {
         try runReportingFailure {
+            try common.checkOutputFolder()
             let atlases = atlas.files
             let names = try OutputNaming.atlasNames(atlases.map(\.path))
             for (file, name) in zip(atlases, names) {

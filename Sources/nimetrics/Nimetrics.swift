@@ -1,4 +1,5 @@
 import ArgumentParser
+import AtomicFiles
 import Pipelines
 
 /// The `nimetrics` command: one subcommand per file in this folder.
@@ -14,4 +15,10 @@ struct Nimetrics: ParsableCommand {
         version: NimetricsVersion.string,
         subcommands: [InfoCommand.self, DTICommand.self, FMRICommand.self, RunCommand.self, DemoCommand.self]
     )
+
+    /// SIGINT and SIGTERM remove the process's temporary files, then exit with 130 or 143.
+    static func main() {
+        AtomicFile.removeTemporariesOnInterrupt()
+        main(nil)
+    }
 }

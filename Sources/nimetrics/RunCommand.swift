@@ -1,5 +1,6 @@
 import ArgumentParser
 import Diffusion
+import FileSystem
 import Foundation
 import Functional
 import NIfTI
@@ -187,6 +188,9 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         try runReportingFailure {
+            // A wrong OUTPUT (a file of that name, a path too long, a folder not writable) is
+            // reported before the dataset is read.
+            try FileSystem.checkFolderCanBeCreated(output)
             var timer = PhaseTimer("run")
             var dataset = try Dataset.discover(input, options: discoveryOptions())
             for warning in dataset.warnings { printWarning(warning) }

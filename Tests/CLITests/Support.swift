@@ -22,11 +22,23 @@ let toolPath: String = {
 
 final class BundleMarker {}
 
+/// Runs the tool; with `timeLimit` it is killed (SIGKILL, status 137) after that many
+/// seconds, so a test of input that once blocked cannot hang the suite, and with
+/// `addressSpaceLimitKiB` it runs under that `ulimit -v`, so an allocation larger than the
+/// limit fails.
 @discardableResult
-func runTool(_ arguments: [String], in directory: String? = nil) throws -> ToolRun {
+func runTool(_ arguments: [String], in directory: String? = nil,
+             timeLimit: Int? = nil, addressSpaceLimitKiB: Int? = nil) throws -> ToolRun {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: toolPath)
-    process.arguments = arguments
+    if timeLimit != nil || addressSpaceLimitKiB != nil {
+        let limit = addressSpaceLimitKiB.map { "ulimit -v \($0) && " } ?? ""
+        let timeout = timeLimit.map { "timeout -s KILL \($0) " } ?? ""
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", limit + "exec " + timeout + "\"$0\" \"$@\"", toolPath] + arguments
+    } else {
+        process.executableURL = URL(fileURLWithPath: toolPath)
+        process.arguments = arguments
+    }
     if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     let out = Pipe(), err = Pipe()
     process.standardOutput = out

@@ -122,7 +122,8 @@ struct RoundTripTests {
     @Test("a write into a missing folder fails cleanly")
     func missingFolder() throws {
         let header = NIfTIHeader.make(shape: [2, 2, 2], affine: .diagonal(1, 1, 1))
-        #expect(throws: NIfTIError.self) {
+        #expect(throws: NIfTIError(path: "/nonexistent-folder/x.nii.gz", kind: .writeFailed,
+                                   reason: "cannot create file: No such file or directory")) {
             try NIfTIFile.write([Float](repeating: 0, count: 8), shape: [2, 2, 2], geometry: header, to: "/nonexistent-folder/x.nii.gz")
         }
         #expect(throws: NIfTIError.self) {
