@@ -47,7 +47,7 @@ let package = Package(
         /// once) and folders made with the reason of a failure in words.
         .target(name: "FileSystem"),
         /// Write-to-temporary-then-rename, so no output is ever half-written.
-        .target(name: "AtomicFiles"),
+        .target(name: "AtomicFiles", dependencies: ["FileSystem"]),
         /// NIfTI-1/NIfTI-2 images: headers parsed and encoded by niftilib, voxel data inflated
         /// with libdeflate or ISA-L and written as gzip chunks compressed by libdeflate.
         .target(name: "NIfTI", dependencies: ["CNIfTI", "CDeflate", "CISAL", "AtomicFiles", "FileSystem", "SlabParallel", "Geometry"]),

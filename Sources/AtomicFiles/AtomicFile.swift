@@ -3,18 +3,11 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import FileSystem
 import Foundation
 
-/// Errors raised while writing an output atomically.
-public struct AtomicWriteError: Error, CustomStringConvertible, Sendable {
-    public let path: String
-    public let reason: String
-    public init(path: String, reason: String) {
-        self.path = path
-        self.reason = reason
-    }
-    public var description: String { "\(path): \(reason)" }
-}
+/// Errors raised while writing an output atomically: the file and the reason.
+public typealias AtomicWriteError = FileSystemError
 
 /// Writes files so that a reader (or a restarted run) only ever sees a complete file or none.
 ///

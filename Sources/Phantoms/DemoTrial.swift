@@ -5,16 +5,8 @@ import NIfTI
 import Synchronization
 import Tabular
 
-/// Why the demo trial could not be written.
-public struct PhantomError: Error, CustomStringConvertible, Equatable, Sendable {
-    public let path: String
-    public let reason: String
-    public init(path: String, reason: String) {
-        self.path = path
-        self.reason = reason
-    }
-    public var description: String { "\(path): \(reason)" }
-}
+/// Why the demo trial could not be written: the file and the reason.
+public typealias PhantomError = FileSystemError
 
 /// A small synthetic BIDS dataset of the trial design, with known truth: participants treated
 /// with placenta-derived mesenchymal stem cells, seen at baseline and months 1, 3 and 6, each
