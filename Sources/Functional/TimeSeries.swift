@@ -118,8 +118,9 @@ public enum FunctionalError: Error, Equatable, Sendable, CustomStringConvertible
     case unknownConfoundStrategy(String)
     /// A confound column the strategy needs is not among the available columns.
     case missingConfoundColumn(String)
-    /// A confound column holds NaN/infinite values outside the first row.
-    case nonFiniteConfound(column: String, row: Int)
+    /// A confound column holds a NaN (n/a) or infinite value outside the first row; `row`
+    /// counts data rows from 0, so the file line is `row + 2` (the header is line 1).
+    case nonFiniteConfound(column: String, row: Int, value: Double)
     /// A parameter is out of range (the message says which and why).
     case invalidParameter(String)
     /// Too few time points remain for the requested operation.
@@ -133,7 +134,9 @@ public enum FunctionalError: Error, Equatable, Sendable, CustomStringConvertible
         case .unknownConfoundStrategy(let name):
             return "unknown confound strategy '\(name)' (expected none, 6P, 24P or 36P)"
         case .missingConfoundColumn(let name): return "confounds: missing column '\(name)'"
-        case .nonFiniteConfound(let column, let row): return "confounds: column '\(column)' is n/a at row \(row)"
+        case .nonFiniteConfound(let column, let row, let value):
+            let shown = value.isNaN ? "n/a" : (value > 0 ? "inf" : "-inf")
+            return "confounds: line \(row + 2) (the header is line 1): column '\(column)' is \(shown)"
         case .invalidParameter(let what): return "invalid parameter: \(what)"
         case .tooFewTimePoints(let needed, let available):
             return "too few time points: \(available) available, \(needed) needed"

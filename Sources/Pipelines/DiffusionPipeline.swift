@@ -90,8 +90,9 @@ public enum DiffusionPipeline {
         var inputs = try readInputs(options)
         // The masked series is freed as soon as it is fitted.
         let (fit, mask, maskSource, maskVoxelCount) = try { () throws -> (MaskedTensorFit, [Bool], String, Int) in
-            let series = try readMaskedSeries(options, inputs: inputs)
+            var series = try readMaskedSeries(options, inputs: inputs)
             timer.lap("read + mask + gather")
+            try checkSignal(&series, &inputs, options)
             return (try fitTensors(series, inputs, options), series.mask, series.source, series.voxels.count)
         }()
         timer.lap("fit")
@@ -112,9 +113,14 @@ public enum DiffusionPipeline {
         }
         timer.lap("orientation check")
         let summarised = maps.filter { $0.name != "s0" }
+        let included = options.parameters.keepNegativeEigenvalues ? fit.fitted : fit.plausible
         let perMap = try wrap(options.dwiPath) {
-            try regionalStatistics(maps: summarised.map(\.values), mask: fit.fitted, atlas: inputs.atlas,
+            try regionalStatistics(maps: summarised.map(\.values), mask: included, atlas: inputs.atlas,
                                    extraMasks: inputs.extraMasks, threads: options.threads)
+        }
+        let excluded = options.parameters.keepNegativeEigenvalues ? nil : excludedVoxels(fit, inputs: inputs)
+        if let excluded, excluded.total > 0 {
+            inputs.warnings.append("\(excluded.total) of \(quality.voxelsFitted) fitted voxels have a negative eigenvalue (or FA above 1) and are left out of the regional summaries; --keep-negative-eigenvalues keeps them")
         }
         let summaries = Dictionary(uniqueKeysWithValues: zip(summarised.map(\.name), perMap))
         timer.lap("regional summaries")
@@ -124,7 +130,7 @@ public enum DiffusionPipeline {
         timer.lap("write maps")
         let maskDescription = (source: maskSource, voxels: maskVoxelCount)
         var (files, metrics) = try writeTables(summaries, options: options, inputs: inputs, mask: maskDescription,
-                                               quality: quality, orientation: orientation)
+                                               quality: quality, orientation: orientation, excluded: excluded)
         files = writer.volumeMapPaths + writer.scalarMapPaths(maps) + files
         timer.lap("tables + sidecar")
         metrics.append(VisitMetric(modality: "dwi", region: wholeBrainRegion, metric: "negative_eigenvalue_fraction",
@@ -147,10 +153,16 @@ public enum DiffusionPipeline {
         var extraMasks: [(name: String, mask: [Bool])]
         var warnings: [String]
 
+        /// Kept volumes (positions in `selection.table`) left out of the fit because most of
+        /// their brain voxels are not finite (``checkSignal(_:_:_:)``).
+        var unusableVolumes: Set<Int> = []
+
         /// The gradient table of the kept volumes.
         var table: GradientTable { selection.table }
         /// The kept volumes' indices in the series.
         var volumeIndices: [Int] { selection.volumeIndices }
+        /// The table fitted: the kept volumes less the unusable ones.
+        var fittedTable: GradientTable { unusableVolumes.isEmpty ? table : table.removing(volumes: unusableVolumes) }
     }
 
     /// Reads and checks every input but the diffusion signal itself: the header, gradients,
@@ -164,6 +176,7 @@ public enum DiffusionPipeline {
         let (fslTable, worldTable) = try readGradients(options, header: header)
         let selection = try selectVolumes(options.parameters.vectorFrame == .fsl ? fslTable : worldTable, options)
         warnings += selectionWarnings(selection)
+        try checkDesign(selection.table, options)
         // Opening a reader checks that the file can hold the voxels its header declares,
         // before anything the size of a volume is allocated.
         _ = try NIfTIFile.volumes(options.dwiPath)
@@ -214,12 +227,86 @@ public enum DiffusionPipeline {
         return warnings
     }
 
+    // MARK: - Preconditions
+
+    /// The gradient file a design problem is blamed on: the `.bvec` (or the MRtrix table).
+    static func directionsPath(_ options: DiffusionOptions) -> String {
+        options.gradientTablePath ?? options.bvecPath ?? options.dwiPath
+    }
+
+    /// Refuses a design that cannot determine the tensor, or determines it so poorly that
+    /// noise dominates (condition number above ``maximumDesignConditionNumber``): nearly
+    /// collinear directions, full rank on paper, gave whole-brain FA 1.10.
+    static func checkDesign(_ table: GradientTable, _ options: DiffusionOptions, leftOut: String = "") throws {
+        let condition = designConditionNumber(table)
+        let volumes = "the \(table.count) fitted volumes (\(table.b0Indices.count) b=0, \(table.diffusionIndices.count) weighted\(leftOut))"
+        guard condition.isFinite else {
+            throw PipelineError(directionsPath(options), "the gradient directions of \(volumes) do not determine the tensor: it needs at least 6 non-collinear directions and a b=0 volume")
+        }
+        guard condition <= maximumDesignConditionNumber else {
+            throw PipelineError(directionsPath(options), String(
+                format: "the gradient directions of %@ are nearly collinear: the tensor design has condition number %.0f (above %.0f; evenly spread schemes give 3 to 20), so the fit would be noise (FA above 1, negative eigenvalues); check the directions in this file", volumes, condition, maximumDesignConditionNumber))
+        }
+    }
+
+    /// Checks the gathered signal before the fit: a kept volume whose brain voxels are mostly
+    /// not finite (more than ``maximumNonFiniteVolumeFraction``) is left out of the fit with a
+    /// warning naming it, rather than leaving every voxel unfitted; the design of what is
+    /// left is checked again; and the mean diffusion-weighted signal must be below the mean
+    /// b=0 signal (diffusion only attenuates), else the b-values label the wrong volumes.
+    static func checkSignal(_ series: inout MaskedSeries, _ inputs: inout Inputs, _ options: DiffusionOptions) throws {
+        let voxels = series.voxels.count
+        let fractions = series.signal.nonFiniteFractions(voxelCount: voxels)
+        let unusable = fractions.indices.filter { fractions[$0] > maximumNonFiniteVolumeFraction }
+        if !unusable.isEmpty {
+            for k in unusable {
+                inputs.warnings.append(String(format: "volume %d (b = %@) of %@ is not finite in %.0f%% of the brain: left out of the fit",
+                                              inputs.volumeIndices[k], formatJSONNumber(inputs.table.bValues[k]),
+                                              URL(fileURLWithPath: options.dwiPath).lastPathComponent, 100 * fractions[k]))
+            }
+            inputs.unusableVolumes = Set(unusable)
+            series.signal = series.signal.removingVolumes(inputs.unusableVolumes, voxelCount: voxels)
+            let table = inputs.fittedTable
+            guard !table.b0Indices.isEmpty else {
+                throw PipelineError(options.dwiPath, "every b=0 volume is mostly not finite (volumes \(unusable.map { String(inputs.volumeIndices[$0]) }.joined(separator: ", "))): no b=0 signal to fit")
+            }
+            try checkDesign(table, options, leftOut: "; \(unusable.count) non-finite volume(s) left out")
+        }
+        let table = inputs.fittedTable
+        let means = series.signal.meanSignals(isB0: table.isB0, voxelCount: voxels)
+        if means.b0.isFinite, means.weighted.isFinite, means.weighted >= means.b0 {
+            let bPath = options.bvalPath ?? options.gradientTablePath ?? table.source
+            throw PipelineError(bPath, String(
+                format: "the volumes labelled b=0 are not brighter than the diffusion-weighted ones in the brain (mean signal %.4g at b=0, %.4g weighted; diffusion only attenuates): the b-values label the wrong volumes; check this file against the series",
+                means.b0, means.weighted))
+        }
+    }
+
+    /// Fitted voxels left out of the summaries as physically impossible, in all and per
+    /// summarised region (atlas regions, whole brain, extra masks, in summary order).
+    struct ExcludedVoxels {
+        var total: Int
+        var byRegion: [(name: String, count: Int)]
+    }
+
+    static func excludedVoxels(_ fit: MaskedTensorFit, inputs: Inputs) -> ExcludedVoxels {
+        let bad = fit.impossible.indices.filter { fit.impossible[$0] }
+        var slot = [Int: Int]()
+        for (k, entry) in inputs.atlas.entries.enumerated() { slot[entry.index] = k }
+        var counts = [Int](repeating: 0, count: inputs.atlas.entries.count)
+        for i in bad { if let k = slot[Int(inputs.atlas.labels[i])] { counts[k] += 1 } }
+        var byRegion = zip(inputs.atlas.entries, counts).map { (name: $0.name, count: $1) }
+        byRegion.append((name: wholeBrainRegion, count: bad.count))
+        for extra in inputs.extraMasks { byRegion.append((name: extra.name, count: bad.filter { extra.mask[$0] }.count)) }
+        return ExcludedVoxels(total: bad.count, byRegion: byRegion)
+    }
+
     // MARK: - Computing
 
     /// Fits the tensor to the mask's voxels and places the fit on the grid.
     static func fitTensors(_ series: MaskedSeries, _ inputs: Inputs, _ options: DiffusionOptions) throws -> MaskedTensorFit {
         let model = try wrap(options.dwiPath) {
-            try TensorModel(table: inputs.table, method: options.parameters.method, iterations: options.parameters.iterations)
+            try TensorModel(table: inputs.fittedTable, method: options.parameters.method, iterations: options.parameters.iterations)
         }
         return try wrap(options.dwiPath) {
             try model.fit(series.signal, voxels: series.voxels, gridVoxelCount: inputs.header.voxelsPerVolume, threads: options.threads)
@@ -249,12 +336,14 @@ public enum DiffusionPipeline {
 
     /// Writes the summary table and the sidecar; returns their paths and the summary metrics.
     static func writeTables(_ summaries: [String: [RegionSummary]], options: DiffusionOptions, inputs: Inputs,
-                            mask: (source: String, voxels: Int), quality: TensorFitQuality, orientation: GradientOrientationReport?) throws
+                            mask: (source: String, voxels: Int), quality: TensorFitQuality, orientation: GradientOrientationReport?,
+                            excluded: ExcludedVoxels?) throws
         -> (files: [String], metrics: [VisitMetric]) {
         let base = options.outputFolder + "/" + options.prefix
         let summary = summaryRows(summaries)
         try summary.table.write(to: base + "_model-tensor_summary.tsv")
-        let sidecar = sidecarJSON(options: options, inputs: inputs, mask: mask, quality: quality, orientation: orientation)
+        let sidecar = sidecarJSON(options: options, inputs: inputs, mask: mask, quality: quality, orientation: orientation,
+                                  excluded: excluded)
         try AtomicFile.write(sidecar.rendered() + "\n", to: base + sidecarSuffix)
         return ([base + "_model-tensor_summary.tsv", base + sidecarSuffix], summary.metrics)
     }
@@ -277,16 +366,40 @@ public enum DiffusionPipeline {
     /// choice), `ShellSelection` (the rule that applied), `BValuesUsed` and `BValuesLeftOut`
     /// (distinct b-values as written, b=0 included), `Shells` and `ShellsLeftOut` (non-zero
     /// shells, b rounded to 100), `VolumesUsed` and `VolumesLeftOut` (counts).
+    ///
+    /// The QC adds `DesignConditionNumber` (``designConditionNumber(_:)`` of the fitted
+    /// volumes), `VolumesNotFinite` (series volumes left out of the fit as mostly
+    /// non-finite) and `ExcludedFromSummaries` (fitted voxels with a negative eigenvalue or FA
+    /// above 1 left out of the regional summaries, in all and per region that has any; null
+    /// with `KeepNegativeEigenvalues`).
     static func sidecarJSON(options: DiffusionOptions, inputs: Inputs, mask: (source: String, voxels: Int), quality: TensorFitQuality,
-                            orientation: GradientOrientationReport?) -> JSONValue {
+                            orientation: GradientOrientationReport?, excluded: ExcludedVoxels? = nil) -> JSONValue {
         let parameters = options.parameters
         let selection = inputs.selection
-        let table = selection.table
+        let table = inputs.fittedTable
+        var excludedJSON = JSONValue.null
+        if let excluded {
+            let regions: [(String, JSONValue)] = excluded.byRegion.filter { $0.count > 0 }.map { ($0.name, JSONValue.int($0.count)) }
+            excludedJSON = .object([("Voxels", .int(excluded.total)), ("Regions", .object(regions))])
+        }
+        let notFinite: [JSONValue] = inputs.unusableVolumes.sorted().map { .int(inputs.volumeIndices[$0]) }
+        let qc = JSONValue.object([
+            ("VoxelsInMask", .int(mask.voxels)),
+            ("VoxelsFitted", .int(quality.voxelsFitted)),
+            ("NegativeEigenvalueVoxels", .int(quality.negativeEigenvalueVoxels)),
+            ("NegativeEigenvalueFraction", .finite(negativeEigenvalueFraction(quality))),
+            ("ExcludedFromSummaries", excludedJSON),
+            ("DesignConditionNumber", .finite(designConditionNumber(table))),
+            ("VolumesNotFinite", .array(notFinite)),
+            ("MeanResidual", .finite(quality.meanResidual)),
+            ("GradientOrientationCheck", orientation.map(orientationJSON) ?? .null),
+        ])
+        let gradients: String = options.gradientTablePath ?? "\(options.bvalPath ?? "") \(options.bvecPath ?? "")"
         return .object([
             ("Description", .string("Diffusion tensor maps (Basser et al. 1994) and regional summaries")),
             ("GeneratedBy", .array([.object([("Name", .string("nimetrics")), ("Version", .string(NimetricsVersion.string))])])),
             ("Source", .string(options.dwiPath)),
-            ("Gradients", .string(options.gradientTablePath ?? "\(options.bvalPath ?? "") \(options.bvecPath ?? "")")),
+            ("Gradients", .string(gradients)),
             ("FitMethod", .string(parameters.method.rawValue.uppercased())),
             ("Iterations", .int(parameters.iterations)),
             ("MaximumBValue", parameters.maximumB.map { .number($0) } ?? .null),
@@ -300,20 +413,14 @@ public enum DiffusionPipeline {
             ("ShellsLeftOut", .array(selection.shellsLeftOut.map { .number($0) })),
             ("VolumesLeftOut", .int(selection.leftOutIndices.count)),
             ("VectorFrame", .string(parameters.vectorFrame.rawValue)),
+            ("KeepNegativeEigenvalues", .bool(parameters.keepNegativeEigenvalues)),
             ("TensorOrder", .string("D11 D12 D13 D22 D23 D33")),
             ("DiffusivityUnits", .string("mm^2/s")),
             ("Mask", .string(mask.source)),
             ("Atlas", options.atlasPath.map { .string($0) } ?? .null),
             ("AtlasResampled", .bool(inputs.atlasResampled)),
             ("LesionMask", options.lesionMaskPath.map { .string($0) } ?? .null),
-            ("QC", .object([
-                ("VoxelsInMask", .int(mask.voxels)),
-                ("VoxelsFitted", .int(quality.voxelsFitted)),
-                ("NegativeEigenvalueVoxels", .int(quality.negativeEigenvalueVoxels)),
-                ("NegativeEigenvalueFraction", .finite(negativeEigenvalueFraction(quality))),
-                ("MeanResidual", .finite(quality.meanResidual)),
-                ("GradientOrientationCheck", orientation.map(orientationJSON) ?? .null),
-            ])),
+            ("QC", qc),
             ("Warnings", .array(inputs.warnings.map { .string($0) })),
         ])
     }

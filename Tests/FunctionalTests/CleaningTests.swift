@@ -68,9 +68,19 @@ struct ConfoundStrategyTests {
     func nonFinite() {
         var table = Self.motionTable(timePoints: 10, seed: 3)
         table["rot_z"]![4] = .nan
-        #expect(throws: FunctionalError.nonFiniteConfound(column: "rot_z", row: 4)) {
+        do {
+            _ = try resolveConfounds(.sixP, available: table)
+            Issue.record("n/a accepted")
+        } catch {
+            // Data row 4 is file line 6 (the header is line 1); n/a is called n/a.
+            #expect(error.description == "confounds: line 6 (the header is line 1): column 'rot_z' is n/a")
+        }
+        table["rot_z"]![4] = .infinity
+        #expect(throws: FunctionalError.nonFiniteConfound(column: "rot_z", row: 4, value: .infinity)) {
             try resolveConfounds(.sixP, available: table)
         }
+        #expect(FunctionalError.nonFiniteConfound(column: "rot_z", row: 4, value: .infinity).description
+                == "confounds: line 6 (the header is line 1): column 'rot_z' is inf")
         table = Self.motionTable(timePoints: 10, seed: 3)
         table["rot_z"] = [1, 2, 3]
         #expect(throws: FunctionalError.self) { try resolveConfounds(.sixP, available: table) }
