@@ -127,6 +127,9 @@ public enum FunctionalError: Error, Equatable, Sendable, CustomStringConvertible
     case tooFewTimePoints(needed: Int, available: Int)
     /// The covariance of the valid regions is not positive definite (Cholesky failed at `pivot`).
     case covarianceNotPositiveDefinite(pivot: Int)
+    /// Detrending, the band-pass, confound regression and censoring leave fewer degrees of
+    /// freedom than `minimum` (``DegreesOfFreedom``).
+    case tooFewDegreesOfFreedom(DegreesOfFreedom, minimum: Double)
 
     public var description: String {
         switch self {
@@ -142,6 +145,8 @@ public enum FunctionalError: Error, Equatable, Sendable, CustomStringConvertible
             return "too few time points: \(available) available, \(needed) needed"
         case .covarianceNotPositiveDefinite(let pivot):
             return "covariance is not positive definite (Cholesky failed at pivot \(pivot))"
+        case let .tooFewDegreesOfFreedom(dof, minimum):
+            return "too few degrees of freedom left to estimate anything: \(dof) (at least \(formatted(minimum)) needed); use fewer confounds, a wider band or no filter, less censoring, or a longer run"
         }
     }
 }
@@ -152,3 +157,7 @@ func validatedThreads(_ threads: Int) throws(FunctionalError) -> Int {
     return threads
 }
 
+/// A number as short as it reads (10, not 10.0).
+private func formatted(_ value: Double) -> String {
+    value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
+}
