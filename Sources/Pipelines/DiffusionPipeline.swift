@@ -176,6 +176,9 @@ public enum DiffusionPipeline {
         let (fslTable, worldTable) = try readGradients(options, header: header)
         let selection = try selectVolumes(options.parameters.vectorFrame == .fsl ? fslTable : worldTable, options)
         warnings += selectionWarnings(selection)
+        if options.maskPath == nil && selection.table.b0Indices.isEmpty {
+            throw PipelineError(options.dwiPath, "no b=0 volume (b <= \(formatJSONNumber(options.parameters.b0Threshold))) to make an automatic brain mask from; give --mask")
+        }
         try checkDesign(selection.table, options)
         // Opening a reader checks that the file can hold the voxels its header declares,
         // before anything the size of a volume is allocated.
@@ -240,6 +243,9 @@ public enum DiffusionPipeline {
     static func checkDesign(_ table: GradientTable, _ options: DiffusionOptions, leftOut: String = "") throws {
         let condition = designConditionNumber(table)
         let volumes = "the \(table.count) fitted volumes (\(table.b0Indices.count) b=0, \(table.diffusionIndices.count) weighted\(leftOut))"
+        if !condition.isFinite && table.b0Indices.isEmpty && Set(table.shellBValues).count < 2 {
+            throw PipelineError(options.bvalPath ?? directionsPath(options), "no b=0 volume (b <= \(formatJSONNumber(table.b0Threshold))) among \(volumes), and a single b-value: the tensor needs a b=0 volume (or a second b-value) to fix S0")
+        }
         guard condition.isFinite else {
             throw PipelineError(directionsPath(options), "the gradient directions of \(volumes) do not determine the tensor: it needs at least 6 non-collinear directions and a b=0 volume")
         }

@@ -41,7 +41,11 @@ struct DegreesOfFreedomTests {
 
     @Test("a non-finite sample censors its volume; a constant or mostly non-finite region is missing with its reason")
     func nonFinite() throws {
-        var series = (0..<4).map { r in (0..<60).map { t in sin(Double(t) * 0.3 * Double(r + 1)) + 0.01 * Double(t % 7) } }
+        var series: [[Double]] = []
+        for r in 0..<4 {
+            let frequency = 0.3 * Double(r + 1)
+            series.append((0..<60).map { (t: Int) -> Double in sin(Double(t) * frequency) + 0.01 * Double(t % 7) })
+        }
         series[0][10] = .nan
         series[1][20] = .infinity
         series[2] = [Double](repeating: 5, count: 60)
@@ -51,7 +55,8 @@ struct DegreesOfFreedomTests {
         #expect(cleaned.qc.nonFiniteVolumes == [10, 20])
         #expect(cleaned.qc.keptVolumes == 58)
         #expect(cleaned.qc.missingRegions == [2, 3])
-        #expect(cleaned.qc.missingRegionReasons == [.constant, .nonFinite(volumes: 10, of: 60)])
+        let reasons: [MissingRegionReason] = [.constant, .nonFinite(volumes: 10, of: 60)]
+        #expect(cleaned.qc.missingRegionReasons == reasons)
         for r in 0..<2 { for t in 0..<58 { #expect(cleaned.signals[t, r].isFinite) } }
         // For ALFF the volumes are kept, the samples interpolated.
         let kept = try cleanSignals(x, options: CleaningOptions(repetitionTime: 2, censorNonFiniteVolumes: false))
