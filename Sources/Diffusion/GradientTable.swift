@@ -218,6 +218,14 @@ public struct GradientTable: Sendable, Equatable {
             throw GradientTableError.malformed(source: bvalName,
                                                reason: "expected one row or one column, found \(bRows.count) rows of \(bRows[0].count)")
         }
+        // A bad b-value is the .bval's fault: say so before the vectors are read.
+        for (index, value) in bValues.enumerated() {
+            guard value.isFinite else { throw GradientTableError.nonFiniteBValue(source: bvalName, row: index + 1) }
+            guard value >= 0 else { throw GradientTableError.negativeBValue(source: bvalName, row: index + 1, value: value) }
+        }
+        guard bValues.contains(where: { $0 > b0Threshold }) else {
+            throw GradientTableError.noDiffusionWeighting(source: bvalName, b0Threshold: b0Threshold)
+        }
         let vRows = try numberRows(bvec, source: source + " (bvec)")
         guard !vRows.isEmpty else { throw GradientTableError.empty(source: source + " (bvec)") }
         let n = bValues.count

@@ -54,6 +54,14 @@ public struct MaskedTensorFit: Sendable {
     /// FA, MD, AD and RD on the whole grid.
     private let metricMaps: [[Float]]
 
+    /// Whether each grid voxel's fitted tensor is physically impossible
+    /// (``isImpossibleTensor(eigenvalues:)``: a negative eigenvalue, FA above 1); false where
+    /// not fitted.
+    public let impossible: [Bool]
+
+    /// The fitted voxels whose tensor is possible: what regional summaries include by default.
+    public var plausible: [Bool] { zip(fitted, impossible).map { $0 && !$1 } }
+
     /// Scatters the fit and computes the scalar maps in one pass over the fitted voxels,
     /// split into slabs (each grid voxel is written once, by the slab holding it, so the maps
     /// do not depend on `threads`).
@@ -65,6 +73,7 @@ public struct MaskedTensorFit: Sendable {
         var s0 = [Float](repeating: 0, count: n)
         var compactIndex = [Int32](repeating: -1, count: n)
         var fa = [Float](repeating: 0, count: n), md = fa, ad = fa, rd = fa
+        var impossible = [Bool](repeating: false, count: n)
         voxels.withUnsafeBufferPointer { list in
         fit.fitted.withUnsafeBufferPointer { ok in
         fit.s0.withUnsafeBufferPointer { compactS0 in
@@ -76,6 +85,8 @@ public struct MaskedTensorFit: Sendable {
         md.withUnsafeMutableBufferPointer { mdOut in
         ad.withUnsafeMutableBufferPointer { adOut in
         rd.withUnsafeMutableBufferPointer { rdOut in
+        impossible.withUnsafeMutableBufferPointer { impossibleOut in
+            let impossibleOut = SharedBuffer(impossibleOut)
             let list = SharedReadBuffer(list), ok = SharedReadBuffer(ok), cs0 = SharedReadBuffer(compactS0)
             let ce = SharedReadBuffer(compactEigenvalues)
             let fittedOut = SharedBuffer(fittedOut), s0Out = SharedBuffer(s0Out), indexOut = SharedBuffer(indexOut)
@@ -91,13 +102,15 @@ public struct MaskedTensorFit: Sendable {
                     mdOut[i] = Float(meanDiffusivity(eigenvalues: l))
                     adOut[i] = Float(axialDiffusivity(eigenvalues: l))
                     rdOut[i] = Float(radialDiffusivity(eigenvalues: l))
+                    impossibleOut[i] = isImpossibleTensor(eigenvalues: l)
                 }
             }
-        }}}}}}}}}}}
+        }}}}}}}}}}}}
         self.fitted = fitted
         self.s0 = s0
         self.compactIndex = compactIndex
         metricMaps = [fa, md, ad, rd]
+        self.impossible = impossible
     }
 
     /// A multi-volume map made from the compact fit.

@@ -16,17 +16,124 @@ public struct CleaningOptions: Sendable, Equatable {
     public var highPass: Double?
     /// Low-pass cut-off in Hz (frequencies above it are removed), or nil.
     public var lowPass: Double?
+    /// Fewest effective degrees of freedom the cleaned series must keep
+    /// (``DegreesOfFreedom/remaining``); fewer is an error. Default
+    /// ``defaultMinimumDegreesOfFreedom``; 0 turns the check off.
+    public var minimumDegreesOfFreedom: Double
+    /// Remove the volumes where a kept region's sample is not finite from the output, as
+    /// censored volumes are (true, for connectivity); false keeps them with the sample
+    /// interpolated (for ALFF, whose spectrum needs evenly spaced samples).
+    public var censorNonFiniteVolumes: Bool
 
     /// Defaults: no volumes dropped, linear detrending, no filtering.
     public init(
         repetitionTime: Double, nonSteadyStateVolumes: Int = 0, detrend: Bool = true,
-        highPass: Double? = nil, lowPass: Double? = nil
+        highPass: Double? = nil, lowPass: Double? = nil,
+        minimumDegreesOfFreedom: Double = defaultMinimumDegreesOfFreedom, censorNonFiniteVolumes: Bool = true
     ) {
         self.repetitionTime = repetitionTime
         self.nonSteadyStateVolumes = nonSteadyStateVolumes
         self.detrend = detrend
         self.highPass = highPass
         self.lowPass = lowPass
+        self.minimumDegreesOfFreedom = minimumDegreesOfFreedom
+        self.censorNonFiniteVolumes = censorNonFiniteVolumes
+    }
+}
+
+/// Fewest effective degrees of freedom a cleaned series must keep for its correlations to
+/// mean anything.
+///
+/// With d degrees of freedom the standard error of a Fisher z is about 1 / sqrt(d - 3)
+/// (Fisher 1921; the usual n - 3 with n replaced by the effective sample size, as Bartlett
+/// 1935 and Afyouni, Smith & Nichols 2019, NeuroImage 199:609, do for autocorrelated
+/// series). At 10 it is 0.38: a correlation of 0.6 is still told from 0 at the 5% level,
+/// while below it every correlation is within noise of every other, and at 0 to 2 they are
+/// rounding noise or exactly ±1. CONN counts the same degrees of freedom (its
+/// `conn_process`: samples x pass-band fraction - regressors) and warns below 10 as well.
+public let defaultMinimumDegreesOfFreedom = 10.0
+
+/// Fraction of a region's volumes that may be non-finite before the region is reported
+/// missing instead of having those volumes censored: a few isolated bad samples (one all-NaN
+/// volume, one +Inf) cost a few volumes; a region that is not finite in more than a tenth of
+/// the run has no series worth keeping, and censoring for it would cost every other region.
+public let maximumNonFiniteRegionFraction = 0.1
+
+/// The degrees of freedom a cleaned series keeps: what detrending, the band-pass, confound
+/// regression and censoring each take from the volumes of the run.
+///
+/// `remaining = (passband - detrending - regressors) * keptVolumes / volumes`:
+/// - `passband`: dimensions the FFT filter keeps of the `volumes`-point series, one per kept
+///   DC or Nyquist bin and two (cosine and sine) per other kept bin, so about
+///   `2 * volumes * (lowPass - highPass) * TR`; all `volumes` without a filter;
+/// - `detrending`: the constant (unless a high-pass already removed the DC bin) and the
+///   linear trend;
+/// - `regressors`: confound regressors kept by the rank guard, less the constant that the
+///   detrending already removed (each takes one dimension of the band, as the confounds
+///   are filtered alike);
+/// - censoring keeps the fraction `keptVolumes / volumes` of what is left (the censored
+///   volumes are spread through the run).
+public struct DegreesOfFreedom: Sendable, Equatable, CustomStringConvertible {
+    /// Volumes after the non-steady-state ones.
+    public var volumes: Int
+    /// Dimensions the band-pass keeps (`volumes` without a filter).
+    public var passband: Int
+    /// Dimensions removed by detrending.
+    public var detrending: Int
+    /// Confound regressors (rank, beyond the constant).
+    public var regressors: Int
+    /// Volumes left after censoring.
+    public var keptVolumes: Int
+
+    /// `(passband - detrending - regressors) * keptVolumes / volumes`, at least 0.
+    public var remaining: Double {
+        guard volumes > 0 else { return 0 }
+        return max(0, Double(passband - detrending - regressors) * Double(keptVolumes) / Double(volumes))
+    }
+
+    public var description: String {
+        String(format: "%d volumes, %d kept by the band-pass, %d removed by detrending, %d by confound regression, %d of %d left after censoring: %.1f degrees of freedom",
+               volumes, passband, detrending, regressors, keptVolumes, volumes, remaining)
+    }
+
+    /// The degrees of freedom of a cleaning.
+    /// - Parameters:
+    ///   - volumes: volumes after the non-steady-state ones.
+    ///   - options: the cleaning (repetition time, detrending, cut-offs).
+    ///   - regressorRank: the rank of constant + confounds (0 without confounds).
+    ///   - keptVolumes: volumes left after censoring.
+    public init(volumes: Int, options: CleaningOptions, regressorRank: Int, keptVolumes: Int) {
+        let band = SpectralBand(highPass: options.highPass, lowPass: options.lowPass, repetitionTime: options.repetitionTime)
+        let filtering = options.highPass != nil || options.lowPass != nil
+        var passband = volumes
+        if filtering {
+            passband = 0
+            for k in 0...(volumes / 2) where band.keeps(bin: k, length: volumes) {
+                passband += (k == 0 || 2 * k == volumes) ? 1 : 2
+            }
+        }
+        let dcKept = !filtering || band.keeps(bin: 0, length: volumes)
+        let constantGone = options.detrend || !dcKept
+        self.volumes = volumes
+        self.passband = passband
+        detrending = options.detrend ? (dcKept ? 2 : 1) : 0
+        regressors = regressorRank > 0 && constantGone ? regressorRank - 1 : regressorRank
+        self.keptVolumes = keptVolumes
+    }
+}
+
+/// Why a region's cleaned series is missing.
+public enum MissingRegionReason: Sendable, Equatable, CustomStringConvertible {
+    /// Exactly the same value at every volume.
+    case constant
+    /// Not finite at this many of the volumes (after the non-steady-state ones).
+    case nonFinite(volumes: Int, of: Int)
+
+    public var description: String {
+        switch self {
+        case .constant: "constant signal"
+        case let .nonFinite(volumes, total): volumes == total ? "no finite value" : "not finite in \(volumes) of \(total) volumes"
+        }
     }
 }
 
@@ -48,6 +155,14 @@ public struct CleaningQC: Sendable, Equatable {
     public var droppedRegressors: Int
     /// Regions returned as NaN because their input was non-finite or exactly constant.
     public var missingRegions: [Int]
+    /// Why each of `missingRegions` is missing (same order).
+    public var missingRegionReasons: [MissingRegionReason] = []
+    /// Volumes (indices in the input) where a kept region's sample was not finite: its
+    /// value there was interpolated for filtering and regression, and, with
+    /// `censorNonFiniteVolumes`, the volume is censored (counted in `censoredVolumes`).
+    public var nonFiniteVolumes: [Int] = []
+    /// What the cleaning left to estimate with.
+    public var degreesOfFreedom: DegreesOfFreedom? = nil
 }
 
 /// The output of `cleanSignals`.
@@ -86,8 +201,18 @@ public struct CleanedSignals: Sendable, Equatable {
 /// the detrended, confound-regressed, unfiltered series that
 /// `amplitudeOfLowFrequencyFluctuations` expects.
 ///
-/// A region whose input is not finite or exactly constant is returned as a NaN column and
-/// listed in `qc.missingRegions`; the others are not affected by it.
+/// Degenerate input (Never a silent wrong number):
+/// - a region that is not finite at more than ``maximumNonFiniteRegionFraction`` of the
+///   volumes, or exactly constant, is returned as a NaN column and listed in
+///   `qc.missingRegions` with its reason (`qc.missingRegionReasons`); the others are not
+///   affected by it;
+/// - in the other regions, a non-finite sample (a region with no finite voxel at one volume,
+///   e.g. an all-NaN volume) is interpolated for detrending, filtering and regression, and
+///   its volume is censored like a high-motion one (`qc.nonFiniteVolumes`; kept,
+///   interpolated, when `options.censorNonFiniteVolumes` is false);
+/// - when the degrees of freedom left (``DegreesOfFreedom``) are below
+///   `options.minimumDegreesOfFreedom`, nothing is returned: correlations of what is left
+///   would be rounding noise or exactly ±1.
 ///
 /// - Parameters:
 ///   - signals: T x R region series.
@@ -99,7 +224,8 @@ public struct CleanedSignals: Sendable, Equatable {
 /// - Returns: the cleaned series and QC counts.
 /// - Throws: `FunctionalError.shapeMismatch` when confounds or mask do not have T rows,
 ///   `.invalidParameter` for a bad repetition time, cut-off, volume count or thread count,
-///   `.tooFewTimePoints` when fewer than 3 volumes remain to fit or fewer than 2 to keep.
+///   `.tooFewTimePoints` when fewer than 3 volumes remain to fit or fewer than 2 to keep,
+///   `.tooFewDegreesOfFreedom` below `options.minimumDegreesOfFreedom`.
 public func cleanSignals(
     _ signals: TimeSeriesMatrix, confounds: ConfoundColumns? = nil, censor: [Bool]? = nil,
     options: CleaningOptions, threads: Int = 1
@@ -122,7 +248,11 @@ public func cleanSignals(
     }
     let n = t0 - drop
     guard n >= 3 else { throw .tooFewTimePoints(needed: 3, available: n) }
-    let keep: [Int] = (drop..<t0).filter { !(censor?[$0] ?? false) }.map { $0 - drop }
+    let r = signals.regions
+    let input = signals.values
+    let screen = screenRegions(input, timePoints: t0, regions: r, drop: drop)
+    let badVolumes = Set(options.censorNonFiniteVolumes ? screen.nonFiniteVolumes : [])
+    let keep: [Int] = (drop..<t0).filter { !(censor?[$0] ?? false) && !badVolumes.contains($0 - drop) }.map { $0 - drop }
     guard keep.count >= 2 else { throw .tooFewTimePoints(needed: 2, available: keep.count) }
 
     let filtering = options.highPass != nil || options.lowPass != nil
@@ -149,32 +279,25 @@ public func cleanSignals(
         : (q: [Double](), rank: 0)
     let q = basis.q
     let rank = basis.rank
+    let dof = DegreesOfFreedom(volumes: n, options: options, regressorRank: rank, keptVolumes: keep.count)
+    guard dof.remaining >= options.minimumDegreesOfFreedom else {
+        throw .tooFewDegreesOfFreedom(dof, minimum: options.minimumDegreesOfFreedom)
+    }
 
     // Signals, region by region (steps 1-5), into a preallocated output.
-    let r = signals.regions
     let kept = keep.count
     var output = [Double](repeating: .nan, count: kept * r)
-    var missing = [Double](repeating: 0, count: r)
-    let input = signals.values
+    let missing = screen.reasons
     let detrend = options.detrend
     withSharedBuffer(&output) { out in
-        withSharedBuffer(&missing) { missingOut in
             forEachSlab(count: r, threads: threads) { regions in
                 let work = plan?.makeWorkspace()
                 var y = [Double](repeating: 0, count: n)
-                for region in regions {
+                for region in regions where missing[region] == nil {
                     let start = region * t0 + drop
-                    var finite = true
-                    var constant = true
-                    let first = input[start]
-                    for t in 0..<n {
-                        let v = input[start + t]
-                        y[t] = v
-                        if !v.isFinite { finite = false }
-                        if v != first { constant = false }
-                    }
-                    guard finite, !constant else { missingOut[region] = 1; continue }
+                    for t in 0..<n { y[t] = input[start + t] }
                     y.withUnsafeMutableBufferPointer { buf in
+                        interpolateNonFinite(buf)
                         if detrend { detrendInPlace(buf) }
                         if let plan, let work { filterInPlace(buf, plan: plan, work: work, band: band) }
                         if rank > 0 {
@@ -185,15 +308,74 @@ public func cleanSignals(
                     for (k, t) in keep.enumerated() { out[dest + k] = y[t] }
                 }
             }
-        }
     }
     let cleaned = try TimeSeriesMatrix(timePoints: kept, regions: r, values: output)
+    let missingRegions = (0..<r).filter { missing[$0] != nil }
     let qc = CleaningQC(
         inputVolumes: t0, nonSteadyStateVolumes: drop, censoredVolumes: n - kept, keptVolumes: kept,
         censoredFraction: Double(n - kept) / Double(n), regressorRank: rank,
         droppedRegressors: rank > 0 ? designColumns - rank : 0,
-        missingRegions: (0..<r).filter { missing[$0] != 0 })
+        missingRegions: missingRegions, missingRegionReasons: missingRegions.map { missing[$0]! },
+        nonFiniteVolumes: screen.nonFiniteVolumes.map { $0 + drop }, degreesOfFreedom: dof)
     return CleanedSignals(signals: cleaned, qc: qc)
+}
+
+/// Sorts the regions of a run (after its first `drop` volumes) into usable and missing, and
+/// finds the volumes where a usable region is not finite.
+///
+/// A region is missing when it is not finite at more than ``maximumNonFiniteRegionFraction``
+/// of the volumes, or exactly constant over its finite values. In the others, a non-finite
+/// sample marks its volume (0-based after `drop`), which is then censored for the run.
+func screenRegions(_ input: [Double], timePoints t0: Int, regions r: Int, drop: Int)
+    -> (reasons: [MissingRegionReason?], nonFiniteVolumes: [Int]) {
+    let n = t0 - drop
+    var reasons = [MissingRegionReason?](repeating: nil, count: r)
+    var bad = Set<Int>()
+    for region in 0..<r {
+        let start = region * t0 + drop
+        var nonFinite: [Int] = []
+        var first: Double?
+        var constant = true
+        for t in 0..<n {
+            let v = input[start + t]
+            guard v.isFinite else { nonFinite.append(t); continue }
+            if let first { if v != first { constant = false } } else { first = v }
+        }
+        if nonFinite.count == n || Double(nonFinite.count) > maximumNonFiniteRegionFraction * Double(n) {
+            reasons[region] = .nonFinite(volumes: nonFinite.count, of: n)
+        } else if constant {
+            reasons[region] = .constant
+        } else {
+            bad.formUnion(nonFinite)
+        }
+    }
+    return (reasons, bad.sorted())
+}
+
+/// Replaces non-finite samples by linear interpolation between the nearest finite ones (the
+/// nearest finite value at either end), so that detrending, the FFT and the regression see an
+/// evenly sampled series; the volumes are then censored or, for ALFF, kept as interpolated.
+/// A series with no finite sample is left as it is.
+func interpolateNonFinite(_ y: UnsafeMutableBufferPointer<Double>) {
+    let n = y.count
+    var previous = -1
+    var t = 0
+    while t < n {
+        if y[t].isFinite { previous = t; t += 1; continue }
+        var next = t
+        while next < n && !y[next].isFinite { next += 1 }
+        for u in t..<next {
+            switch (previous >= 0, next < n) {
+            case (true, true):
+                let w = Double(u - previous) / Double(next - previous)
+                y[u] = y[previous] + w * (y[next] - y[previous])
+            case (true, false): y[u] = y[previous]
+            case (false, true): y[u] = y[next]
+            case (false, false): return
+            }
+        }
+        t = next
+    }
 }
 
 // MARK: - Detrending

@@ -27,7 +27,9 @@ public struct ConfoundColumns: Sendable, Equatable {
             guard column.count == t else {
                 throw .shapeMismatch("confounds: column '\(name)' has \(column.count) rows, expected \(t)")
             }
-            if let row = column.firstIndex(where: { !$0.isFinite }) { throw .nonFiniteConfound(column: name, row: row) }
+            if let row = column.firstIndex(where: { !$0.isFinite }) {
+                throw .nonFiniteConfound(column: name, row: row, value: column[row])
+            }
             values.append(contentsOf: column)
         }
         self.names = names

@@ -118,14 +118,18 @@ public enum FunctionalError: Error, Equatable, Sendable, CustomStringConvertible
     case unknownConfoundStrategy(String)
     /// A confound column the strategy needs is not among the available columns.
     case missingConfoundColumn(String)
-    /// A confound column holds NaN/infinite values outside the first row.
-    case nonFiniteConfound(column: String, row: Int)
+    /// A confound column holds a NaN (n/a) or infinite value outside the first row; `row`
+    /// counts data rows from 0, so the file line is `row + 2` (the header is line 1).
+    case nonFiniteConfound(column: String, row: Int, value: Double)
     /// A parameter is out of range (the message says which and why).
     case invalidParameter(String)
     /// Too few time points remain for the requested operation.
     case tooFewTimePoints(needed: Int, available: Int)
     /// The covariance of the valid regions is not positive definite (Cholesky failed at `pivot`).
     case covarianceNotPositiveDefinite(pivot: Int)
+    /// Detrending, the band-pass, confound regression and censoring leave fewer degrees of
+    /// freedom than `minimum` (``DegreesOfFreedom``).
+    case tooFewDegreesOfFreedom(DegreesOfFreedom, minimum: Double)
 
     public var description: String {
         switch self {
@@ -133,12 +137,16 @@ public enum FunctionalError: Error, Equatable, Sendable, CustomStringConvertible
         case .unknownConfoundStrategy(let name):
             return "unknown confound strategy '\(name)' (expected none, 6P, 24P or 36P)"
         case .missingConfoundColumn(let name): return "confounds: missing column '\(name)'"
-        case .nonFiniteConfound(let column, let row): return "confounds: column '\(column)' is n/a at row \(row)"
+        case .nonFiniteConfound(let column, let row, let value):
+            let shown = value.isNaN ? "n/a" : (value > 0 ? "inf" : "-inf")
+            return "confounds: line \(row + 2) (the header is line 1): column '\(column)' is \(shown)"
         case .invalidParameter(let what): return "invalid parameter: \(what)"
         case .tooFewTimePoints(let needed, let available):
             return "too few time points: \(available) available, \(needed) needed"
         case .covarianceNotPositiveDefinite(let pivot):
             return "covariance is not positive definite (Cholesky failed at pivot \(pivot))"
+        case let .tooFewDegreesOfFreedom(dof, minimum):
+            return "too few degrees of freedom left to estimate anything: \(dof) (at least \(formatted(minimum)) needed); use fewer confounds, a wider band or no filter, less censoring, or a longer run"
         }
     }
 }
@@ -149,3 +157,7 @@ func validatedThreads(_ threads: Int) throws(FunctionalError) -> Int {
     return threads
 }
 
+/// A number as short as it reads (10, not 10.0).
+private func formatted(_ value: Double) -> String {
+    value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
+}

@@ -98,6 +98,7 @@ public enum DiffusionPipeline {
         let (fit, mask, maskSource, maskVoxelCount) = try { () throws -> (MaskedTensorFit, [Bool], String, Int) in
             var series = try readMaskedSeries(options, inputs: inputs)
             timer.lap("read + mask + gather")
+            try checkSignal(&series, &inputs, options)
             // Hand the signal over whole, so the fit frees it before the grid maps exist.
             let signal = series.signal
             series.signal = .float([])
@@ -122,13 +123,19 @@ public enum DiffusionPipeline {
         timer.lap("orientation check")
         let summarised = maps.filter { $0.name != "s0" }
         // Each atlas is summarised with the whole brain and the lesion masks, so that each
-        // summary table is complete; those rows are the same for every atlas.
+        // summary table is complete; those rows are the same for every atlas. Voxels with a
+        // negative eigenvalue or FA above 1 are left out unless asked for (counted in the QC).
+        let included = options.parameters.keepNegativeEigenvalues ? fit.fitted : fit.plausible
         let summaries = try inputs.regions.map { regions in
             let perMap = try wrap(options.dwiPath) {
-                try regionalStatistics(maps: summarised.map(\.values), mask: fit.fitted, atlas: regions.atlas,
+                try regionalStatistics(maps: summarised.map(\.values), mask: included, atlas: regions.atlas,
                                        extraMasks: inputs.extraMasks, threads: options.threads)
             }
             return (name: regions.name, summaries: Dictionary(uniqueKeysWithValues: zip(summarised.map(\.name), perMap)))
+        }
+        let excluded = options.parameters.keepNegativeEigenvalues ? nil : excludedVoxels(fit, inputs: inputs)
+        if let excluded, excluded.total > 0 {
+            inputs.warnings.append("\(excluded.total) of \(quality.voxelsFitted) fitted voxels have a negative eigenvalue (or FA above 1) and are left out of the regional summaries; --keep-negative-eigenvalues keeps them")
         }
         timer.lap("regional summaries")
 
@@ -137,7 +144,7 @@ public enum DiffusionPipeline {
         timer.lap("write maps")
         let maskDescription = (source: maskSource, voxels: maskVoxelCount)
         var (files, metrics) = try writeTables(summaries, options: options, inputs: inputs, mask: maskDescription,
-                                               quality: quality, orientation: orientation)
+                                               quality: quality, orientation: orientation, excluded: excluded)
         files = writer.volumeMapPaths + writer.scalarMapPaths(maps) + files
         timer.lap("tables + sidecar")
         metrics.append(VisitMetric(modality: "dwi", region: wholeBrainRegion, metric: "negative_eigenvalue_fraction",
@@ -163,10 +170,16 @@ public enum DiffusionPipeline {
         var extraMasks: [(name: String, mask: [Bool])]
         var warnings: [String]
 
+        /// Kept volumes (positions in `selection.table`) left out of the fit because most of
+        /// their brain voxels are not finite (``checkSignal(_:_:_:)``).
+        var unusableVolumes: Set<Int> = []
+
         /// The gradient table of the kept volumes.
         var table: GradientTable { selection.table }
         /// The kept volumes' indices in the series.
         var volumeIndices: [Int] { selection.volumeIndices }
+        /// The table fitted: the kept volumes less the unusable ones.
+        var fittedTable: GradientTable { unusableVolumes.isEmpty ? table : table.removing(volumes: unusableVolumes) }
     }
 
     /// Reads and checks every input but the diffusion signal itself: the header, gradients,
@@ -180,6 +193,10 @@ public enum DiffusionPipeline {
         let (fslTable, worldTable) = try readGradients(options, header: header)
         let selection = try selectVolumes(options.parameters.vectorFrame == .fsl ? fslTable : worldTable, options)
         warnings += selectionWarnings(selection)
+        if options.maskPath == nil && selection.table.b0Indices.isEmpty {
+            throw PipelineError(options.dwiPath, "no b=0 volume (b <= \(formatJSONNumber(options.parameters.b0Threshold))) to make an automatic brain mask from; give --mask")
+        }
+        try checkDesign(selection.table, options)
         // Opening a reader checks that the file can hold the voxels its header declares,
         // before anything the size of a volume is allocated.
         _ = try NIfTIFile.volumes(options.dwiPath)
@@ -230,13 +247,96 @@ public enum DiffusionPipeline {
         return warnings
     }
 
+    // MARK: - Preconditions
+
+    /// The gradient file a design problem is blamed on: the `.bvec` (or the MRtrix table).
+    static func directionsPath(_ options: DiffusionOptions) -> String {
+        options.gradientTablePath ?? options.bvecPath ?? options.dwiPath
+    }
+
+    /// Refuses a design that cannot determine the tensor, or determines it so poorly that
+    /// noise dominates (condition number above ``maximumDesignConditionNumber``): nearly
+    /// collinear directions, full rank on paper, gave whole-brain FA 1.10.
+    static func checkDesign(_ table: GradientTable, _ options: DiffusionOptions, leftOut: String = "") throws {
+        let condition = designConditionNumber(table)
+        let volumes = "the \(table.count) fitted volumes (\(table.b0Indices.count) b=0, \(table.diffusionIndices.count) weighted\(leftOut))"
+        if !condition.isFinite && table.b0Indices.isEmpty && Set(table.shellBValues).count < 2 {
+            throw PipelineError(options.bvalPath ?? directionsPath(options), "no b=0 volume (b <= \(formatJSONNumber(table.b0Threshold))) among \(volumes), and a single b-value: the tensor needs a b=0 volume (or a second b-value) to fix S0")
+        }
+        guard condition.isFinite else {
+            throw PipelineError(directionsPath(options), "the gradient directions of \(volumes) do not determine the tensor: it needs at least 6 non-collinear directions and a b=0 volume")
+        }
+        guard condition <= maximumDesignConditionNumber else {
+            throw PipelineError(directionsPath(options), String(
+                format: "the gradient directions of %@ are nearly collinear: the tensor design has condition number %.0f (above %.0f; evenly spread schemes give 3 to 20), so the fit would be noise (FA above 1, negative eigenvalues); check the directions in this file", volumes, condition, maximumDesignConditionNumber))
+        }
+    }
+
+    /// Checks the gathered signal before the fit: a kept volume whose brain voxels are mostly
+    /// not finite (more than ``maximumNonFiniteVolumeFraction``) is left out of the fit with a
+    /// warning naming it, rather than leaving every voxel unfitted; the design of what is
+    /// left is checked again; and the mean diffusion-weighted signal must be below the mean
+    /// b=0 signal (diffusion only attenuates), else the b-values label the wrong volumes.
+    static func checkSignal(_ series: inout MaskedSeries, _ inputs: inout Inputs, _ options: DiffusionOptions) throws {
+        let voxels = series.voxels.count
+        let fractions = series.signal.nonFiniteFractions(voxelCount: voxels)
+        let unusable = fractions.indices.filter { fractions[$0] > maximumNonFiniteVolumeFraction }
+        if !unusable.isEmpty {
+            for k in unusable {
+                inputs.warnings.append(String(format: "volume %d (b = %@) of %@ is not finite in %.0f%% of the brain: left out of the fit",
+                                              inputs.volumeIndices[k], formatJSONNumber(inputs.table.bValues[k]),
+                                              URL(fileURLWithPath: options.dwiPath).lastPathComponent, 100 * fractions[k]))
+            }
+            inputs.unusableVolumes = Set(unusable)
+            series.signal = series.signal.removingVolumes(inputs.unusableVolumes, voxelCount: voxels)
+            let table = inputs.fittedTable
+            guard !table.b0Indices.isEmpty else {
+                throw PipelineError(options.dwiPath, "every b=0 volume is mostly not finite (volumes \(unusable.map { String(inputs.volumeIndices[$0]) }.joined(separator: ", "))): no b=0 signal to fit")
+            }
+            try checkDesign(table, options, leftOut: "; \(unusable.count) non-finite volume(s) left out")
+        }
+        let table = inputs.fittedTable
+        let means = series.signal.meanSignals(isB0: table.isB0, voxelCount: voxels)
+        if means.b0.isFinite, means.weighted.isFinite, means.weighted >= means.b0 {
+            let bPath = options.bvalPath ?? options.gradientTablePath ?? table.source
+            throw PipelineError(bPath, String(
+                format: "the volumes labelled b=0 are not brighter than the diffusion-weighted ones in the brain (mean signal %.4g at b=0, %.4g weighted; diffusion only attenuates): the b-values label the wrong volumes; check this file against the series",
+                means.b0, means.weighted))
+        }
+    }
+
+    /// Fitted voxels left out of the summaries as physically impossible, in all and per
+    /// summarised region (atlas regions, whole brain, extra masks, in summary order).
+    struct ExcludedVoxels {
+        var total: Int
+        var byRegion: [(name: String, count: Int)]
+    }
+
+    static func excludedVoxels(_ fit: MaskedTensorFit, inputs: Inputs) -> ExcludedVoxels {
+        let bad = fit.impossible.indices.filter { fit.impossible[$0] }
+        var byRegion: [(name: String, count: Int)] = []
+        for regions in inputs.regions {
+            let atlas = regions.atlas
+            var slot = [Int: Int]()
+            for (k, entry) in atlas.entries.enumerated() { slot[entry.index] = k }
+            var counts = [Int](repeating: 0, count: atlas.entries.count)
+            for i in bad { if let k = slot[Int(atlas.labels[i])] { counts[k] += 1 } }
+            // With several atlases, a region is named with its atlas: `seg-JHU/L_CST`.
+            let prefix = inputs.regions.count > 1 ? regions.name.map { "seg-\($0)/" } ?? "" : ""
+            byRegion += zip(atlas.entries, counts).map { (name: prefix + $0.name, count: $1) }
+        }
+        byRegion.append((name: wholeBrainRegion, count: bad.count))
+        for extra in inputs.extraMasks { byRegion.append((name: extra.name, count: bad.filter { extra.mask[$0] }.count)) }
+        return ExcludedVoxels(total: bad.count, byRegion: byRegion)
+    }
+
     // MARK: - Computing
 
     /// Fits the tensor to the mask's voxels and places the fit on the grid.
     static func fitTensors(_ signal: consuming MaskedSignal, voxels: [Int32], _ inputs: Inputs, _ options: DiffusionOptions) throws
         -> MaskedTensorFit {
         let model = try wrap(options.dwiPath) {
-            try TensorModel(table: inputs.table, method: options.parameters.method, iterations: options.parameters.iterations)
+            try TensorModel(table: inputs.fittedTable, method: options.parameters.method, iterations: options.parameters.iterations)
         }
         do {
             return try model.fit(consume signal, voxels: voxels, gridVoxelCount: inputs.header.voxelsPerVolume, threads: options.threads)
@@ -272,7 +372,8 @@ public enum DiffusionPipeline {
     /// the first (``AtlasCombination``).
     static func writeTables(_ summaries: [(name: String?, summaries: [String: [RegionSummary]])], options: DiffusionOptions,
                             inputs: Inputs, mask: (source: String, voxels: Int), quality: TensorFitQuality,
-                            orientation: GradientOrientationReport?) throws -> (files: [String], metrics: [VisitMetric]) {
+                            orientation: GradientOrientationReport?, excluded: ExcludedVoxels?) throws
+        -> (files: [String], metrics: [VisitMetric]) {
         let base = options.outputFolder + "/" + options.prefix
         var files: [String] = []
         var perAtlas: [(name: String, metrics: [VisitMetric])] = []
@@ -285,7 +386,8 @@ public enum DiffusionPipeline {
         }
         let atlasIndependent = Set([wholeBrainRegion] + inputs.extraMasks.map(\.name))
         let metrics = AtlasCombination.combine(perAtlas) { !atlasIndependent.contains($0.region) }
-        let sidecar = sidecarJSON(options: options, inputs: inputs, mask: mask, quality: quality, orientation: orientation)
+        let sidecar = sidecarJSON(options: options, inputs: inputs, mask: mask, quality: quality, orientation: orientation,
+                                  excluded: excluded)
         try AtomicFile.write(sidecar.rendered() + "\n", to: base + sidecarSuffix)
         return (files + [base + sidecarSuffix], metrics)
     }
@@ -308,16 +410,40 @@ public enum DiffusionPipeline {
     /// choice), `ShellSelection` (the rule that applied), `BValuesUsed` and `BValuesLeftOut`
     /// (distinct b-values as written, b=0 included), `Shells` and `ShellsLeftOut` (non-zero
     /// shells, b rounded to 100), `VolumesUsed` and `VolumesLeftOut` (counts).
+    ///
+    /// The QC adds `DesignConditionNumber` (``designConditionNumber(_:)`` of the fitted
+    /// volumes), `VolumesNotFinite` (series volumes left out of the fit as mostly
+    /// non-finite) and `ExcludedFromSummaries` (fitted voxels with a negative eigenvalue or FA
+    /// above 1 left out of the regional summaries, in all and per region that has any; null
+    /// with `KeepNegativeEigenvalues`).
     static func sidecarJSON(options: DiffusionOptions, inputs: Inputs, mask: (source: String, voxels: Int), quality: TensorFitQuality,
-                            orientation: GradientOrientationReport?) -> JSONValue {
+                            orientation: GradientOrientationReport?, excluded: ExcludedVoxels? = nil) -> JSONValue {
         let parameters = options.parameters
         let selection = inputs.selection
-        let table = selection.table
+        let table = inputs.fittedTable
+        var excludedJSON = JSONValue.null
+        if let excluded {
+            let regions: [(String, JSONValue)] = excluded.byRegion.filter { $0.count > 0 }.map { ($0.name, JSONValue.int($0.count)) }
+            excludedJSON = .object([("Voxels", .int(excluded.total)), ("Regions", .object(regions))])
+        }
+        let notFinite: [JSONValue] = inputs.unusableVolumes.sorted().map { .int(inputs.volumeIndices[$0]) }
+        let qc = JSONValue.object([
+            ("VoxelsInMask", .int(mask.voxels)),
+            ("VoxelsFitted", .int(quality.voxelsFitted)),
+            ("NegativeEigenvalueVoxels", .int(quality.negativeEigenvalueVoxels)),
+            ("NegativeEigenvalueFraction", .finite(negativeEigenvalueFraction(quality))),
+            ("ExcludedFromSummaries", excludedJSON),
+            ("DesignConditionNumber", .finite(designConditionNumber(table))),
+            ("VolumesNotFinite", .array(notFinite)),
+            ("MeanResidual", .finite(quality.meanResidual)),
+            ("GradientOrientationCheck", orientation.map(orientationJSON) ?? .null),
+        ])
+        let gradients: String = options.gradientTablePath ?? "\(options.bvalPath ?? "") \(options.bvecPath ?? "")"
         return .object([
             ("Description", .string("Diffusion tensor maps (Basser et al. 1994) and regional summaries")),
             ("GeneratedBy", .array([.object([("Name", .string("nimetrics")), ("Version", .string(NimetricsVersion.string))])])),
             ("Source", .string(options.dwiPath)),
-            ("Gradients", .string(options.gradientTablePath ?? "\(options.bvalPath ?? "") \(options.bvecPath ?? "")")),
+            ("Gradients", .string(gradients)),
             ("FitMethod", .string(parameters.method.rawValue.uppercased())),
             ("Iterations", .int(parameters.iterations)),
             ("MaximumBValue", parameters.maximumB.map { .number($0) } ?? .null),
@@ -331,6 +457,7 @@ public enum DiffusionPipeline {
             ("ShellsLeftOut", .array(selection.shellsLeftOut.map { .number($0) })),
             ("VolumesLeftOut", .int(selection.leftOutIndices.count)),
             ("VectorFrame", .string(parameters.vectorFrame.rawValue)),
+            ("KeepNegativeEigenvalues", .bool(parameters.keepNegativeEigenvalues)),
             ("TensorOrder", .string("D11 D12 D13 D22 D23 D33")),
             ("DiffusivityUnits", .string("mm^2/s")),
             ("Mask", .string(mask.source)),
@@ -340,14 +467,7 @@ public enum DiffusionPipeline {
             ("AtlasResampled", options.atlases.count > 1 ? .array(inputs.regions.map { .bool($0.resampled != nil) })
                 : .bool(inputs.regions.first?.resampled != nil)),
             ("LesionMask", options.lesionMaskPath.map { .string($0) } ?? .null),
-            ("QC", .object([
-                ("VoxelsInMask", .int(mask.voxels)),
-                ("VoxelsFitted", .int(quality.voxelsFitted)),
-                ("NegativeEigenvalueVoxels", .int(quality.negativeEigenvalueVoxels)),
-                ("NegativeEigenvalueFraction", .finite(negativeEigenvalueFraction(quality))),
-                ("MeanResidual", .finite(quality.meanResidual)),
-                ("GradientOrientationCheck", orientation.map(orientationJSON) ?? .null),
-            ])),
+            ("QC", qc),
             ("Warnings", .array(inputs.warnings.map { .string($0) })),
         ])
     }

@@ -76,6 +76,7 @@ public enum FunctionalPipeline {
         let regional = try regionalSeries(options, inputs: &inputs)
         timer.lap("stream + region means")
         let measures = try computeMeasures(options, inputs: inputs, regional: regional)
+        inputs.warnings += cleaningWarnings(inputs: inputs, regional: regional, qc: measures.cleaned.qc)
         timer.lap("cleaning + connectivity + amplitude")
         let amplitudeMapFiles = options.parameters.amplitudeMaps
             ? try writeAmplitudeMaps(options, confounds: inputs.confounds, cleaning: measures.amplitudeCleaning,
@@ -220,7 +221,9 @@ public enum FunctionalPipeline {
         for r in series.indices where coverage[r] < minimum || extracted.brainVoxels[r] == 0 {
             series[r] = [Double](repeating: .nan, count: inputs.header.volumeCount)
         }
-        let uncovered = inputs.entries.indices.filter { series[$0].first?.isNaN ?? true }
+        // By coverage alone: a region that is NaN at some volume (an all-NaN volume) is not
+        // uncovered; the cleaning censors that volume instead.
+        let uncovered = inputs.entries.indices.filter { coverage[$0] < minimum || extracted.brainVoxels[$0] == 0 }
         if !uncovered.isEmpty {
             inputs.warnings.append("\(uncovered.count) region(s) below \(minimum) coverage reported as n/a: "
                                    + uncovered.prefix(10).map { inputs.entries[$0].name }.joined(separator: ", "))
@@ -243,23 +246,83 @@ public enum FunctionalPipeline {
     static func computeMeasures(_ options: FunctionalOptions, inputs: Inputs,
                                 regional: RegionalSeries) throws -> Measures {
         let parameters = options.parameters, threads = options.threads
+        /// `cleanSignals`, with too few degrees of freedom explained in the options' terms.
+        func clean(_ matrix: TimeSeriesMatrix, censor: [Bool]?, options cleaning: CleaningOptions) throws -> CleanedSignals {
+            do {
+                return try cleanSignals(matrix, confounds: inputs.confounds, censor: censor, options: cleaning, threads: threads)
+            } catch .tooFewDegreesOfFreedom(let dof, let minimum) {
+                throw PipelineError(options.boldPath, String(
+                    format: "too few degrees of freedom left to estimate connectivity: %@ (at least %g needed); use fewer confounds (--strategy), a wider band or none (--high-pass 0, --low-pass 0), less censoring (--fd-threshold), or a longer run",
+                    dof.description, minimum))
+            }
+        }
         return try wrap(options.boldPath) {
             let matrix = try TimeSeriesMatrix(regionSeries: regional.series)
             let cleaning = CleaningOptions(repetitionTime: inputs.repetitionTime, nonSteadyStateVolumes: inputs.dummyScans,
                                            detrend: true, highPass: parameters.highPass, lowPass: parameters.lowPass)
-            let cleaned = try cleanSignals(matrix, confounds: inputs.confounds, censor: inputs.censor, options: cleaning, threads: threads)
+            let cleaned = try clean(matrix, censor: inputs.censor, options: cleaning)
+            try checkUsableRegions(options, inputs: inputs, regional: regional, qc: cleaned.qc)
             let pearson = try pearsonCorrelation(cleaned.signals, threads: threads)
             let partial = parameters.partialCorrelation ? try partialCorrelation(cleaned.signals, threads: threads) : nil
             var amplitudeCleaning = cleaning
             amplitudeCleaning.highPass = nil
             amplitudeCleaning.lowPass = nil
-            let unfiltered = try cleanSignals(matrix, confounds: inputs.confounds, censor: nil, options: amplitudeCleaning, threads: threads)
+            // ALFF needs evenly spaced samples: a non-finite sample is interpolated, not censored.
+            amplitudeCleaning.censorNonFiniteVolumes = false
+            let unfiltered = try clean(matrix, censor: nil, options: amplitudeCleaning)
             let amplitude = try amplitudeOfLowFrequencyFluctuations(
                 unfiltered.signals, repetitionTime: inputs.repetitionTime,
                 band: (parameters.amplitudeBand.low, parameters.amplitudeBand.high), threads: threads)
             return Measures(cleaned: cleaned, pearson: pearson, partial: partial, amplitude: amplitude,
                             amplitudeCleaning: amplitudeCleaning)
         }
+    }
+
+    /// Fails the run when no region has a usable series (every one uncovered, constant or
+    /// not finite): there is nothing to measure, and all-n/a tables would look like a result.
+    static func checkUsableRegions(_ options: FunctionalOptions, inputs: Inputs, regional: RegionalSeries,
+                                   qc: CleaningQC) throws {
+        guard qc.missingRegions.count == inputs.entries.count else { return }
+        let reasons = missingRegionReasons(inputs: inputs, regional: regional, qc: qc)
+        var counts: [String: Int] = [:]
+        for (_, reason) in reasons { counts[reason, default: 0] += 1 }
+        let described = counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        throw PipelineError(options.boldPath, "no region of the atlas has a usable signal (\(described)); check the run and the atlas")
+    }
+
+    /// The missing regions (entry positions) and why: coverage below the threshold, a
+    /// constant signal, or non-finite values; in entry order.
+    static func missingRegionReasons(inputs: Inputs, regional: RegionalSeries, qc: CleaningQC) -> [(region: Int, reason: String)] {
+        let uncovered = Set(regional.uncovered)
+        var reasons: [Int: String] = [:]
+        for (region, reason) in zip(qc.missingRegions, qc.missingRegionReasons) { reasons[region] = reason.description }
+        for region in uncovered { reasons[region] = "coverage below the minimum" }
+        return reasons.keys.sorted().map { ($0, reasons[$0]!) }
+    }
+
+    /// Warnings for the regions the cleaning found unusable (constant, not finite) and the
+    /// volumes censored because a region's sample was not finite there.
+    static func cleaningWarnings(inputs: Inputs, regional: RegionalSeries, qc: CleaningQC) -> [String] {
+        var warnings: [String] = []
+        let uncovered = Set(regional.uncovered)
+        let names = inputs.entries.map(\.name)
+        var byReason: [String: [String]] = [:]
+        for (region, reason) in zip(qc.missingRegions, qc.missingRegionReasons) where !uncovered.contains(region) {
+            let key: String
+            switch reason {
+            case .constant: key = "constant signal"
+            case .nonFinite: key = "not finite in more than \(Int(maximumNonFiniteRegionFraction * 100))% of the volumes"
+            }
+            byReason[key, default: []].append(names[region])
+        }
+        for (reason, regions) in byReason.sorted(by: { $0.key < $1.key }) {
+            warnings.append("\(regions.count) region(s) reported as n/a (\(reason)): " + regions.prefix(10).joined(separator: ", "))
+        }
+        if !qc.nonFiniteVolumes.isEmpty {
+            let volumes = qc.nonFiniteVolumes.prefix(10).map(String.init).joined(separator: ", ")
+            warnings.append("\(qc.nonFiniteVolumes.count) volume(s) censored because a region's mean is not finite there (no finite voxel: an all-NaN volume, or NaN/Inf values): volume(s) \(volumes)")
+        }
+        return warnings
     }
 
     /// The visit metrics and the rows of the summary table (metric, network, value).
@@ -370,6 +433,7 @@ public enum FunctionalPipeline {
                             regional: RegionalSeries,
                             measures: Measures) -> JSONValue {
         let parameters = options.parameters, qc = measures.cleaned.qc, extracted = regional.extracted
+        let missing = missingRegionReasons(inputs: inputs, regional: regional, qc: qc)
         return .object([
             ("GeneratedBy", .string("nimetrics")),
             ("Version", .string(NimetricsVersion.string)),
@@ -402,7 +466,10 @@ public enum FunctionalPipeline {
                 ("RegressorsDropped", .int(qc.droppedRegressors)),
                 ("BrainVoxels", .int(extracted.maskVoxels)),
                 ("NonFiniteValues", .int(extracted.nonFiniteValues)),
-                ("RegionsMissing", .array(regional.uncovered.map { .string(inputs.entries[$0].name) })),
+                ("RegionsMissing", .array(missing.map { .string(inputs.entries[$0.region].name) })),
+                ("RegionsMissingReasons", .object(missing.map { (inputs.entries[$0.region].name, .string($0.reason)) })),
+                ("VolumesCensoredNonFinite", .array(qc.nonFiniteVolumes.map { .int($0) })),
+                ("DegreesOfFreedom", .finite(qc.degreesOfFreedom?.remaining)),
                 ("WholeBrainTSNR", .finite(extracted.wholeBrainTSNR)),
             ])),
             ("Warnings", .array(inputs.warnings.map { .string($0) })),

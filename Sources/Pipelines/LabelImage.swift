@@ -35,6 +35,7 @@ public enum LabelImage {
         let networkColumn = table.index(of: "network")
         var entries: [LabelEntry] = []
         var seen = Set<Int>()
+        var lineOfName: [String: Int] = [:]
         for (line, row) in table.rows.enumerated() {
             guard let index = Int(row[indexColumn]), index > 0 else {
                 throw PipelineError(path, "line \(line + 2): index '\(row[indexColumn])' is not a positive integer")
@@ -44,9 +45,31 @@ public enum LabelImage {
             }
             let name = nameColumn.map { row[$0] }.flatMap { $0.isEmpty || $0 == "n/a" ? nil : $0 } ?? String(index)
             let network = networkColumn.map { row[$0] }.flatMap { $0.isEmpty || $0 == "n/a" ? nil : $0 }
+            try checkName(name, network: network, line: line + 2, lineOfName: &lineOfName, path: path)
             entries.append(LabelEntry(index: index, name: name, network: network))
         }
         return entries.sorted { $0.index < $1.index }
+    }
+
+    /// Region names the outputs use for regions of their own: a label with one of these names
+    /// would collide with that row of every table.
+    public static let reservedRegionNames: Set<String> = [wholeBrainRegion, "lesion", "normal_appearing_tissue", "all"]
+
+    /// Checks a label's name and network where it is read, so a collision fails before any
+    /// processing and names the table's line: a name used twice, a reserved name
+    /// (``reservedRegionNames``) or one starting with `network-` (the prefix of network
+    /// summaries), and a network called `all` (the whole-brain summary's network).
+    static func checkName(_ name: String, network: String?, line: Int, lineOfName: inout [String: Int], path: String) throws {
+        if let first = lineOfName[name] {
+            throw PipelineError(path, "lines \(first) and \(line): the region name '\(name)' is used twice; names must be unique")
+        }
+        lineOfName[name] = line
+        if reservedRegionNames.contains(name) || name.hasPrefix("network-") {
+            throw PipelineError(path, "line \(line): '\(name)' is reserved for a summary region of its own (\(reservedRegionNames.sorted().joined(separator: ", ")), network-*); rename the label")
+        }
+        if network == "all" {
+            throw PipelineError(path, "line \(line): the network name 'all' is reserved for the whole-brain summary; rename the network")
+        }
     }
 
     /// Region list: the table's entries (the table beside the atlas when `tablePath` is nil
@@ -58,7 +81,13 @@ public enum LabelImage {
             entries = try readTable(path)
         }
         let listed = Set(entries.map(\.index))
+        let names = Set(entries.map(\.name))
         for label in Set(labels).subtracting([0]).sorted() where !listed.contains(Int(label)) {
+            // An unlisted label is named by its index, which must not be a listed name.
+            guard !names.contains(String(label)) else {
+                throw PipelineError(Self.tablePath(for: atlasPath, explicit: tablePath) ?? atlasPath,
+                                    "label \(label) is in the image but not the table, and its default name '\(label)' is already another label's name")
+            }
             entries.append(LabelEntry(index: Int(label), name: String(label)))
         }
         guard !entries.isEmpty else { throw PipelineError(atlasPath, "the atlas has no labels") }
@@ -99,7 +128,10 @@ public enum LabelImage {
             }
             labels[i] = Int32(value)
         }
-        if image.header.hasSameGrid(as: grid) { return (labels, nil) }
+        if image.header.hasSameGrid(as: grid) {
+            guard labels.contains(where: { $0 != 0 }) else { throw PipelineError(path, "the atlas has no labelled voxel (every value is 0)") }
+            return (labels, nil)
+        }
         let s = image.header.spatialShape, t = grid.spatialShape
         let grids = "atlas grid \(s.x)x\(s.y)x\(s.z) (max affine difference \(String(format: "%.3g", image.header.affine.maximumDifference(to: grid.affine))) mm) differs from the \(gridName) grid \(t.x)x\(t.y)x\(t.z)"
         guard resample else {
@@ -108,6 +140,9 @@ public enum LabelImage {
         guard let resampled = resampleNearest(labels, sourceShape: image.header.spatialShape, sourceAffine: image.header.affine,
                                               targetShape: grid.spatialShape, targetAffine: grid.affine) else {
             throw PipelineError(path, "the atlas affine is singular (its linear part has determinant 0), so it cannot be resampled")
+        }
+        guard resampled.contains(where: { $0 != 0 }) else {
+            throw PipelineError(path, grids + ": resampled by nearest neighbour, no labelled voxel falls on the \(gridName) grid (do the two cover the same space?)")
         }
         return (resampled, "\(URL(fileURLWithPath: path).lastPathComponent): \(grids): resampled by nearest neighbour")
     }

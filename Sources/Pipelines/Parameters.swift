@@ -36,6 +36,11 @@ public struct DiffusionParameters: Sendable, Equatable, Codable {
     /// the low bits of float maps are mostly noise, which higher levels spend time on for
     /// little gain (docs/benchmarks.md).
     public var compressionLevel = 1
+    /// Keep fitted voxels with a physically impossible tensor (a negative eigenvalue, FA
+    /// above 1) in the regional summaries. Off by default: such voxels are left out of every
+    /// summary and counted in the QC (``isImpossibleTensor(eigenvalues:)``), so a regional
+    /// mean is never pulled by impossible values; the maps hold them either way.
+    public var keepNegativeEigenvalues = false
 
     public init() {}
 }

@@ -76,6 +76,11 @@ struct TensorFitOptions: ParsableArguments {
     @Flag(name: .customLong("no-orientation-check"), help: "Skip the gradient orientation check.")
     var noOrientationCheck = false
 
+    @Flag(name: .customLong("keep-negative-eigenvalues"),
+          help: ArgumentHelp("Keep voxels with a negative eigenvalue (or FA above 1) in the regional summaries.",
+                             discussion: "By default they are left out of the summaries and counted in the sidecar's QC; the maps hold them either way."))
+    var keepNegativeEigenvalues = false
+
     func validate() throws {
         try OptionCheck.atLeast(1, iterations, "--iterations")
         try OptionCheck.nonNegative(b0Threshold, "--b0-threshold")
@@ -96,6 +101,7 @@ struct TensorFitOptions: ParsableArguments {
         parameters.b0Threshold = b0Threshold
         parameters.vectorFrame = vectorFrame
         parameters.orientationCheck = !noOrientationCheck
+        parameters.keepNegativeEigenvalues = keepNegativeEigenvalues
         parameters.resampleAtlas = resampleAtlas
         return parameters
     }

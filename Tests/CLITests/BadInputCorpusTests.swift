@@ -119,9 +119,44 @@ struct BadInputCorpusTests {
             let values = series.split(separator: "\n").dropFirst().flatMap { $0.split(separator: "\t") }
             #expect(values.count == 40 * 4)
             #expect(values.allSatisfy { Double($0)?.isFinite == true })
+        case "dwi_nan_volume":
+            // The all-NaN volume is left out with a warning naming it; every brain voxel is
+            // fitted from the seven others and has the planted tensor.
+            #expect(run.stderr.contains("volume 3 (b = 1000) of dwi_nan_volume.nii.gz is not finite"), "\(run.stderr)")
+            let sidecar = try jsonObject(out + "/dwi_nan_volume_model-tensor_dwimap.json")
+            let qc = sidecar["QC"] as! [String: Any]
+            #expect(qc["VolumesNotFinite"] as? [Int] == [3])
+            #expect(sidecar["VolumesUsed"] as? Int == 7)
+            let s0 = try NIfTIFile.read(out + "/dwi_nan_volume_model-tensor_param-s0_dwimap.nii.gz", as: Double.self)
+            let fa = try NIfTIFile.read(out + "/dwi_nan_volume_model-tensor_param-fa_dwimap.nii.gz", as: Double.self)
+            let brain = fa.voxels.indices.filter { abs(s0.voxels[$0] - 1000) < 1 }
+            // The automatic mask of so small an image holds part of the brain box (see above).
+            #expect(brain.count >= 4)
+            let truth = (0.5 * 2 * 1.4 * 1.4).squareRoot() / (1.7 * 1.7 + 2 * 0.09).squareRoot()
+            #expect(brain.allSatisfy { abs(fa.voxels[$0] - truth) < 1e-4 })
+        case "bold_nan_volume":
+            // The all-NaN volume is censored (named in a warning and the QC), not spread to
+            // every region: 39 volumes kept, every region finite.
+            #expect(run.stderr.contains("censored because a region's mean is not finite there"), "\(run.stderr)")
+            let qc = try jsonObject(out + "/bold_nan_volume_desc-summary_connectivity.json")["QC"] as! [String: Any]
+            #expect(qc["VolumesCensoredNonFinite"] as? [Int] == [5])
+            #expect(qc["VolumesKept"] as? Int == 39)
+            #expect((qc["RegionsMissing"] as? [String])?.isEmpty == true)
+            let matrix = try String(contentsOfFile: out + "/bold_nan_volume_stat-pearsoncorrelation_relmat.tsv", encoding: .utf8)
+            #expect(!matrix.contains("n/a"))
+        case "bold_constant_region":
+            // The constant region is n/a and listed among the missing regions with its reason.
+            #expect(run.stderr.contains("(constant signal): left_front"), "\(run.stderr)")
+            let qc = try jsonObject(out + "/bold_constant_region_desc-summary_connectivity.json")["QC"] as! [String: Any]
+            #expect(qc["RegionsMissing"] as? [String] == ["left_front"])
+            #expect((qc["RegionsMissingReasons"] as? [String: String])?["left_front"] == "constant signal")
         default:
             break
         }
+    }
+
+    func jsonObject(_ path: String) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as! [String: Any]
     }
 }
 

@@ -197,8 +197,12 @@ struct GradientErrorTests {
 
     @Test("NaN or infinite b-value")
     func nanB() {
-        #expect(throws: GradientTableError.nonFiniteBValue(source: "d", row: 2)) {
+        // Blamed on the .bval, not the .bvec (`source`).
+        #expect(throws: GradientTableError.nonFiniteBValue(source: "d (bval)", row: 2)) {
             try GradientTable.fsl(bval: "0 nan", bvec: "0 1\n0 0\n0 0", source: "d")
+        }
+        #expect(throws: GradientTableError.nonFiniteBValue(source: "d.bval", row: 2)) {
+            try GradientTable.fsl(bval: "0 nan", bvec: "0 1\n0 0\n0 0", source: "d.bvec", bvalSource: "d.bval")
         }
         #expect(throws: GradientTableError.nonFiniteBValue(source: "m", row: 1)) {
             try GradientTable.mrtrix("1 0 0 inf\n", source: "m")
@@ -217,16 +221,16 @@ struct GradientErrorTests {
 
     @Test("only b=0 volumes")
     func onlyB0() {
-        let error = GradientTableError.noDiffusionWeighting(source: "d", b0Threshold: 50)
+        let error = GradientTableError.noDiffusionWeighting(source: "d (bval)", b0Threshold: 50)
         #expect(throws: error) {
             try GradientTable.fsl(bval: "0 0 10", bvec: "0 0 0\n0 0 0\n0 0 0", source: "d")
         }
-        #expect(error.description == "d: no diffusion-weighted volume: every b-value is at or below the b=0 threshold (50)")
+        #expect(error.description == "d (bval): no diffusion-weighted volume: every b-value is at or below the b=0 threshold (50)")
     }
 
     @Test("negative b-value")
     func negativeB() {
-        #expect(throws: GradientTableError.negativeBValue(source: "d", row: 2, value: -1000)) {
+        #expect(throws: GradientTableError.negativeBValue(source: "d (bval)", row: 2, value: -1000)) {
             try GradientTable.fsl(bval: "0 -1000", bvec: "0 1\n0 0\n0 0", source: "d")
         }
     }

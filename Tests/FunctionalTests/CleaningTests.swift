@@ -68,9 +68,19 @@ struct ConfoundStrategyTests {
     func nonFinite() {
         var table = Self.motionTable(timePoints: 10, seed: 3)
         table["rot_z"]![4] = .nan
-        #expect(throws: FunctionalError.nonFiniteConfound(column: "rot_z", row: 4)) {
+        do {
+            _ = try resolveConfounds(.sixP, available: table)
+            Issue.record("n/a accepted")
+        } catch {
+            // Data row 4 is file line 6 (the header is line 1); n/a is called n/a.
+            #expect(error.description == "confounds: line 6 (the header is line 1): column 'rot_z' is n/a")
+        }
+        table["rot_z"]![4] = .infinity
+        #expect(throws: FunctionalError.nonFiniteConfound(column: "rot_z", row: 4, value: .infinity)) {
             try resolveConfounds(.sixP, available: table)
         }
+        #expect(FunctionalError.nonFiniteConfound(column: "rot_z", row: 4, value: .infinity).description
+                == "confounds: line 6 (the header is line 1): column 'rot_z' is inf")
         table = Self.motionTable(timePoints: 10, seed: 3)
         table["rot_z"] = [1, 2, 3]
         #expect(throws: FunctionalError.self) { try resolveConfounds(.sixP, available: table) }
@@ -193,8 +203,13 @@ struct CleaningTests {
         series.append([Double](repeating: 5, count: 50))
         let x = try TimeSeriesMatrix(regionSeries: series)
         let cleaned = try cleanSignals(x, options: CleaningOptions(repetitionTime: 2, highPass: 0.01))
-        #expect(cleaned.qc.missingRegions == [1, 3])
-        #expect(cleaned.signals.series(1).allSatisfy { $0.isNaN })
+        // One NaN sample censors its volume (it does not make the region missing); the
+        // constant region is missing, with its reason.
+        #expect(cleaned.qc.missingRegions == [3])
+        #expect(cleaned.qc.missingRegionReasons == [MissingRegionReason.constant])
+        #expect(cleaned.qc.nonFiniteVolumes == [7] && cleaned.qc.keptVolumes == 49)
+        #expect(cleaned.signals.series(3).allSatisfy { $0.isNaN })
+        #expect(cleaned.signals.series(1).allSatisfy { $0.isFinite })
         #expect(cleaned.signals.series(0).allSatisfy { $0.isFinite })
         #expect(throws: FunctionalError.self) { try cleanSignals(x, censor: [true], options: CleaningOptions(repetitionTime: 2)) }
         #expect(throws: FunctionalError.self) { try cleanSignals(x, options: CleaningOptions(repetitionTime: 0)) }
