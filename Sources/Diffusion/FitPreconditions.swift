@@ -128,20 +128,26 @@ extension MaskedSignal {
     ///   - isB0: one flag per volume of the signal.
     ///   - voxelCount: voxels per volume.
     public func meanSignals(isB0: [Bool], voxelCount: Int) -> (b0: Double, weighted: Double) {
-        var sums = [0.0, 0.0], counts = [0, 0]
-        func add(_ value: Double, _ kind: Int) {
-            guard value.isFinite else { return }
-            sums[kind] += value
-            counts[kind] += 1
-        }
-        for (k, b0) in isB0.enumerated() {
-            let kind = b0 ? 0 : 1
-            switch self {
-            case .float(let values): for j in 0..<voxelCount { add(Double(values[k * voxelCount + j]), kind) }
-            case .int16(let values): for j in 0..<voxelCount { add(Double(values[k * voxelCount + j]), kind) }
+        var sums = (b0: 0.0, weighted: 0.0), counts = (b0: 0, weighted: 0)
+        // One tight pass per volume over contiguous storage; stored integers are always finite.
+        func add<T>(_ values: [T], _ value: (T) -> Double) {
+            values.withUnsafeBufferPointer { buffer in
+                for (k, b0) in isB0.enumerated() {
+                    var sum = 0.0, count = 0
+                    for j in (k * voxelCount)..<((k + 1) * voxelCount) {
+                        let v = value(buffer[j])
+                        if v.isFinite { sum += v; count += 1 }
+                    }
+                    if b0 { sums.b0 += sum; counts.b0 += count } else { sums.weighted += sum; counts.weighted += count }
+                }
             }
         }
-        return (counts[0] > 0 ? sums[0] / Double(counts[0]) : .nan, counts[1] > 0 ? sums[1] / Double(counts[1]) : .nan)
+        switch self {
+        case .float(let values): add(values) { Double($0) }
+        case .int16(let values): add(values) { Double($0) }
+        }
+        return (counts.b0 > 0 ? sums.b0 / Double(counts.b0) : .nan,
+                counts.weighted > 0 ? sums.weighted / Double(counts.weighted) : .nan)
     }
 }
 
