@@ -322,6 +322,16 @@ def fmri_case(a, name, bold, atlas, confounds, work, mask=None, tr=2.0):
     fcmd = [x if x != w else wf for x in cmd]
     fcmd[fcmd.index("--high-pass") + 1] = "0.01"
     fcmd[fcmd.index("--low-pass") + 1] = "0.08"
+    # A band of 0.01-0.08 Hz keeps 2 N (0.08 - 0.01) TR frequency dimensions: a run too short
+    # for that must be refused (too few degrees of freedom), never give correlations.
+    n_volumes = nib.load(bold).shape[3]
+    kept = int(np.floor(0.08 * n_volumes * tr)) - int(np.ceil(0.01 * n_volumes * tr)) + 1
+    if 2 * kept - 1 < 10:
+        r = subprocess.run(fcmd, capture_output=True, text=True)
+        refused = r.returncode == 1 and "too few degrees of freedom" in r.stderr
+        check(f"band-passed run of {n_volumes} volumes refused for too few degrees of freedom (1 = yes)",
+              1.0 if refused else 0.0, 1, fmt="{:.0f}", higher_is_better=True)
+        return
     run(fcmd)
     Cf = read_tsv_matrix(f"{wf}/x_stat-pearsoncorrelation_relmat.tsv")[names].to_numpy(dtype=float)
     conf = None
