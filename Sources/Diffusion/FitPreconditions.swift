@@ -166,5 +166,10 @@ extension GradientTable {
 /// as in ``TensorFit/quality``.
 /// - Parameter eigenvalues: λ1 >= λ2 >= λ3.
 public func isImpossibleTensor(eigenvalues l: SIMD3<Double>) -> Bool {
-    (l.z < 0 && abs(l.x) + abs(l.z) > zeroTensorNorm) || fractionalAnisotropy(eigenvalues: l) > 1
+    isImpossibleTensor(eigenvalues: l, fractionalAnisotropy: fractionalAnisotropy(eigenvalues: l))
+}
+
+/// ``isImpossibleTensor(eigenvalues:)`` for a voxel whose FA is already computed.
+func isImpossibleTensor(eigenvalues l: SIMD3<Double>, fractionalAnisotropy fa: Double) -> Bool {
+    (l.z < 0 && abs(l.x) + abs(l.z) > zeroTensorNorm) || fa > 1
 }

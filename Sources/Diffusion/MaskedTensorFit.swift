@@ -98,11 +98,12 @@ public struct MaskedTensorFit: Sendable {
                     s0Out[i] = cs0[k]
                     indexOut[i] = Int32(k)
                     let l = SIMD3(Double(ce[3 * k]), Double(ce[3 * k + 1]), Double(ce[3 * k + 2]))
-                    faOut[i] = Float(fractionalAnisotropy(eigenvalues: l))
+                    let fa = fractionalAnisotropy(eigenvalues: l)
+                    faOut[i] = Float(fa)
                     mdOut[i] = Float(meanDiffusivity(eigenvalues: l))
                     adOut[i] = Float(axialDiffusivity(eigenvalues: l))
                     rdOut[i] = Float(radialDiffusivity(eigenvalues: l))
-                    impossibleOut[i] = isImpossibleTensor(eigenvalues: l)
+                    impossibleOut[i] = isImpossibleTensor(eigenvalues: l, fractionalAnisotropy: fa)
                 }
             }
         }}}}}}}}}}}}
