@@ -25,6 +25,8 @@ public struct Dataset: Sendable {
     public var warnings: [String]
     /// The derivative datasets searched for preprocessed images.
     public var derivativeRoots: [String] = []
+    /// The clinical tables the visits' clinical columns came from, in reading order.
+    public var clinicalSources: [ClinicalSource] = []
 
     /// The input path as the user gave it (folder or manifest), for messages.
     public var path: String {
@@ -33,9 +35,6 @@ public struct Dataset: Sendable {
         case .manifest(let file): file
         }
     }
-
-    /// Column names a clinical table may not use, because the group tables use them.
-    static let reservedColumns: Set<String> = ["participant_id", "session_id", "status", "error", "session_order"]
 
     /// Finds the visits of a dataset.
     ///
@@ -81,7 +80,9 @@ public struct Dataset: Sendable {
             (!wantedParticipants.isEmpty && !wantedParticipants.contains(visit.participant))
                 || (!wantedSessions.isEmpty && !wantedSessions.contains(visit.session ?? ""))
         }
-        guard !visits.isEmpty else { throw TrialError.noVisits(dataset: path) }
+        // Scheduled visits without images are kept for the group tables, but a dataset of
+        // nothing else has nothing to process.
+        guard visits.contains(where: { !$0.modalities.isEmpty }) else { throw TrialError.noVisits(dataset: path) }
         visits = Dataset.sortVisits(visits)
     }
 
@@ -93,39 +94,50 @@ public struct Dataset: Sendable {
         return byParticipant.keys.sorted(by: BIDSLabel.naturalLess).flatMap { sessionOrder(of: byParticipant[$0]!) }
     }
 
-    /// One participant's visits in chronological order: by `acq_time` when any session has
-    /// one (sessions without it last), else by `visit_month` (numeric) when any has one,
-    /// else by session label in natural order (`m1` < `m3` < `m12`). Ties fall back to the
-    /// label order, so the result never depends on the input order.
+    /// One participant's visits in chronological order: by `visit_month` when every
+    /// session has one (``ClinicalTime/month(_:)``: a number or a baseline token), else by
+    /// `acq_time` (``ClinicalTime/seconds(_:)``) when every session has one, else by
+    /// `visit_month` where any has one (sessions without it last), else by `acq_time` where
+    /// any has one, else by session label in natural order (`m1` < `m3` < `m12`). The month
+    /// comes first because a scheduled visit that was missed has a month but no acquisition
+    /// time. Ties fall back to `acq_time`, then to the label order, so the result never
+    /// depends on the input order.
     public static func sessionOrder(of visits: [VisitInput]) -> [VisitInput] {
         let labelSorted = visits.sorted { BIDSLabel.naturalLess($0.session ?? "", $1.session ?? "") }
-        func stableSort<Key: Comparable>(by key: (VisitInput) -> Key?) -> [VisitInput] {
-            let ranked = labelSorted.enumerated().map { (key: key($0.element), rank: $0.offset, visit: $0.element) }
-            return ranked.sorted { a, b in
-                switch (a.key, b.key) {
-                case let (x?, y?) where x != y: return x < y
+        let months = labelSorted.map { $0.clinicalValue("visit_month").flatMap(ClinicalTime.month) }
+        let times = labelSorted.map { $0.clinicalValue("acq_time").flatMap(ClinicalTime.seconds) }
+        func sorted(_ primary: [Double?], _ secondary: [Double?]) -> [VisitInput] {
+            func less(_ x: Double?, _ y: Double?) -> Bool? {
+                switch (x, y) {
+                case let (a?, b?) where a != b: return a < b
                 case (.some, .none): return true
                 case (.none, .some): return false
-                default: return a.rank < b.rank
+                default: return nil
                 }
-            }.map(\.visit)
+            }
+            return labelSorted.indices.sorted { i, j in
+                less(primary[i], primary[j]) ?? less(secondary[i], secondary[j]) ?? (i < j)
+            }.map { labelSorted[$0] }
         }
-        if labelSorted.contains(where: { $0.clinicalValue("acq_time") != nil }) {
-            return stableSort { $0.clinicalValue("acq_time") }
-        }
-        if labelSorted.contains(where: { $0.clinicalValue("visit_month").flatMap(Double.init) != nil }) {
-            return stableSort { $0.clinicalValue("visit_month").flatMap(Double.init) }
-        }
-        return labelSorted
+        let allMonths = !months.contains { $0 == nil }, allTimes = !times.contains { $0 == nil }
+        if allMonths { return sorted(months, times) }
+        if allTimes { return sorted(times, months) }
+        if months.contains(where: { $0 != nil }) { return sorted(months, times) }
+        return sorted(times, months)
     }
 
     // MARK: - BIDS
 
     static func discoverBIDS(root: String, options: DiscoveryOptions) throws -> Dataset {
-
         var warnings: [String] = []
         let (participantColumns, participantRows) = try readParticipantsTable(folder: root)
+        var sources: [ClinicalSource] = []
+        if FileManager.default.fileExists(atPath: root + "/participants.tsv") {
+            sources.append(ClinicalSource(file: root + "/participants.tsv", level: .participant, columns: participantColumns,
+                                          sidecars: [root + "/participants.json"]))
+        }
         var visits: [VisitInput] = []
+        var overlapping = Set<String>()
         for subject in try sortedEntries(root) where subject.hasPrefix("sub-") {
             let subjectFolder = root + "/" + subject
             guard isFolder(subjectFolder) else { continue }
@@ -135,15 +147,20 @@ public struct Dataset: Sendable {
                 continue
             }
             let sessionRows = try readSessionsTable(folder: subjectFolder, participant: participant)
+            if let file = sessionRows.file {
+                sources.append(ClinicalSource(file: file, level: .session, columns: sessionRows.columns,
+                                              sidecars: [sidecar(of: file), root + "/sessions.json"]))
+                overlapping.formUnion(sessionRows.columns.filter(participantColumns.contains))
+            }
             let participantPart = participantRows[participant] ?? participantColumns.map { ($0, "n/a") }
             let sessionFolders = try sortedEntries(subjectFolder).filter { $0.hasPrefix("ses-") && isFolder(subjectFolder + "/" + $0) }
-            if sessionFolders.isEmpty {
-                if var visit = try visitFiles(folder: subjectFolder, participant: participant, session: nil, options: options, warnings: &warnings) {
-                    visit.clinical = mergeClinical(session: [], participant: participantPart)
-                    visits.append(visit)
-                }
+            if sessionFolders.isEmpty, var visit = try visitFiles(folder: subjectFolder, participant: participant, session: nil,
+                                                                  options: options, warnings: &warnings) {
+                visit.clinical = mergeClinical(session: [], participant: participantPart)
+                visits.append(visit)
                 continue
             }
+            var found = Set<String>()
             for sessionFolder in sessionFolders {
                 let session = String(sessionFolder.dropFirst(4))
                 guard BIDSLabel.isValid(session) else {
@@ -155,19 +172,33 @@ public struct Dataset: Sendable {
                     let sessionPart = sessionRows.rows[session] ?? sessionRows.columns.map { ($0, "n/a") }
                     visit.clinical = mergeClinical(session: sessionPart, participant: participantPart)
                     visits.append(visit)
+                    found.insert(session)
                 }
             }
+            // Every scheduled visit of sessions.tsv is a visit, images or not: one without any
+            // is listed as missing by the group stage, its clinical data kept.
+            for session in sessionRows.order where !found.contains(session) {
+                visits.append(VisitInput(participant: participant, session: session,
+                                         clinical: mergeClinical(session: sessionRows.rows[session]!, participant: participantPart)))
+            }
         }
-        return Dataset(source: .bids(root: root), visits: visits, participantColumns: participantColumns,
-                       participantClinical: participantRows, warnings: warnings)
+        for name in overlapping.sorted() {
+            warnings.append("column '\(name)' is in participants.tsv and in sessions.tsv: visits.tsv has the sessions.tsv value, the database's participants table the participants.tsv value")
+        }
+        var dataset = Dataset(source: .bids(root: root), visits: visits, participantColumns: participantColumns,
+                              participantClinical: participantRows, warnings: warnings)
+        dataset.clinicalSources = sources
+        return dataset
     }
 
-    /// Sessions columns first, then participants columns not already present; reserved
-    /// names are dropped.
+    /// Sessions columns first, then participants columns not already present (the
+    /// session's value wins; discovery warns once per such column). Names are kept as
+    /// written: the group stage renames those that clash with its own
+    /// (``ClinicalColumns/tableNames(_:skipping:warnings:)``).
     static func mergeClinical(session: [(String, String)], participant: [(String, String)]) -> [(String, String)] {
         var out: [(String, String)] = []
         var seen = Set<String>()
-        for (name, value) in session + participant where !reservedColumns.contains(name) && seen.insert(name).inserted {
+        for (name, value) in session + participant where seen.insert(name).inserted {
             out.append((name, value))
         }
         return out
@@ -183,38 +214,54 @@ public struct Dataset: Sendable {
         return visit
     }
 
+    /// participants.tsv of a folder: its columns (without `participant_id`) and its rows by
+    /// label; none when absent.
+    /// - Throws: for a table without `participant_id`, an invalid label, or a participant on
+    ///   several lines (naming them).
     static func readParticipantsTable(folder: String) throws -> ([String], [String: [(String, String)]]) {
         let path = folder + "/participants.tsv"
         guard FileManager.default.fileExists(atPath: path) else { return ([], [:]) }
         let table = try readTable(path)
         guard let key = table.index(of: "participant_id") else { throw TrialError.missingColumn(file: path, column: "participant_id") }
-        let columns = table.columns.enumerated().filter { $0.offset != key && !reservedColumns.contains($0.element) }
+        let columns = table.columns.enumerated().filter { $0.offset != key }
         var rows: [String: [(String, String)]] = [:]
+        var labels: [String] = []
         for (line, row) in table.rows.enumerated() {
             let label = row[key].hasPrefix("sub-") ? String(row[key].dropFirst(4)) : row[key]
             guard BIDSLabel.isValid(label) else {
                 throw TrialError.badTable(file: path, reason: "line \(line + 2): participant_id '\(row[key])' is not a BIDS label")
             }
+            labels.append("sub-" + label)
             rows[label] = columns.map { ($0.element, row[$0.offset]) }
         }
+        try checkUnique(labels, file: path, what: "participant")
         return (columns.map(\.element), rows)
     }
 
-    static func readSessionsTable(folder: String, participant: String) throws -> (columns: [String], rows: [String: [(String, String)]]) {
+    /// A participant's sessions.tsv: its columns (without `session_id`), its rows by label,
+    /// the labels in file order, and its path (nil when absent).
+    /// - Throws: for a table without `session_id`, an invalid label, a session on several
+    ///   lines (naming them), or an unreadable `acq_time` or `visit_month`.
+    static func readSessionsTable(folder: String, participant: String) throws
+        -> (columns: [String], rows: [String: [(String, String)]], order: [String], file: String?) {
         let path = folder + "/sub-\(participant)_sessions.tsv"
-        guard FileManager.default.fileExists(atPath: path) else { return ([], [:]) }
+        guard FileManager.default.fileExists(atPath: path) else { return ([], [:], [], nil) }
         let table = try readTable(path)
         guard let key = table.index(of: "session_id") else { throw TrialError.missingColumn(file: path, column: "session_id") }
-        let columns = table.columns.enumerated().filter { $0.offset != key && !reservedColumns.contains($0.element) }
+        let columns = table.columns.enumerated().filter { $0.offset != key }
         var rows: [String: [(String, String)]] = [:]
+        var order: [String] = []
         for (line, row) in table.rows.enumerated() {
             let label = row[key].hasPrefix("ses-") ? String(row[key].dropFirst(4)) : row[key]
             guard BIDSLabel.isValid(label) else {
                 throw TrialError.badTable(file: path, reason: "line \(line + 2): session_id '\(row[key])' is not a BIDS label")
             }
+            order.append(label)
             rows[label] = columns.map { ($0.element, row[$0.offset]) }
         }
-        return (columns.map(\.element), rows)
+        try checkUnique(order.map { "ses-" + $0 }, file: path, what: "session")
+        try ClinicalTime.check(table, file: path)
+        return (columns.map(\.element), rows, order, path)
     }
 
     static func readTable(_ path: String) throws -> TSVTable {
@@ -242,9 +289,8 @@ public struct Dataset: Sendable {
         let sessionKey = table.index(of: "session_id")
         let folder = URL(fileURLWithPath: file).deletingLastPathComponent().standardizedFileURL.path
         let realFolder = URL(fileURLWithPath: folder).resolvingSymlinksInPath().path
-        let clinicalColumns = table.columns.enumerated().filter {
-            !manifestPathColumns.contains($0.element) && !reservedColumns.contains($0.element)
-        }
+        let clinicalColumns = table.columns.enumerated().filter { !manifestPathColumns.contains($0.element) }
+        try ClinicalTime.check(table, file: file)
         let (participantColumns, participantRows) = try readParticipantsTable(folder: folder)
         var visits: [VisitInput] = []
         var seen = Set<String>()
@@ -291,8 +337,17 @@ public struct Dataset: Sendable {
             if !visit.boldRuns.isEmpty { visit.boldRuns[0].atlas = paths["func_atlas"] }
             visits.append(visit)
         }
-        return Dataset(source: .manifest(file: file), visits: visits, participantColumns: participantColumns,
-                       participantClinical: participantRows, warnings: [])
+        var dataset = Dataset(source: .manifest(file: file), visits: visits, participantColumns: participantColumns,
+                              participantClinical: participantRows, warnings: [])
+        if FileManager.default.fileExists(atPath: folder + "/participants.tsv") {
+            dataset.clinicalSources.append(ClinicalSource(file: folder + "/participants.tsv", level: .participant,
+                                                          columns: participantColumns, sidecars: [folder + "/participants.json"]))
+        }
+        dataset.clinicalSources.append(ClinicalSource(
+            file: file, level: .session,
+            columns: clinicalColumns.filter { $0.offset != participantKey && $0.offset != sessionKey }.map(\.element),
+            sidecars: [sidecar(of: file)]))
+        return dataset
     }
 
     // MARK: - File system

@@ -20,6 +20,9 @@ public struct DiscoveryOptions: Sendable {
     public var filter = BIDSFilter()
     /// Folders never searched as derivatives: the output folder.
     public var excluded: [String] = []
+    /// A clinical table keyed by `participant_id` and `session_id` (`--clinical`), merged
+    /// into the visits (``Dataset/mergeClinicalTable(_:)``).
+    public var clinical: String?
 
     public init() {}
 }
@@ -56,6 +59,7 @@ extension Dataset {
         if case .bids(let root) = dataset.source {
             try dataset.addDerivatives(try derivativeRoots(of: root, options: options), root: root, options: options)
         }
+        if let clinical = options.clinical { try dataset.mergeClinicalTable(clinical) }
         try dataset.applyLabelFilters(options)
         return dataset
     }

@@ -33,18 +33,77 @@ struct GroupVisit {
     /// the DWI is not ok, absent, or its sidecar does not list them.
     var dwiShells: [Double]? = nil
 
+    /// The processing parameters of each modality that is ok, from its record.
+    var parameters: [Modality: ParameterSet] = [:]
+    /// The visit's month (see ``Baselines/assignMonths(_:baselines:)``); nil when unknown.
+    var visitMonth: Double? = nil
+
     /// The protocol cell of visits.tsv: the shells joined by commas ("1000", "1000,2000").
     var dwiShellsText: String? { dwiShells.map { $0.map(formatJSONNumber).joined(separator: ",") } }
 
     func status(of modality: Modality) -> VisitStatus? { scans.first { $0.modality == modality }?.status }
+
+    /// The `visit_month` the clinical tables give (``ClinicalTime/month(_:)``).
+    var givenMonth: Double? { visit.clinicalValue("visit_month").flatMap(ClinicalTime.month) }
+    /// The `acq_time` the clinical tables give, in seconds since 1970 (UTC).
+    var acquisitionTime: Double? { visit.clinicalValue("acq_time").flatMap(ClinicalTime.seconds) }
+
+    /// The parameters id of a metric's modality (`dwi`, `func`), if ok.
+    func parametersID(of modality: String) -> String? { Modality(rawValue: modality).flatMap { parameters[$0]?.id } }
+}
+
+/// What the group stage is asked for, beyond the dataset and the output folder.
+public struct GroupOptions: Sendable {
+    /// `m00` or `ses-m00`; nil: the rule of ``Baselines/choose(_:requested:warnings:)``.
+    public var baselineSession: String?
+    /// Combine visits processed with different parameters (each metric row then carries
+    /// its `parameters_id`); without it the group stage refuses them.
+    public var allowMixedParameters = false
+    /// The clinical column the statistics of change correlate with (default `edss` when present).
+    public var clinicalOutcome: String?
+
+    public init(baselineSession: String? = nil, allowMixedParameters: Bool = false, clinicalOutcome: String? = nil) {
+        self.baselineSession = baselineSession
+        self.allowMixedParameters = allowMixedParameters
+        self.clinicalOutcome = clinicalOutcome
+    }
+}
+
+/// Everything the group tables are built from, read once from the visit folders and the
+/// clinical tables.
+struct GroupData {
+    /// Every listed visit (scheduled ones without images included), in participant order
+    /// then chronological order, each with its status, metrics, parameters and month.
+    var visits: [GroupVisit]
+    /// The baseline of each participant with sessions.
+    var baselines: [String: Baseline]
+    /// The visit-level clinical columns: name as read, name in visits.tsv and the database.
+    var clinical: [(source: String, name: String)]
+    /// The participants.tsv columns: name as read, name in the database's participants table.
+    var participantColumns: [(source: String, name: String)]
+    /// What the sidecars say of each clinical column (by name as read).
+    var descriptions: [String: ClinicalColumns.Description]
+    /// True with `--allow-mixed-parameters`: metric rows carry their `parameters_id`.
+    var mixedParameters: Bool
+    var warnings: [String]
+
+    /// The value of a visit's clinical column (by name as read), `n/a` when absent.
+    static func clinicalCell(_ visit: GroupVisit, _ source: String) -> String {
+        visit.visit.clinical.first { $0.0 == source }?.1 ?? "n/a"
+    }
 }
 
 /// One row of change_from_baseline.
 struct ChangeRow {
     var participantID: String
     var sessionID: String
+    /// `ses-<label>` of the participant's baseline; nil when it has none.
+    var baselineSessionID: String?
     var metric: MetricRow
     var baseline: Double
+    /// The parameters ids of the value and of the baseline value (for `--allow-mixed-parameters`).
+    var parametersID: String?
+    var baselineParametersID: String?
     var delta: Double { metric.value - baseline }
     /// 100 · delta / |baseline|: the sign follows the change even for a negative baseline;
     /// NaN when the baseline is 0 or missing.
@@ -55,50 +114,49 @@ extension TrialRunner {
     /// Builds the group tables from the per-visit outputs in `output`.
     ///
     /// Reads only each visit's `_visit.json`, `_metrics.tsv` and DWI sidecar (the
-    /// `_model-tensor_dwimap.json` its record lists, for the shells fitted) and the clinical
-    /// tables the dataset discovery read; never an image. Writes, atomically, into `OUTPUT/group/`:
+    /// `_model-tensor_dwimap.json` its record lists, for the shells fitted), the clinical
+    /// tables the dataset discovery read and their JSON sidecars; never an image. Writes,
+    /// atomically, into `OUTPUT/group/`:
     ///
     /// - `metrics_long.tsv`: participant_id, session_id, modality, region, metric, value,
-    ///   run, atlas, for visits whose status is ok; sorted by participant (natural order),
+    ///   run, atlas, kind (``MetricKind``: outcome or qc), and with `--allow-mixed-parameters`
+    ///   parameters_id; for visits whose status is ok; sorted by participant (natural order),
     ///   session (chronological order), then ``metricOrder(_:_:)``.
-    /// - `visits.tsv`: one row per discovered visit: participant_id, session_id, the columns
-    ///   of sessions.tsv then participants.tsv (or the manifest's extra columns; `n/a` where
-    ///   absent), status (ok, failed, incomplete, missing), error, dwi_shells (the non-zero
-    ///   shells the tensor was fitted to, as the DWI sidecar lists them, "1000" or
-    ///   "1000,2000"; `n/a` for a visit that is not ok or has no DWI series), so a change of
-    ///   protocol between visits shows next to their metrics.
-    /// - `change_from_baseline.tsv`: participant_id, session_id, modality, region, metric,
-    ///   baseline_value, value, delta, pct_change, atlas, for every session value (run
-    ///   `n/a`) of every ok visit that is not its participant's baseline (the baseline's own
-    ///   rows, all zeros, are left out), matched with the baseline's on modality, region,
-    ///   metric and atlas. `delta` = value − baseline; `pct_change` = 100 · delta / |baseline|, `n/a`
-    ///   when the baseline is 0 or missing.
-    /// - `nimetrics.sqlite`: tables `participants`, `visits`, `metrics`, `baselines` and the
-    ///   view `change_from_baseline`, holding the same numbers.
+    /// - `visits.tsv`: one row per listed visit (every session folder with images, every
+    ///   scheduled visit of sessions.tsv or `--clinical`, images or not): participant_id,
+    ///   session_id, session_order (0 for the first in chronological order), visit_month
+    ///   (``Baselines/assignMonths(_:baselines:)``), the clinical columns (sessions.tsv,
+    ///   participants.tsv, the manifest's or `--clinical`'s; `n/a` where absent; a name that
+    ///   clashes with one of these columns gets the prefix `clinical_`), status (ok, failed,
+    ///   incomplete, missing), error, dwi_status, func_status, dwi_shells (the non-zero shells
+    ///   the tensor was fitted to, "1000" or "1000,2000"), dwi_parameters and func_parameters
+    ///   (``ParameterSet/id``), so a change of protocol or of parameters between visits shows
+    ///   next to their metrics.
+    /// - `change_from_baseline.tsv`: participant_id, session_id, baseline_session_id,
+    ///   modality, region, metric, baseline_value, value, delta, percent_change, atlas, kind
+    ///   (and with `--allow-mixed-parameters` parameters_id, baseline_parameters_id), for
+    ///   every session value (run `n/a`) of every ok visit that is not its participant's
+    ///   baseline, matched with the baseline's on modality, region, metric and atlas.
+    ///   `delta` = value − baseline; `percent_change` = 100 · delta / |baseline|, `n/a` when
+    ///   the baseline is 0 or missing.
+    /// - `nimetrics.sqlite`: see ``GroupDatabase``.
     ///
-    /// The baseline of each participant is `baselineSession` when given (a participant
-    /// without it has no baseline: its rows get `n/a`), else the first of its discovered
-    /// sessions in chronological order: earliest `acq_time`, else smallest `visit_month`,
-    /// else the first label in natural order (see ``Dataset/sessionOrder(of:)``). The
-    /// baseline is chosen among discovered visits, not among successful ones, so a failed
-    /// baseline visit gives `n/a` baselines rather than silently moving the baseline.
-    /// Datasets without sessions get no change rows.
+    /// The baseline rule is ``Baselines/choose(_:requested:warnings:)``. Datasets without
+    /// sessions get no change rows.
     ///
     /// - Parameters:
     ///   - dataset: the same dataset the participant level ran on.
     ///   - output: the participant level's output folder.
-    ///   - baselineSession: `m00` or `ses-m00`; nil for the rule above.
-    /// - Returns: the files written and the visit counts by status.
+    ///   - options: the baseline session, whether mixed parameters may be combined.
+    /// - Returns: the files written, the visit counts by status and the warnings.
     /// - Throws: ``TrialError`` for an output folder that is, lies in or holds an input
     ///   (checked first, see ``OutputGuard``), an invalid baseline label, an unreadable
-    ///   metrics table, a symbolic link in `OUTPUT/group`, or a failure to write.
+    ///   metrics table, visits processed with different parameters (unless allowed), a
+    ///   symbolic link in `OUTPUT/group`, or a failure to write.
     @discardableResult
-    public static func runGroup(dataset: Dataset, output: String, baselineSession: String? = nil) throws -> GroupSummary {
+    public static func runGroup(dataset: Dataset, output: String, options: GroupOptions) throws -> GroupSummary {
         try OutputGuard.checkSeparation(output: output, inputs: dataset.inputRoots)
-        let baselineLabel = try baselineSession.map { try BIDSLabel.normalized($0, kind: "session") }
-        let visits = try collectVisits(dataset: dataset, output: output)
-        var warnings: [String] = []
-        let baselines = chooseBaselines(visits, requested: baselineLabel, warnings: &warnings)
+        let data = try groupData(dataset: dataset, output: output, options: options)
 
         try createFolder(output)
         let folder = try OutputGuard.makeFolder("group", in: output)
@@ -110,16 +168,40 @@ extension TrialRunner {
             do { try table.write(to: path) } catch { throw TrialError.io(path: path, reason: "cannot write: \(oneLine(error))") }
             files.append(path)
         }
-        try write(metricsLongTable(visits), "metrics_long.tsv")
-        try write(visitsTable(visits), "visits.tsv")
-        try write(changeTable(changeRows(visits, baselines: baselines)), "change_from_baseline.tsv")
+        try write(metricsLongTable(data), "metrics_long.tsv")
+        try write(visitsTable(data), "visits.tsv")
+        try write(changeTable(changeRows(data), mixedParameters: data.mixedParameters), "change_from_baseline.tsv")
         let databasePath = folder + "/nimetrics.sqlite"
-        try GroupDatabase.write(to: databasePath, visits: visits, dataset: dataset, baselines: baselines)
+        try GroupDatabase.write(to: databasePath, data: data, dataset: dataset)
         files.append(databasePath)
 
         var counts: [VisitStatus: Int] = [:]
-        for visit in visits { counts[visit.status, default: 0] += 1 }
-        return GroupSummary(folder: folder, files: files, statusCounts: counts, warnings: warnings)
+        for visit in data.visits { counts[visit.status, default: 0] += 1 }
+        return GroupSummary(folder: folder, files: files, statusCounts: counts, warnings: data.warnings)
+    }
+
+    /// ``runGroup(dataset:output:options:)`` with only a baseline session.
+    @discardableResult
+    public static func runGroup(dataset: Dataset, output: String, baselineSession: String? = nil) throws -> GroupSummary {
+        try runGroup(dataset: dataset, output: output, options: GroupOptions(baselineSession: baselineSession))
+    }
+
+    /// Reads the visit folders and the clinical tables' sidecars, checks the parameters,
+    /// chooses the baselines and the visit months, and names the clinical columns.
+    static func groupData(dataset: Dataset, output: String, options: GroupOptions) throws -> GroupData {
+        let baselineLabel = try options.baselineSession.map { try BIDSLabel.normalized($0, kind: "session") }
+        var visits = try collectVisits(dataset: dataset, output: output)
+        if !options.allowMixedParameters { try GroupConsistency.check(visits, output: output) }
+        var warnings: [String] = []
+        let baselines = Baselines.choose(visits, requested: baselineLabel, warnings: &warnings)
+        Baselines.assignMonths(&visits, baselines: baselines)
+        let clinical = ClinicalColumns.tableNames(clinicalColumns(visits), warnings: &warnings)
+        let participantColumns = ClinicalColumns.tableNames(dataset.participantColumns, skipping: [], warnings: &warnings)
+        let descriptions = ClinicalColumns.describe(dataset.clinicalSources, warnings: &warnings)
+        var seen = Set<String>()
+        return GroupData(visits: visits, baselines: baselines, clinical: clinical, participantColumns: participantColumns,
+                         descriptions: descriptions, mixedParameters: options.allowMixedParameters,
+                         warnings: warnings.filter { seen.insert($0).inserted })
     }
 
     // MARK: - Reading the visit folders
@@ -142,7 +224,10 @@ extension TrialRunner {
                 guard let scan = try readScan(unit, folder: folder, expected: visit.modalities.contains(modality)) else { continue }
                 entry.scans.append((modality, scan.status))
                 entry.metrics += scan.metrics
-                if modality == .dwi, scan.status == .ok, let record = scan.record { entry.dwiShells = dwiShells(record, folder: folder) }
+                if scan.status == .ok, let record = scan.record {
+                    entry.parameters[modality] = ParameterSet(record.parameters)
+                    if modality == .dwi { entry.dwiShells = dwiShells(record, folder: folder) }
+                }
                 if let error = scan.error { errors.append("\(modality.rawValue): \(error)") }
             }
             entry.metrics.sort(by: metricOrder)
@@ -213,42 +298,25 @@ extension TrialRunner {
         }
     }
 
-    /// The baseline session label of each participant with sessions (nil: none).
-    static func chooseBaselines(_ visits: [GroupVisit], requested: String?, warnings: inout [String]) -> [String: String?] {
-        var baselines: [String: String?] = [:]
-        for visit in visits where visit.visit.session != nil && baselines[visit.visit.participant] == nil {
-            let participant = visit.visit.participant
-            let sessions = visits.filter { $0.visit.participant == participant }.compactMap(\.visit.session)
-            if let requested {
-                if sessions.contains(requested) {
-                    baselines[participant] = .some(requested)
-                } else {
-                    baselines[participant] = .some(nil)
-                    warnings.append("sub-\(participant): no session '\(requested)'; its changes from baseline are n/a")
-                }
-            } else {
-                // `visits` is in chronological order, so the first session is the baseline.
-                baselines[participant] = .some(sessions.first)
-            }
-        }
-        return baselines
-    }
-
-    static func changeRows(_ visits: [GroupVisit], baselines: [String: String?]) -> [ChangeRow] {
+    static func changeRows(_ data: GroupData) -> [ChangeRow] {
         var rows: [ChangeRow] = []
+        let visits = data.visits
         // Per modality: the metrics of a visit are those of its modalities that are ok, so a
         // failed DWI leaves the functional changes in place, and the other way round.
         for visit in visits where !visit.metrics.isEmpty {
-            guard let session = visit.visit.session, let baseline = baselines[visit.visit.participant] else { continue }
-            if baseline == session { continue }
-            let baselineMetrics = visits.first { $0.visit.participant == visit.visit.participant && $0.visit.session == baseline }?.metrics ?? []
+            guard let session = visit.visit.session, let baseline = data.baselines[visit.visit.participant] else { continue }
+            if baseline.session == session { continue }
+            let baselineVisit = visits.first { $0.visit.participant == visit.visit.participant && $0.visit.session == baseline.session }
             var byKey: [String: Double] = [:]
             func key(_ row: MetricRow) -> String { "\(row.modality)\t\(row.region)\t\(row.metric)\t\(row.atlas ?? "")" }
             // Change is measured on the session's values, not on single runs, atlas by atlas.
-            for row in baselineMetrics where row.run == nil { byKey[key(row)] = row.value }
+            for row in baselineVisit?.metrics ?? [] where row.run == nil { byKey[key(row)] = row.value }
             for metric in visit.metrics where metric.run == nil {
-                rows.append(ChangeRow(participantID: visit.visit.participantID, sessionID: "ses-" + session, metric: metric,
-                                      baseline: byKey[key(metric)] ?? .nan))
+                let value = byKey[key(metric)]
+                rows.append(ChangeRow(participantID: visit.visit.participantID, sessionID: "ses-" + session,
+                                      baselineSessionID: baseline.sessionID, metric: metric, baseline: value ?? .nan,
+                                      parametersID: visit.parametersID(of: metric.modality),
+                                      baselineParametersID: value == nil ? nil : baselineVisit?.parametersID(of: metric.modality)))
             }
         }
         return rows
@@ -256,12 +324,14 @@ extension TrialRunner {
 
     // MARK: - Tables
 
-    static func metricsLongTable(_ visits: [GroupVisit]) -> TSVTable {
-        var table = TSVTable(columns: ["participant_id", "session_id", "modality", "region", "metric", "value", "run", "atlas"])
-        for visit in visits {
+    static func metricsLongTable(_ data: GroupData) -> TSVTable {
+        var table = TSVTable(columns: ["participant_id", "session_id", "modality", "region", "metric", "value", "run", "atlas", "kind"]
+                             + (data.mixedParameters ? ["parameters_id"] : []))
+        for visit in data.visits {
             for m in visit.metrics {
                 table.append([visit.visit.participantID, visit.visit.sessionID ?? "n/a", m.modality, m.region, m.metric,
-                              tsvCell(m.value), m.run ?? "n/a", m.atlas ?? "n/a"])
+                              tsvCell(m.value), m.run ?? "n/a", m.atlas ?? "n/a", MetricKind.of(metric: m.metric).rawValue]
+                             + (data.mixedParameters ? [visit.parametersID(of: m.modality) ?? "n/a"] : []))
             }
         }
         return table
@@ -275,26 +345,29 @@ extension TrialRunner {
         return names
     }
 
-    static func visitsTable(_ visits: [GroupVisit]) -> TSVTable {
-        let clinical = clinicalColumns(visits)
-        var table = TSVTable(columns: ["participant_id", "session_id"] + clinical + ["status", "error"]
-                             + Modality.allCases.map { $0.rawValue + "_status" } + ["dwi_shells"])
-        for visit in visits {
-            let cells = clinical.map { name in visit.visit.clinical.first { $0.0 == name }.map { cellText($0.1) } ?? "n/a" }
-            table.append([visit.visit.participantID, visit.visit.sessionID ?? "n/a"] + cells
-                         + [visit.status.rawValue, visit.error.map(cellText) ?? "n/a"]
-                         + Modality.allCases.map { visit.status(of: $0)?.rawValue ?? "n/a" } + [visit.dwiShellsText ?? "n/a"])
+    static func visitsTable(_ data: GroupData) -> TSVTable {
+        var table = TSVTable(columns: ["participant_id", "session_id", "session_order", "visit_month"] + data.clinical.map(\.name)
+                             + ["status", "error"] + Modality.allCases.map { $0.rawValue + "_status" } + ["dwi_shells"]
+                             + Modality.allCases.map { $0.rawValue + "_parameters" })
+        for visit in data.visits {
+            let cells = data.clinical.map { cellText(GroupData.clinicalCell(visit, $0.source)) }
+            table.append([visit.visit.participantID, visit.visit.sessionID ?? "n/a", String(visit.sessionOrder), tsvCell(visit.visitMonth)]
+                         + cells + [visit.status.rawValue, visit.error.map(cellText) ?? "n/a"]
+                         + Modality.allCases.map { visit.status(of: $0)?.rawValue ?? "n/a" } + [visit.dwiShellsText ?? "n/a"]
+                         + Modality.allCases.map { visit.parameters[$0]?.id ?? "n/a" })
         }
         return table
     }
 
-    static func changeTable(_ rows: [ChangeRow]) -> TSVTable {
-        var table = TSVTable(columns: ["participant_id", "session_id", "modality", "region", "metric",
-                                       "baseline_value", "value", "delta", "pct_change", "atlas"])
+    static func changeTable(_ rows: [ChangeRow], mixedParameters: Bool) -> TSVTable {
+        var table = TSVTable(columns: ["participant_id", "session_id", "baseline_session_id", "modality", "region", "metric",
+                                       "baseline_value", "value", "delta", "percent_change", "atlas", "kind"]
+                             + (mixedParameters ? ["parameters_id", "baseline_parameters_id"] : []))
         for row in rows {
-            table.append([row.participantID, row.sessionID, row.metric.modality, row.metric.region, row.metric.metric,
-                          tsvCell(row.baseline), tsvCell(row.metric.value), tsvCell(row.delta), tsvCell(row.percentChange),
-                          row.metric.atlas ?? "n/a"])
+            table.append([row.participantID, row.sessionID, row.baselineSessionID ?? "n/a", row.metric.modality, row.metric.region,
+                          row.metric.metric, tsvCell(row.baseline), tsvCell(row.metric.value), tsvCell(row.delta),
+                          tsvCell(row.percentChange), row.metric.atlas ?? "n/a", MetricKind.of(metric: row.metric.metric).rawValue]
+                         + (mixedParameters ? [row.parametersID ?? "n/a", row.baselineParametersID ?? "n/a"] : []))
         }
         return table
     }

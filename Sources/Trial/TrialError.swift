@@ -32,6 +32,8 @@ public enum TrialError: Error, CustomStringConvertible, Equatable, Sendable {
     case sqlite(path: String, function: String, message: String)
     /// A per-visit path pattern that cannot be used.
     case badPattern(pattern: String, reason: String)
+    /// The group stage met visits of one modality processed with different parameters.
+    case mixedParameters(output: String, modality: String, details: String)
 
     public var description: String {
         switch self {
@@ -70,6 +72,8 @@ public enum TrialError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(path): SQLite \(function) failed: \(message)"
         case .badPattern(let pattern, let reason):
             return "path pattern '\(pattern)': \(reason)"
+        case .mixedParameters(let output, let modality, let details):
+            return "\(output): the \(modality) metrics of the visits were computed with different parameters: \(details); rerun those visits with the same options, or give --allow-mixed-parameters to combine them (each metric then carries its parameters_id)"
         }
     }
 }

@@ -29,7 +29,10 @@ struct RunCommand: ParsableCommand {
             unchanged are skipped; failed ones are redone. Exit status 1 when a visit failed.
 
             group: OUTPUT/group/metrics_long.tsv, visits.tsv, change_from_baseline.tsv and \
-            nimetrics.sqlite, from the per-visit outputs alone.
+            nimetrics.sqlite, from the per-visit outputs and the clinical tables alone. Every \
+            scheduled visit of sessions.tsv (or --clinical) is listed, a visit without images as \
+            missing. Visits processed with different parameters are refused unless \
+            --allow-mixed-parameters.
 
             OUTPUT may not be INPUT, lie inside it (except below INPUT/derivatives/, e.g. \
             INPUT/derivatives/nimetrics) or hold it; nothing below OUTPUT is written through \
@@ -113,8 +116,19 @@ struct RunCommand: ParsableCommand {
     @OptionGroup(title: "Tensor fit") var tensorFit: TensorFitOptions
     @OptionGroup var functional: FunctionalProcessingOptions
 
-    @Option(name: .customLong("baseline-session"), help: "Baseline session for change from baseline (default: earliest acq_time).")
+    @Option(name: .customLong("baseline-session"),
+            help: "Baseline session for change from baseline (default: the session with visit_month 0 or BL, else the earliest acq_time, else the first).")
     var baselineSession: String?
+
+    @Option(help: "A clinical table (TSV keyed by participant_id and session_id; its sidecar FILE.json) merged with the dataset's participants.tsv and sessions.tsv.")
+    var clinical: String?
+
+    @Flag(name: .customLong("allow-mixed-parameters"),
+          help: "Group level: combine visits processed with different parameters (each metric row then carries its parameters_id).")
+    var allowMixedParameters = false
+
+    @Option(name: .customLong("clinical-outcome"), help: "Clinical column the changes are correlated with (default: edss when present).")
+    var clinicalOutcome: String?
 
     @Flag(help: "At participant level, build the group tables afterwards as well.")
     var group = false
@@ -144,6 +158,7 @@ struct RunCommand: ParsableCommand {
         options.space = space
         options.filter = try bidsFilterFile.map(BIDSFilter.read) ?? BIDSFilter()
         options.excluded = [output]
+        options.clinical = clinical
         return options
     }
 
@@ -211,7 +226,9 @@ struct RunCommand: ParsableCommand {
                 timer.lap("visits")
             }
             if analysisLevel == .group || group {
-                let summary = try TrialRunner.runGroup(dataset: dataset, output: output, baselineSession: baselineSession)
+                let groupOptions = GroupOptions(baselineSession: baselineSession, allowMixedParameters: allowMixedParameters,
+                                                clinicalOutcome: clinicalOutcome)
+                let summary = try TrialRunner.runGroup(dataset: dataset, output: output, options: groupOptions)
                 for warning in summary.warnings { printWarning(warning) }
                 print("group tables in \(summary.folder):")
                 for file in summary.files { print("  " + file) }

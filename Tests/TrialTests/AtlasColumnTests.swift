@@ -28,7 +28,7 @@ struct AtlasColumnTests {
         #expect(try visitTable.column("atlas") == ["n/a", "JHU", "demo"])
 
         let long = try TSVTable.read(group + "/metrics_long.tsv")
-        #expect(long.columns.last == "atlas")
+        #expect(long.columns.suffix(2) == ["atlas", "kind"])
         // Per visit: the values no atlas changes first, then each atlas's in natural order
         // (upper case before lower case, as in plain string order).
         let first = long.rows.filter { $0[0] == "sub-01" && $0[1] == "ses-m03" }
@@ -36,13 +36,13 @@ struct AtlasColumnTests {
         #expect(first[1][5] == tsvCell(0.5 + 0.06))
 
         let change = try TSVTable.read(group + "/change_from_baseline.tsv")
-        #expect(change.columns.last == "atlas")
+        #expect(change.columns.suffix(2) == ["atlas", "kind"])
         func row(_ atlas: String) -> [String]? {
-            change.rows.first { $0[0] == "sub-01" && $0[1] == "ses-m03" && $0[3] == "L_CST" && $0[9] == atlas }
+            change.rows.first { $0[0] == "sub-01" && $0[1] == "ses-m03" && $0[4] == "L_CST" && $0[10] == atlas }
         }
         // Each atlas's baseline is its own: JHU 0.5 -> 0.56, demo 0.6 -> 0.57.
-        #expect(row("JHU").map { Array($0[5...6]) } == [tsvCell(0.5), tsvCell(0.5 + 0.06)])
-        #expect(row("demo").map { Array($0[5...6]) } == [tsvCell(0.6), tsvCell(0.6 - 0.03)])
+        #expect(row("JHU").map { Array($0[6...7]) } == [tsvCell(0.5), tsvCell(0.5 + 0.06)])
+        #expect(row("demo").map { Array($0[6...7]) } == [tsvCell(0.6), tsvCell(0.6 - 0.03)])
         #expect(change.rows.filter { $0[3] == "whole_brain" }.allSatisfy { $0[9] == "n/a" && $0[7] == "0" })
 
         let db = try SQLiteDatabase(path: group + "/nimetrics.sqlite", readOnly: true)
@@ -54,7 +54,7 @@ struct AtlasColumnTests {
             """)
         #expect(view == [[.real(0.5), .real(0.5 + 0.06)], [.real(0.6), .real(0.6 - 0.03)]])
         let columns = try db.query("SELECT name FROM pragma_table_info('change_from_baseline')").compactMap { $0.first?.string }
-        #expect(columns.last == "atlas")
+        #expect(columns.suffix(2) == ["atlas", "kind"])
     }
 
     @Test("one key twice is refused, the same key under two atlases is not")

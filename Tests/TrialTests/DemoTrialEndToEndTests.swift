@@ -37,6 +37,11 @@ struct DemoTrialEndToEndTests {
         #expect(visits.allSatisfy { $0["status"] == "ok" && Double($0["edss"] ?? "") != nil })
         // The protocol, from each visit's DWI sidecar: one shell at b=1000, fitted whole.
         #expect(visits.allSatisfy { $0["dwi_shells"] == "1000" }, "\(visits.map { $0["dwi_shells"] ?? "none" })")
+        // The design's months, in chronological order; one parameter set per modality.
+        #expect(visits.map { $0["visit_month"]! } == Array(repeating: ["0", "1", "3", "6"], count: 5).flatMap { $0 })
+        #expect(visits.map { $0["session_order"]! } == Array(repeating: ["0", "1", "2", "3"], count: 5).flatMap { $0 })
+        #expect(Set(visits.map { $0["dwi_parameters"]! }).count == 1 && Set(visits.map { $0["func_parameters"]! }).count == 1)
+        #expect(visits[0]["dwi_parameters"] != visits[0]["func_parameters"])
 
         // Each region's FA and each connectivity summary for every visit.
         let metrics = try Self.rows(output + "/group/metrics_long.tsv")
@@ -50,6 +55,13 @@ struct DemoTrialEndToEndTests {
             }
         }
 
+        // What the pipelines write splits into outcomes and QC numbers by one rule.
+        let kinds = Dictionary(grouping: metrics) { $0["kind"]! }.mapValues { Set($0.map { $0["metric"]! }) }
+        #expect(kinds["qc"] == ["n_voxels", "negative_eigenvalue_fraction", "tsnr_mean", "fd_mean", "volumes_censored",
+                                "censored_fraction", "volumes_kept", "coverage"])
+        #expect(kinds["outcome"].map { $0.isSuperset(of: ["fa_mean", "md_p95", "conn_within_mean", "global_efficiency", "alff", "falff", "strength"]) } == true)
+        #expect(Set(kinds.keys) == ["qc", "outcome"])
+
         // Planted FA changes recovered: direction always, size within 2.5 percentage points of
         // the true regional change (FA noise at SNR 30 over a 32-voxel region is ~1%).
         let truth = try Self.rows(data + "/ground_truth/fa.tsv")
@@ -61,7 +73,7 @@ struct DemoTrialEndToEndTests {
             for region in ["L_CST", "CC_body"] {
                 let row = changes.first { $0["participant_id"] == participant && $0["session_id"] == "ses-m06"
                     && $0["region"] == region && $0["metric"] == "fa_mean" }!
-                let measured = Double(row["pct_change"]!)!
+                let measured = Double(row["percent_change"]!)!
                 let expected = 100 * (trueFA(participant, "ses-m06", region) / trueFA(participant, "ses-baseline", region) - 1)
                 #expect(measured.sign == expected.sign, "\(participant) \(region): \(measured) vs \(expected)")
                 #expect(abs(measured - expected) < 2.5, "\(participant) \(region): \(measured) vs \(expected)")

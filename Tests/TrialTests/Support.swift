@@ -100,7 +100,7 @@ struct FakeProcessor: VisitProcessor {
 }
 
 /// fa_mean rises with the session; md_mean is NaN for participant 02; conn_mean is 0 at
-/// the first session (so pct_change is n/a there).
+/// the first session (so percent_change is n/a there).
 @Sendable func defaultMetrics(_ visit: VisitInput) -> [MetricRow] {
     let p = Double(Int(visit.participant) ?? 0)
     let s = Double(["m00": 0, "m01": 1, "m03": 3, "pre": -1][visit.session ?? "m00"] ?? 5)
