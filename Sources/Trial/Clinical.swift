@@ -153,8 +153,10 @@ enum ClinicalColumns {
             var candidate = name, k = 2
             while taken.contains(candidate.lowercased()) { candidate = name + "_\(k)"; k += 1 }
             taken.insert(candidate.lowercased())
-            if candidate != source {
+            if name != source {
                 warnings.append("clinical column '\(source)' is named like a column of nimetrics' own; its values are in column '\(candidate)'")
+            } else if candidate != source {
+                warnings.append("clinical column '\(source)' differs from another only in case (which SQLite ignores); its values are in column '\(candidate)'")
             }
             out.append((source, candidate))
         }
@@ -184,7 +186,9 @@ enum ClinicalColumns {
                     warnings.append("\(sidecar): not a readable JSON sidecar; its column descriptions are left out")
                 }
             }
+            // BIDS inheritance: each field from the most specific sidecar that has it.
             for column in source.columns where out[column] == nil {
+                var described = Description()
                 for sidecar in source.sidecars {
                     guard let entry = parsed[sidecar]?[column], case .object = entry else { continue }
                     func text(_ key: String) -> String? {
@@ -194,10 +198,12 @@ enum ClinicalColumns {
                         case let other?: other.rendered(pretty: false)
                         }
                     }
-                    out[column] = Description(description: text("Description"), units: text("Units"),
-                                              levels: entry["Levels"].map { $0.rendered(pretty: false) }, sidecar: sidecar)
-                    break
+                    described.description = described.description ?? text("Description")
+                    described.units = described.units ?? text("Units")
+                    described.levels = described.levels ?? entry["Levels"].map { $0.rendered(pretty: false) }
+                    described.sidecar = described.sidecar ?? sidecar
                 }
+                if described.sidecar != nil { out[column] = described }
             }
         }
         return out

@@ -193,7 +193,7 @@ struct DiscoveryTests {
         }
     }
 
-    @Test("session order: acq_time, then visit_month, then natural label order")
+    @Test("session order: visit_month when every session has one, else acq_time (as instants), else either where present, else the label")
     func sessionOrder() {
         func visit(_ session: String, _ clinical: [(String, String)]) -> VisitInput {
             VisitInput(participant: "01", session: session, clinical: clinical)
@@ -204,6 +204,13 @@ struct DiscoveryTests {
         let byMonth = [visit("m1", [("visit_month", "1")]), visit("m12", [("visit_month", "12")]), visit("scr", [("visit_month", "0")]),
                        visit("m3", [("visit_month", "n/a")])]
         #expect(Dataset.sessionOrder(of: byMonth).map(\.session) == ["scr", "m1", "m12", "m3"])
+        // A missed visit has a month but no acquisition time: the months order it.
+        let missed = [visit("m06", [("visit_month", "6"), ("acq_time", "2024-07-01")]), visit("m03", [("visit_month", "3"), ("acq_time", "n/a")]),
+                      visit("bl", [("visit_month", "BL"), ("acq_time", "2024-01-01T09:00:00")])]
+        #expect(Dataset.sessionOrder(of: missed).map(\.session) == ["bl", "m03", "m06"])
+        // Times compared as instants, not as text: 01:00+02:00 is before 23:30Z of the day before.
+        let zones = [visit("a", [("acq_time", "2024-01-31T23:30:00Z")]), visit("b", [("acq_time", "2024-02-01T01:00:00+02:00")])]
+        #expect(Dataset.sessionOrder(of: zones).map(\.session) == ["b", "a"])
         let byLabel = [visit("m12", []), visit("m3", []), visit("m1", []), visit("m01", [])]
         #expect(Dataset.sessionOrder(of: byLabel).map(\.session) == ["m01", "m1", "m3", "m12"])
     }
