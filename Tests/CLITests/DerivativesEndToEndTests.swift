@@ -43,6 +43,12 @@ struct DerivativesEndToEndTests {
         let visits = try Self.table(output + "/group/visits.tsv")
         let imaged = visits.filter { $0["status"] == "ok" }
         #expect(imaged.count == 11, "3 participants x 4 sessions, one missed")
+        // The missed visit is listed, in its place, with its clinical data.
+        #expect(visits.count == 12)
+        let missed = try #require(visits.first { $0["participant_id"] == "sub-03" && $0["session_id"] == "ses-m03" })
+        #expect(missed["status"] == "missing" && missed["dwi_status"] == "n/a" && missed["func_status"] == "n/a")
+        #expect(missed["visit_month"] == "3" && missed["session_order"] == "2" && Double(missed["edss"] ?? "") != nil)
+        #expect(!long.contains { $0["participant_id"] == "sub-03" && $0["session_id"] == "ses-m03" })
         for visit in imaged {
             let rows = long.filter { $0["participant_id"] == visit["participant_id"] && $0["session_id"] == visit["session_id"] }
             #expect(rows.contains { $0["modality"] == "dwi" } && rows.contains { $0["modality"] == "func" },
