@@ -22,7 +22,10 @@
 //   TrialRunner.swift    the participant level
 //   OutputGuard.swift    the output folder kept apart from the inputs, links below it refused
 //   Progress.swift       progress reporting (live line on a terminal, log lines otherwise)
-//   GroupTables.swift    the group level's TSVs and baseline rules
+//   Clinical.swift       clinical tables: ISO 8601 acq_time, visit months, --clinical, sidecars, column names
+//   Baseline.swift       the baseline rule and each visit's month
+//   GroupConsistency.swift  parameters ids, the mixed-parameters check, outcome vs QC metrics
+//   GroupTables.swift    the group level's TSVs
 //   GroupDatabase.swift  the group level's SQLite database
 //   SQLiteDatabase.swift the one wrapper of the SQLite C API
 //   SHA256.swift         the one wrapper of libcrypto: SHA-256 for input fingerprints
