@@ -131,11 +131,7 @@ public struct Dataset: Sendable {
     static func discoverBIDS(root: String, options: DiscoveryOptions) throws -> Dataset {
         var warnings: [String] = []
         let (participantColumns, participantRows) = try readParticipantsTable(folder: root)
-        var sources: [ClinicalSource] = []
-        if FileManager.default.fileExists(atPath: root + "/participants.tsv") {
-            sources.append(ClinicalSource(file: root + "/participants.tsv", level: .participant, columns: participantColumns,
-                                          sidecars: [root + "/participants.json"]))
-        }
+        var sources = participantsSource(folder: root, columns: participantColumns)
         var visits: [VisitInput] = []
         var overlapping = Set<String>()
         for subject in try sortedEntries(root) where subject.hasPrefix("sub-") {
@@ -212,6 +208,13 @@ public struct Dataset: Sendable {
         var visit = VisitInput(participant: participant, session: session)
         visit.merge(scan, keeping: [])
         return visit
+    }
+
+    /// The folder's participants.tsv as a clinical source (none when absent).
+    static func participantsSource(folder: String, columns: [String]) -> [ClinicalSource] {
+        guard FileManager.default.fileExists(atPath: folder + "/participants.tsv") else { return [] }
+        return [ClinicalSource(file: folder + "/participants.tsv", level: .participant, columns: columns,
+                               sidecars: [folder + "/participants.json"])]
     }
 
     /// participants.tsv of a folder: its columns (without `participant_id`) and its rows by
@@ -339,10 +342,7 @@ public struct Dataset: Sendable {
         }
         var dataset = Dataset(source: .manifest(file: file), visits: visits, participantColumns: participantColumns,
                               participantClinical: participantRows, warnings: [])
-        if FileManager.default.fileExists(atPath: folder + "/participants.tsv") {
-            dataset.clinicalSources.append(ClinicalSource(file: folder + "/participants.tsv", level: .participant,
-                                                          columns: participantColumns, sidecars: [folder + "/participants.json"]))
-        }
+        dataset.clinicalSources = participantsSource(folder: folder, columns: participantColumns)
         dataset.clinicalSources.append(ClinicalSource(
             file: file, level: .session,
             columns: clinicalColumns.filter { $0.offset != participantKey && $0.offset != sessionKey }.map(\.element),

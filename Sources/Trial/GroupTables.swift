@@ -91,6 +91,12 @@ struct GroupData {
     static func clinicalCell(_ visit: GroupVisit, _ source: String) -> String {
         visit.visit.clinical.first { $0.0 == source }?.1 ?? "n/a"
     }
+
+    /// A visit's clinical column (by name as read, `edss`) as a finite number; nil when
+    /// absent, `n/a` or not a number.
+    static func clinicalNumber(_ visit: GroupVisit, _ source: String) -> Double? {
+        visit.visit.clinicalValue(source).flatMap(Double.init).flatMap { $0.isFinite ? $0 : nil }
+    }
 }
 
 /// One row of change_from_baseline.

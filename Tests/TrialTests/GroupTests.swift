@@ -308,6 +308,7 @@ struct GroupTests {
         put(top + "/study/a.nii.gz", "a")
         put(top + "/study/b.nii.gz", "b")
         put(top + "/study/manifest.tsv", "participant_id\tdwi\tedss\n01\ta.nii.gz\t6\n02\tb.nii.gz\tn/a\n")
+        put(top + "/study/manifest.json", #"{"edss": {"Description": "Expanded Disability Status Scale", "Units": "score"}}"#)
         let dataset = try Dataset.discover(top + "/study/manifest.tsv")
         _ = try TrialRunner.runParticipants(dataset: dataset, output: top + "/out", processor: FakeProcessor(log: CallLog()))
         let summary = try TrialRunner.runGroup(dataset: dataset, output: top + "/out")
@@ -323,5 +324,8 @@ struct GroupTests {
         let db = try SQLiteDatabase(path: top + "/out/group/nimetrics.sqlite", readOnly: true)
         #expect(try db.query("SELECT count(*) FROM metrics WHERE session_id IS NULL") == [[.integer(6)]])
         #expect(try db.query("SELECT count(*) FROM change_from_baseline") == [[.integer(0)]])
+        // The manifest's sidecar describes its clinical columns; its path columns are no clinical data.
+        #expect(try db.query("SELECT column_name, source_file, level, description, units FROM clinical_columns")
+                == [[.text("edss"), .text("manifest.tsv"), .text("session"), .text("Expanded Disability Status Scale"), .text("score")]])
     }
 }
