@@ -100,26 +100,19 @@ extension TrialRunner {
         var warnings: [String] = []
         let baselines = chooseBaselines(visits, requested: baselineLabel, warnings: &warnings)
 
-        try createFolder(output)
-        let folder = try OutputGuard.makeFolder("group", in: output)
-        try OutputGuard.refuseLinks(inside: folder, root: output)
-        AtomicFile.removeStaleTemporaries(in: folder)
-        var files: [String] = []
-        func write(_ table: TSVTable, _ name: String) throws {
-            let path = folder + "/" + name
-            do { try table.write(to: path) } catch { throw TrialError.io(path: path, reason: "cannot write: \(oneLine(error))") }
-            files.append(path)
+        // Written as one set: a kill or a full disk leaves the previous tables or the new ones.
+        let set = try writeGroupSet(output: output) { set in
+            try set.write(metricsLongTable(visits), "metrics_long.tsv")
+            try set.write(visitsTable(visits), "visits.tsv")
+            try set.write(changeTable(changeRows(visits, baselines: baselines)), "change_from_baseline.tsv")
+            try set.write("nimetrics.sqlite") { path in
+                try GroupDatabase.write(to: path, visits: visits, dataset: dataset, baselines: baselines)
+            }
         }
-        try write(metricsLongTable(visits), "metrics_long.tsv")
-        try write(visitsTable(visits), "visits.tsv")
-        try write(changeTable(changeRows(visits, baselines: baselines)), "change_from_baseline.tsv")
-        let databasePath = folder + "/nimetrics.sqlite"
-        try GroupDatabase.write(to: databasePath, visits: visits, dataset: dataset, baselines: baselines)
-        files.append(databasePath)
 
         var counts: [VisitStatus: Int] = [:]
         for visit in visits { counts[visit.status, default: 0] += 1 }
-        return GroupSummary(folder: folder, files: files, statusCounts: counts, warnings: warnings)
+        return GroupSummary(folder: set.folder, files: set.files, statusCounts: counts, warnings: warnings)
     }
 
     // MARK: - Reading the visit folders
