@@ -96,12 +96,15 @@ extension TrialRunner {
     public static func runGroup(dataset: Dataset, output: String, baselineSession: String? = nil) throws -> GroupSummary {
         try OutputGuard.checkSeparation(output: output, inputs: dataset.inputRoots)
         let baselineLabel = try baselineSession.map { try BIDSLabel.normalized($0, kind: "session") }
+        // Held to the end, reading included: of two group stages, the later one reads last.
+        let groupLock = try lockGroupStage(output: output)
+        defer { groupLock.release() }
         let visits = try collectVisits(dataset: dataset, output: output)
         var warnings: [String] = []
         let baselines = chooseBaselines(visits, requested: baselineLabel, warnings: &warnings)
 
         // Written as one set: a kill or a full disk leaves the previous tables or the new ones.
-        let set = try writeGroupSet(output: output) { set in
+        let set = try writeGroupSet(output: output, holding: groupLock) { set in
             try set.write(metricsLongTable(visits), "metrics_long.tsv")
             try set.write(visitsTable(visits), "visits.tsv")
             try set.write(changeTable(changeRows(visits, baselines: baselines)), "change_from_baseline.tsv")

@@ -17,9 +17,9 @@ import Tabular
 ///   rather than skipping at once means every run's summary and exit status tell the truth
 ///   about every scan it was asked for, and a workflow manager that starts the same visit
 ///   twice gets one computation and two correct answers.
-/// - `group.lock`: held by the group stage while it replaces `OUTPUT/group` (see
-///   ``GroupOutputSet``), so two group stages take turns and one never removes the other's
-///   staging folder.
+/// - `group.lock`: held by the group stage from before it reads the visits until it has
+///   replaced `OUTPUT/group` (see ``GroupOutputSet``), so two group stages take turns, the
+///   last to write is the last to read, and one never removes the other's staging folder.
 ///
 /// No process holds two of these at once (a worker holds one scan lock at a time; the
 /// output and group locks are taken while no scan lock is held), so runs cannot deadlock.
@@ -64,7 +64,7 @@ public enum OutputLocks {
 /// full disk at any moment leaves the previous complete set or the new one.
 ///
 /// Every error names the file's final path (`OUTPUT/group/visits.tsv`), never the staging
-/// folder. Build one with ``TrialRunner/writeGroupSet(output:_:)``.
+/// folder. Build one with ``TrialRunner/writeGroupSet(output:holding:_:)``.
 public struct GroupOutputSet {
     /// The final folder, `OUTPUT/group`.
     public let folder: String
@@ -113,20 +113,33 @@ public struct GroupOutputSet {
 }
 
 extension TrialRunner {
-    /// Replaces `OUTPUT/group` by the files `body` writes into the given set, as one set,
-    /// holding the group lock (``OutputLocks``) meanwhile.
+    /// Takes the group stage's lock (``OutputLocks``), creating the output folder if needed.
     ///
-    /// Under the lock, what a killed group stage left is dealt with first
-    /// (``AtomicFolder/recoverLeftovers(of:)``). A symbolic link at `OUTPUT/group` or inside
-    /// it is refused before anything is written.
-    /// - Returns: the final folder and the final paths of the files written.
+    /// A group stage holds it from before it reads the visits until its set is in place, so
+    /// of two group stages (two `run ... participant --group` jobs ending together) the one
+    /// that writes last also read last, and sees every visit the other saw.
+    public static func lockGroupStage(output: String) throws -> FileLock {
+        try createFolder(output)
+        return try OutputLocks.group(output)
+    }
+
+    /// Replaces `OUTPUT/group` by the files `body` writes into the given set, as one set.
+    ///
+    /// What a killed group stage left is dealt with first
+    /// (``AtomicFolder/recoverLeftovers(of:)``): safe because the caller holds the group
+    /// lock, which `lock` stands for. A symbolic link at `OUTPUT/group` or inside it is
+    /// refused before anything is written.
+    /// - Parameters:
+    ///   - output: the output folder.
+    ///   - lock: the group lock, from ``lockGroupStage(output:)``, held by the caller.
+    ///   - body: writes the set's files with ``GroupOutputSet/write(_:_:)-(TSVTable,_)``.
+    /// - Returns: the set written: its final folder and the final paths of its files.
     /// - Throws: what `body` throws (the previous set then stays), ``TrialError`` naming
     ///   `OUTPUT/group` when the swap fails.
     @discardableResult
-    public static func writeGroupSet(output: String, _ body: (inout GroupOutputSet) throws -> Void) throws -> GroupOutputSet {
-        try createFolder(output)
-        let lock = try OutputLocks.group(output)
-        defer { lock.release() }
+    public static func writeGroupSet(output: String, holding lock: FileLock,
+                                     _ body: (inout GroupOutputSet) throws -> Void) throws -> GroupOutputSet {
+        precondition(lock.path == OutputLocks.path(output: output, name: "group"), "writeGroupSet needs the group lock")
         let folder = output + "/group"
         AtomicFolder.recoverLeftovers(of: folder)
         switch OutputGuard.kind(of: folder) {
@@ -142,8 +155,6 @@ extension TrialRunner {
                 try body(&set)
                 written = set
             }
-        } catch let error as TrialError {
-            throw error
         } catch let error as FileSystemError {
             throw TrialError.io(path: error.path, reason: error.reason)
         }

@@ -190,11 +190,13 @@ struct GroupOutputSetTests {
     func errorsNameFinalPath() throws {
         let top = makeTemporaryFolder()
         defer { removeFolder(top) }
-        try TrialRunner.writeGroupSet(output: top) { set in try set.write(TSVTable(columns: ["a"]), "visits.tsv") }
+        let lock = try TrialRunner.lockGroupStage(output: top)
+        defer { lock.release() }
+        try TrialRunner.writeGroupSet(output: top, holding: lock) { set in try set.write(TSVTable(columns: ["a"]), "visits.tsv") }
         let before = TreeSnapshot(top + "/group")
         var table = TSVTable(columns: ["a"])
         table.append(["1"])
-        #expect { try TrialRunner.writeGroupSet(output: top) { set in
+        #expect { try TrialRunner.writeGroupSet(output: top, holding: lock) { set in
             try set.write(table, "metrics_long.tsv")
             // A folder where the file should go: the rename into it fails.
             try FileManager.default.createDirectory(atPath: set.staging + "/visits.tsv", withIntermediateDirectories: true)
@@ -207,15 +209,25 @@ struct GroupOutputSetTests {
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: top)) ?? []).sorted() == [".locks", "group"])
     }
 
-    @Test("the group lock is held while the set is written")
+    @Test("runGroup holds the group lock: it waits for another holder")
     func groupLockHeld() throws {
         let top = makeTemporaryFolder()
         defer { removeFolder(top) }
-        var heldInside = false
-        try TrialRunner.writeGroupSet(output: top) { _ in
-            heldInside = (try FileLock.tryAcquire(OutputLocks.path(output: top, name: "group"))) == nil
+        let input = top + "/bids", output = top + "/out"
+        makeBIDS(at: input, participants: ["01"], sessions: ["m00"])
+        let dataset = try Dataset.discover(input)
+        let holder = try TrialRunner.lockGroupStage(output: output)
+        let released = Flag(), wroteAfterRelease = Flag()
+        let group = Thread {
+            _ = try? TrialRunner.runGroup(dataset: dataset, output: output)
+            if released.value { wroteAfterRelease.set() }
         }
-        #expect(heldInside)
-        #expect(try FileLock.tryAcquire(OutputLocks.path(output: top, name: "group")) != nil)
+        group.start()
+        usleep(200_000)
+        #expect(!exists(output + "/group/visits.tsv"), "the group tables were written while another held the lock")
+        released.set()
+        holder.release()
+        while !group.isFinished { usleep(1_000) }
+        #expect(wroteAfterRelease.value && exists(output + "/group/visits.tsv"))
     }
 }
