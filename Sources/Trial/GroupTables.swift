@@ -56,7 +56,9 @@ extension TrialRunner {
     ///
     /// Reads only each visit's `_visit.json`, `_metrics.tsv` and DWI sidecar (the
     /// `_model-tensor_dwimap.json` its record lists, for the shells fitted) and the clinical
-    /// tables the dataset discovery read; never an image. Writes, atomically, into `OUTPUT/group/`:
+    /// tables the dataset discovery read; never an image. Replaces `OUTPUT/group/` as one set
+    /// (``writeGroupSet(output:holding:_:)``: a kill or a failed write leaves the previous
+    /// set or the new one, never a mix), holding the group lock (``OutputLocks``) throughout:
     ///
     /// - `metrics_long.tsv`: participant_id, session_id, modality, region, metric, value,
     ///   run, atlas, for visits whose status is ok; sorted by participant (natural order),
