@@ -20,7 +20,9 @@ import FileSystem
 /// Why `flock` rather than `fcntl(F_SETLK)`: POSIX record locks belong to the process, so
 /// two threads of one process would not exclude each other, and closing *any* descriptor of
 /// the file drops them. On NFS, Linux carries a `flock` to the server as a whole-file
-/// record lock, so it also excludes processes on other nodes of a cluster.
+/// record lock, so it also excludes processes on other nodes of a cluster (there two holders
+/// in one process no longer exclude each other; nimetrics never takes one lock twice in a
+/// process: each scan is one worker's, and the group stage runs once per process).
 ///
 /// Lock files are never removed: removing one while another process has it open (and is
 /// about to lock it) would let a third process lock a new file of the same name at once.
