@@ -102,6 +102,9 @@ public enum AtomicFolder {
         return nil
         #endif
     }()
+    /// For the crash tests: `NIMETRICS_TEST_NO_EXCHANGE` set takes the two-rename path, as on
+    /// a file system without the exchange.
+    private static let exchangeDisabled = getenv("NIMETRICS_TEST_NO_EXCHANGE") != nil
     /// `RENAME_EXCHANGE` of `<linux/fs.h>`.
     private static let renameExchange: UInt32 = 1 << 1
 
@@ -110,7 +113,7 @@ public enum AtomicFolder {
             guard rename(staging, path) == 0 else { throw failure(path, "cannot move the new set into place") }
             return
         }
-        if let renameat2 {
+        if let renameat2, !exchangeDisabled {
             if renameat2(AT_FDCWD, staging, AT_FDCWD, path, renameExchange) == 0 { return }
             let code = errno
             // The file system or kernel cannot exchange: fall back to two renames.
