@@ -12,15 +12,20 @@ import Synchronization
 /// while holding that lock until it exits, so no temporary can appear after the clean-up:
 /// a writer about to create one waits on the lock and dies with the process.
 enum TemporaryFiles {
-    private static let active = Mutex<Set<String>>([])
+    /// Temporary files, and staging folders (``AtomicFolder``) removed with all they hold.
+    private struct Registry {
+        var files: Set<String> = []
+        var folders: Set<String> = []
+    }
+    private static let active = Mutex(Registry())
 
     /// Creates `temporary` (empty, exclusive, write-only) and lists it.
     /// - Returns: the open descriptor.
     /// - Throws: ``AtomicWriteError`` naming `finalPath` when the file cannot be created.
     static func create(_ temporary: String, finalPath: String) throws -> Int32 {
-        let (descriptor, code) = active.withLock { paths -> (Int32, Int32) in
+        let (descriptor, code) = active.withLock { registry -> (Int32, Int32) in
             let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-            if descriptor >= 0 { paths.insert(temporary) }
+            if descriptor >= 0 { registry.files.insert(temporary) }
             return (descriptor, errno)
         }
         guard descriptor >= 0 else {
@@ -29,16 +34,35 @@ enum TemporaryFiles {
         return descriptor
     }
 
+    /// Creates the staging folder `folder` (exclusive: it must not exist) and lists it.
+    /// - Throws: ``AtomicWriteError`` naming `finalPath` when the folder cannot be created.
+    static func createFolder(_ folder: String, finalPath: String) throws {
+        let code = active.withLock { registry -> Int32 in
+            guard mkdir(folder, 0o777) == 0 else { return errno }
+            registry.folders.insert(folder)
+            return 0
+        }
+        guard code == 0 else {
+            throw AtomicWriteError(path: finalPath, reason: "cannot create the folder: \(String(cString: strerror(code)))", code: code)
+        }
+    }
+
+    /// Takes the staging folder `folder` off the list (moved into place or removed).
+    static func forgetFolder(_ folder: String) {
+        _ = active.withLock { $0.folders.remove(folder) }
+    }
+
     /// Takes `temporary` off the list (it was renamed into place or removed).
     static func forget(_ temporary: String) {
-        _ = active.withLock { $0.remove(temporary) }
+        _ = active.withLock { $0.files.remove(temporary) }
     }
 
     /// Removes every listed temporary and ends the process with `status`, without returning
     /// the lock: nothing can be created between the removal and the exit.
     static func removeAllAndExit(status: Int32, message: String) -> Never {
-        active.withLock { paths -> Never in
-            for path in paths { unlink(path) }
+        active.withLock { registry -> Never in
+            for path in registry.files { unlink(path) }
+            for folder in registry.folders { AtomicFolder.removeTree(folder) }
             message.withCString { text in _ = write(2, text, strlen(text)) }
             _exit(status)
         }

@@ -121,8 +121,10 @@ extension TrialRunner {
     ///
     /// Reads only each visit's `_visit.json`, `_metrics.tsv` and DWI sidecar (the
     /// `_model-tensor_dwimap.json` its record lists, for the shells fitted), the clinical
-    /// tables the dataset discovery read and their JSON sidecars; never an image. Writes,
-    /// atomically, into `OUTPUT/group/`:
+    /// tables the dataset discovery read and their JSON sidecars; never an image. Replaces
+    /// `OUTPUT/group/` as one set (``writeGroupSet(output:holding:_:)``: a kill or a failed
+    /// write leaves the previous set or the new one, never a mix), holding the group lock
+    /// (``OutputLocks``) throughout:
     ///
     /// - `metrics_long.tsv`: participant_id, session_id, modality, region, metric, value,
     ///   run, atlas, kind (``MetricKind``: outcome or qc), and with `--allow-mixed-parameters`
@@ -162,28 +164,24 @@ extension TrialRunner {
     @discardableResult
     public static func runGroup(dataset: Dataset, output: String, options: GroupOptions) throws -> GroupSummary {
         try OutputGuard.checkSeparation(output: output, inputs: dataset.inputRoots)
+        // Held to the end, reading included: of two group stages, the later one reads last.
+        let groupLock = try lockGroupStage(output: output)
+        defer { groupLock.release() }
         let data = try groupData(dataset: dataset, output: output, options: options)
 
-        try createFolder(output)
-        let folder = try OutputGuard.makeFolder("group", in: output)
-        try OutputGuard.refuseLinks(inside: folder, root: output)
-        AtomicFile.removeStaleTemporaries(in: folder)
-        var files: [String] = []
-        func write(_ table: TSVTable, _ name: String) throws {
-            let path = folder + "/" + name
-            do { try table.write(to: path) } catch { throw TrialError.io(path: path, reason: "cannot write: \(oneLine(error))") }
-            files.append(path)
+        // Written as one set: a kill or a full disk leaves the previous tables or the new ones.
+        let set = try writeGroupSet(output: output, holding: groupLock) { set in
+            try set.write(metricsLongTable(data), "metrics_long.tsv")
+            try set.write(visitsTable(data), "visits.tsv")
+            try set.write(changeTable(changeRows(data), mixedParameters: data.mixedParameters), "change_from_baseline.tsv")
+            try set.write("nimetrics.sqlite") { path in
+                try GroupDatabase.write(to: path, data: data, dataset: dataset)
+            }
         }
-        try write(metricsLongTable(data), "metrics_long.tsv")
-        try write(visitsTable(data), "visits.tsv")
-        try write(changeTable(changeRows(data), mixedParameters: data.mixedParameters), "change_from_baseline.tsv")
-        let databasePath = folder + "/nimetrics.sqlite"
-        try GroupDatabase.write(to: databasePath, data: data, dataset: dataset)
-        files.append(databasePath)
 
         var counts: [VisitStatus: Int] = [:]
         for visit in data.visits { counts[visit.status, default: 0] += 1 }
-        return GroupSummary(folder: folder, files: files, statusCounts: counts, warnings: data.warnings)
+        return GroupSummary(folder: set.folder, files: set.files, statusCounts: counts, warnings: data.warnings)
     }
 
     /// ``runGroup(dataset:output:options:)`` with only a baseline session.

@@ -45,7 +45,8 @@ public enum TrialRunner {
 
     /// Processes every visit of `dataset` into `output`.
     ///
-    /// For each visit, in `OUTPUT/sub-XX[/ses-YY]/`: stale temporaries are removed, the
+    /// For each visit, in `OUTPUT/sub-XX[/ses-YY]/`: the scan's lock is taken (waiting for
+    /// another run processing it, see ``OutputLocks``), stale temporaries are removed, the
     /// inputs are hashed (SHA-256), and the visit is skipped if its `_visit.json` says
     /// `ok`, its input hashes and parameters are unchanged and all its listed outputs
     /// exist. Otherwise the old record is deleted, the processor runs, the metrics table is
@@ -76,8 +77,14 @@ public enum TrialRunner {
         // Before anything is created: an output folder that is, lies in or holds an input is refused.
         try OutputGuard.checkSeparation(output: output, inputs: dataset.inputRoots)
         try createFolder(output)
-        AtomicFile.removeStaleTemporaries(in: output)
-        try writeDatasetDescription(output: output, version: version, inputs: dataset.inputRoots)
+        do {
+            // Other runs may be writing into the same folder: under the lock, a temporary at
+            // the top level belongs to a run that is gone (see ``OutputLocks``).
+            let lock = try OutputLocks.outputFolder(output)
+            defer { lock.release() }
+            AtomicFile.removeStaleTemporaries(in: output)
+            try writeDatasetDescription(output: output, version: version, inputs: dataset.inputRoots)
+        }
 
         let visits = dataset.visits.flatMap(\.units)
         let state = RunState(count: visits.count, progress: progress)
@@ -124,8 +131,12 @@ public enum TrialRunner {
             VisitOutcome(visit: visit, status: status, skipped: skipped, error: error, seconds: Date().timeIntervalSince(clock))
         }
         let folder: String
+        let lock: FileLock
         do {
             folder = try SafePath.join(context.output, visit.relativeFolder)
+            // Another run may be processing this scan: wait for it (it is then found up to
+            // date below). Held until the record is written.
+            lock = try OutputLocks.scan(visit, output: context.output)
             // A link anywhere in the visit's folders fails the visit before anything there
             // is removed or written (the pipelines would write through a linked dwi/ or func/).
             try OutputGuard.makeFolder(visit.relativeFolder, in: context.output)
@@ -133,8 +144,9 @@ public enum TrialRunner {
         } catch {
             return outcome(.failed, error: oneLine(error))
         }
-        // The other modality of the visit may be running in the same folder: only this unit's
-        // own temporaries are stale.
+        defer { lock.release() }
+        // Under the scan's lock its temporaries belong to a run that is gone; the other
+        // modality of the visit may be running in the same folder, so only this unit's are.
         AtomicFile.removeStaleTemporaries(in: folder, for: [VisitFiles.record(visit), VisitFiles.metrics(visit)])
         if let modality = visit.modality { removeStaleTemporaries(below: folder + "/" + modality.rawValue) }
         let recordPath = folder + "/" + VisitFiles.record(visit)
