@@ -103,4 +103,22 @@ struct VisitsCommandTests {
         let missing = try runTool(["visits", root + "/nothing"])
         #expect(missing.status == 1 && missing.stderr.contains("nothing") && missing.stdout.isEmpty)
     }
+
+    @Test("a dataset without sessions: session null, the visit folder is the participant's, session_id n/a in the table")
+    func withoutSessions() throws {
+        let root = makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        // Discovery lists files and never opens an image, so empty files stand for the images.
+        try FileManager.default.createDirectory(atPath: root + "/sub-01/dwi", withIntermediateDirectories: true)
+        for name in ["sub-01_dwi.nii.gz", "sub-01_dwi.bval", "sub-01_dwi.bvec"] {
+            #expect(FileManager.default.createFile(atPath: root + "/sub-01/dwi/" + name, contents: Data()))
+        }
+        let listing = try Self.listing([root])
+        let visit = try #require((listing["visits"] as? [[String: Any]])?.first)
+        #expect(visit["session"] is NSNull && visit["session_id"] is NSNull)
+        #expect(visit["folder"] as? String == "sub-01")
+        #expect(Self.units(listing).compactMap { $0["record"] as? String } == ["sub-01/sub-01_desc-dwi_visit.json"])
+        let table = try runTool(["visits", root])
+        #expect(table.stdout.split(separator: "\n").dropFirst().allSatisfy { $0.hasPrefix("sub-01\tn/a\tdwi\t") })
+    }
 }
