@@ -191,3 +191,9 @@ enum MetricsTable {
         var description: String { "the processor returned bad metrics: \(message)" }
     }
 }
+
+extension VisitInput {
+    /// The unit's record relative to the output folder
+    /// (`sub-01/ses-m01/sub-01_ses-m01_desc-dwi_visit.json`): what a workflow engine waits for.
+    public var recordPath: String { relativeFolder + "/" + VisitFiles.record(self) }
+}

@@ -3,7 +3,9 @@ import Diffusion
 import Foundation
 import Functional
 import Pipelines
+import NIfTI
 import Tabular
+import Trial
 
 // The processing options shared by `dti`, `fmri` and `run`, each group defined once. A group
 // checks its own values in `validate()` and builds the parameter value the pipelines take;
@@ -260,5 +262,66 @@ struct FunctionalProcessingOptions: ParsableArguments {
         connectivity.apply(to: &parameters)
         parameters.resampleAtlas = resampleAtlas
         return parameters
+    }
+}
+
+/// What `run` and `visits` take from a dataset: the visits (labels), the derivative datasets
+/// with the preprocessed images, the task, the space and a BIDS filter. One definition, so
+/// `visits` lists exactly the visits `run` processes.
+struct DatasetSelectionOptions: ParsableArguments {
+    @Option(name: .customLong("participant-label"), parsing: .upToNextOption, help: "Participants to process (with or without 'sub-').")
+    var participantLabels: [String] = []
+
+    @Option(name: .customLong("session-label"), parsing: .upToNextOption, help: "Sessions to process (with or without 'ses-').")
+    var sessionLabels: [String] = []
+
+    @Option(parsing: .upToNextOption,
+            help: "BIDS derivative datasets with the preprocessed images (fMRIPrep, QSIPrep): PATH or NAME=PATH (default: every dataset in INPUT/derivatives/).")
+    var derivatives: [String] = []
+
+    @Option(help: "The task of the BOLD runs; every run of it is processed.")
+    var task = "rest"
+
+    @Option(help: "The space of the BOLD runs (default: the only one found, else the one whose grid matches the atlas).")
+    var space: String?
+
+    @Option(name: .customLong("bids-filter-file"), help: "A BIDS filter file in fMRIPrep's format ({\"bold\": {\"run\": 1}, \"dwi\": {...}}).")
+    var bidsFilterFile: String?
+
+    func validate() throws {
+        guard BIDSLabel.isValid(task) else { throw ValidationError("--task must be a BIDS label (letters and digits), got '\(task)'") }
+        if let space, !BIDSLabel.isValid(space) { throw ValidationError("--space must be a BIDS label (letters and digits), got '\(space)'") }
+        for item in derivatives where item.hasSuffix("=") || item.hasPrefix("=") {
+            throw ValidationError("--derivatives takes PATH or NAME=PATH, got '\(item)'")
+        }
+    }
+
+    /// What discovery looks for; `output` is left out of the default derivative datasets.
+    func discoveryOptions(output: String?) throws -> DiscoveryOptions {
+        var options = DiscoveryOptions()
+        options.participantLabels = participantLabels
+        options.sessionLabels = sessionLabels
+        // NAME=PATH names a dataset as XCP-D's --derivatives does; the name is a label only.
+        options.derivatives = derivatives.isEmpty ? nil : derivatives.map { item in
+            guard let equals = item.firstIndex(of: "="), !FileManager.default.fileExists(atPath: item) else { return item }
+            return String(item[item.index(after: equals)...])
+        }
+        options.task = task
+        options.space = space
+        options.filter = try bidsFilterFile.map(BIDSFilter.read) ?? BIDSFilter()
+        options.excluded = output.map { [$0] } ?? []
+        return options
+    }
+
+    /// When the BOLD runs come in several spaces and no --space was given, keeps the one
+    /// whose grid is the (first) atlas's.
+    static func chooseSpace(_ dataset: inout Dataset, atlas: PathPattern?) throws {
+        guard let atlas, let visit = dataset.visits.first(where: { $0.bold != nil }) else {
+            // Without one atlas for all, there is no grid to choose by: several spaces are an error.
+            return try dataset.chooseSpaces { _ in false }
+        }
+        let atlasPath = try atlas.path(participant: visit.participant, session: visit.session)
+        let grid = try NIfTIFile.readHeader(atlasPath)
+        try dataset.chooseSpaces { image in try NIfTIFile.readHeader(image).hasSameGrid(as: grid) }
     }
 }

@@ -70,24 +70,7 @@ struct RunCommand: ParsableCommand {
     @Argument(help: "participant or group.")
     var analysisLevel: AnalysisLevel
 
-    @Option(name: .customLong("participant-label"), parsing: .upToNextOption, help: "Participants to process (with or without 'sub-').")
-    var participantLabels: [String] = []
-
-    @Option(name: .customLong("session-label"), parsing: .upToNextOption, help: "Sessions to process (with or without 'ses-').")
-    var sessionLabels: [String] = []
-
-    @Option(parsing: .upToNextOption,
-            help: "BIDS derivative datasets with the preprocessed images (fMRIPrep, QSIPrep): PATH or NAME=PATH (default: every dataset in INPUT/derivatives/).")
-    var derivatives: [String] = []
-
-    @Option(help: "The task of the BOLD runs; every run of it is processed.")
-    var task = "rest"
-
-    @Option(help: "The space of the BOLD runs (default: the only one found, else the one whose grid matches the atlas).")
-    var space: String?
-
-    @Option(name: .customLong("bids-filter-file"), help: "A BIDS filter file in fMRIPrep's format ({\"bold\": {\"run\": 1}, \"dwi\": {...}}).")
-    var bidsFilterFile: String?
+    @OptionGroup(title: "Selection") var selection: DatasetSelectionOptions
 
     @Option(parsing: .unconditional, help: "Visits processed at once (default: cores).")
     var jobs: Int?
@@ -134,11 +117,6 @@ struct RunCommand: ParsableCommand {
     var group = false
 
     func validate() throws {
-        guard BIDSLabel.isValid(task) else { throw ValidationError("--task must be a BIDS label (letters and digits), got '\(task)'") }
-        if let space, !BIDSLabel.isValid(space) { throw ValidationError("--space must be a BIDS label (letters and digits), got '\(space)'") }
-        for item in derivatives where item.hasSuffix("=") || item.hasPrefix("=") {
-            throw ValidationError("--derivatives takes PATH or NAME=PATH, got '\(item)'")
-        }
         if let jobs { try OptionCheck.atLeast(1, jobs, "--jobs") }
         if let threads { try OptionCheck.atLeast(1, threads, "--threads") }
         _ = try visitParameters()
@@ -146,32 +124,9 @@ struct RunCommand: ParsableCommand {
 
     /// What discovery looks for: labels, derivative datasets, task, space and filter.
     func discoveryOptions() throws -> DiscoveryOptions {
-        var options = DiscoveryOptions()
-        options.participantLabels = participantLabels
-        options.sessionLabels = sessionLabels
-        // NAME=PATH names a dataset as XCP-D's --derivatives does; the name is a label only.
-        options.derivatives = derivatives.isEmpty ? nil : derivatives.map { item in
-            guard let equals = item.firstIndex(of: "="), !FileManager.default.fileExists(atPath: item) else { return item }
-            return String(item[item.index(after: equals)...])
-        }
-        options.task = task
-        options.space = space
-        options.filter = try bidsFilterFile.map(BIDSFilter.read) ?? BIDSFilter()
-        options.excluded = [output]
+        var options = try selection.discoveryOptions(output: output)
         options.clinical = clinical
         return options
-    }
-
-    /// When the BOLD runs come in several spaces and no --space was given, keeps the one
-    /// whose grid is the (first) atlas's.
-    func chooseSpace(_ dataset: inout Dataset, atlas: PathPattern?) throws {
-        guard let atlas, let visit = dataset.visits.first(where: { $0.bold != nil }) else {
-            // Without one atlas for all, there is no grid to choose by: several spaces are an error.
-            return try dataset.chooseSpaces { _ in false }
-        }
-        let atlasPath = try atlas.path(participant: visit.participant, session: visit.session)
-        let grid = try NIfTIFile.readHeader(atlasPath)
-        try dataset.chooseSpaces { image in try NIfTIFile.readHeader(image).hasSameGrid(as: grid) }
     }
 
     /// The per-visit parameters: the option groups' values and the file patterns.
@@ -216,7 +171,7 @@ struct RunCommand: ParsableCommand {
                 if parameters.files.funcAtlases.isEmpty, dataset.visits.contains(where: { $0.boldRuns.contains { $0.atlas == nil } }) {
                     throw ValidationError("the dataset has BOLD runs without an atlas of their own: give --atlas or --func-atlas")
                 }
-                try chooseSpace(&dataset, atlas: parameters.files.funcAtlases.first)
+                try DatasetSelectionOptions.chooseSpace(&dataset, atlas: parameters.files.funcAtlases.first)
                 let processor = try PipelineVisitProcessor(parameters: parameters)
                 timer.lap("set-up")
                 let summary = try TrialRunner.runParticipants(
