@@ -3,6 +3,7 @@ import FileSystem
 import Foundation
 import Geometry
 import NIfTI
+import Tabular
 import TransformFiles
 
 /// A transform file as antsApplyTransforms takes it: `-t FILE` or `-t [FILE,1]` (inverted).
@@ -59,6 +60,36 @@ public enum AtlasWarp {
             copiedTable = destination
         }
         return Result(imagePath: outPath, tablePath: copiedTable, labelledVoxels: labelled)
+    }
+
+    /// ``warp(atlas:tablePath:reference:transforms:to:threads:)`` unless `outPath` already holds
+    /// this warp: its sidecar (`.json` beside it) records the same `checksums` (the atlas's and
+    /// the transform's, by role) and the image is on the reference grid. The sidecar is written
+    /// after the image and the table, so an interrupted warp is redone.
+    /// - Returns: the warped image and its table (nil when the atlas has none).
+    public static func cachedWarp(atlas: AtlasFile, reference referencePath: String, transform: TransformReference,
+                                  checksums: [(role: String, sha256: String)], to outPath: String,
+                                  threads: Int) throws -> AtlasFile {
+        let sidecar = OutputNaming.sidecarPath(forImage: outPath)
+        let record = JSONValue.object([
+            ("Description", .string("atlas warped into the space of the reference by nimetrics (nearest neighbour)")),
+            ("Atlas", .string(atlas.path)),
+            ("Transform", .string(transform.path)),
+            ("Reference", .string(referencePath)),
+        ] + checksums.map { ($0.role + "_sha256", JSONValue.string($0.sha256)) })
+        let table = LabelImage.tablePath(for: atlas.path, explicit: atlas.tablePath)
+        let cachedTable = table.map { _ in LabelImage.defaultTablePath(for: outPath) }
+        if let text = try? FileSystem.readText(sidecar), let previous = try? JSONValue.parse(text),
+           checksums.allSatisfy({ previous[$0.role + "_sha256"] == .string($0.sha256) }),
+           let cached = try? NIfTIFile.readHeader(outPath), let grid = try? NIfTIFile.readHeader(referencePath),
+           cached.hasSameGrid(as: grid), cachedTable.map({ FileManager.default.fileExists(atPath: $0) }) ?? true {
+            return AtlasFile(path: outPath, tablePath: cachedTable)
+        }
+        try FileSystem.createFolder(URL(fileURLWithPath: outPath).deletingLastPathComponent().path)
+        let result = try warp(atlas: atlas.path, tablePath: atlas.tablePath, reference: referencePath,
+                              transforms: [transform], to: outPath, threads: threads)
+        try AtomicFile.write(record.rendered() + "\n", to: sidecar)
+        return AtlasFile(path: outPath, tablePath: result.tablePath)
     }
 
     /// Writes labels on `grid` as a 3-D image in the smallest integer type that holds them
