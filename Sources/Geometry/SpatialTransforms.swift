@@ -108,6 +108,14 @@ public struct DisplacementField: Sendable {
     /// `d(x)` reading the vectors through `buffer` (``vectors``' storage), for hot loops.
     @inlinable
     public func displacement(at x: SIMD3<Double>, in buffer: UnsafeBufferPointer<Float>) -> SIMD3<Double> {
+        Self.sample(at: x, lpsToGrid: lpsToGrid, shape: shape, vectors: buffer.baseAddress!)
+    }
+
+    /// The trilinear sample of the type's discussion, on a grid given by its parts (so a hot
+    /// loop holds no reference-counted storage).
+    @inlinable
+    static func sample(at x: SIMD3<Double>, lpsToGrid: Affine, shape: (x: Int, y: Int, z: Int),
+                       vectors: UnsafePointer<Float>) -> SIMD3<Double> {
         let u = lpsToGrid.apply(x)
         let n = SIMD3(Double(shape.x), Double(shape.y), Double(shape.z))
         // Compared as doubles, so non-finite or far-away points count as outside.
@@ -121,7 +129,7 @@ public struct DisplacementField: Sendable {
         let nx = shape.x, nxy = shape.x * shape.y
         @inline(__always) func corner(_ i: Int, _ j: Int, _ k: Int) -> SIMD3<Double> {
             let o = 3 * (i + nx * j + nxy * k)
-            return SIMD3(Double(buffer[o]), Double(buffer[o + 1]), Double(buffer[o + 2]))
+            return SIMD3(Double(vectors[o]), Double(vectors[o + 1]), Double(vectors[o + 2]))
         }
         let c00 = corner(xs.0, ys.0, zs.0) * (1 - f.x) + corner(xs.1, ys.0, zs.0) * f.x
         let c10 = corner(xs.0, ys.1, zs.0) * (1 - f.x) + corner(xs.1, ys.1, zs.0) * f.x

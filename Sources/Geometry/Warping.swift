@@ -28,6 +28,19 @@ public func warpNearest(_ labels: [Int32], sourceShape: (x: Int, y: Int, z: Int)
     let targetToLPS = LPS.voxelToLPS(targetAffine)
     var output = [Int32](repeating: 0, count: t.x * t.y * t.z)
     let limit = SIMD3(Double(s.x), Double(s.y), Double(s.z)) - 0.5
+    // The chain as plain values (no reference counting per point), in the order applied:
+    // the last transform first. The fields' storage stays alive with `chain`.
+    let steps: [WarpStep] = chain.transforms.reversed().map { transform in
+        switch transform {
+        case .affine(let affine): return WarpStep(affine: affine.map)
+        case .displacementField(let field):
+            return WarpStep(field: field.lpsToGrid, shape: field.shape,
+                            // A let array that is never mutated keeps its storage where it is while
+                            // it lives; `chain` (which holds it) outlives the loop below.
+                            vectors: SharedReadBuffer(field.vectors.withUnsafeBufferPointer { $0 }))
+        }
+    }
+    withExtendedLifetime(chain) {
     labels.withUnsafeBufferPointer { source in
         let input = SharedReadBuffer(source)
         withSharedBuffer(&output) { out in
@@ -36,7 +49,9 @@ public func warpNearest(_ labels: [Int32], sourceShape: (x: Int, y: Int, z: Int)
                     for j in 0..<t.y {
                         for i in 0..<t.x {
                             let x = targetToLPS.apply(SIMD3(Double(i), Double(j), Double(k)))
-                            let u = lpsToSource.apply(chain.apply(x))
+                            var y = x
+                            for step in steps { y = step.apply(y) }
+                            let u = lpsToSource.apply(y)
                             // Compared as doubles, so far-away or non-finite points are skipped, not trapped.
                             guard all(u .>= -0.5 .& u .< limit) else { continue }
                             let nearest = (u + 0.5).rounded(.down)
@@ -48,5 +63,34 @@ public func warpNearest(_ labels: [Int32], sourceShape: (x: Int, y: Int, z: Int)
             }
         }
     }
+    }
     return output
+}
+
+/// One transform of a chain as plain values for the resampling loop: an affine map, or a
+/// displacement field's grid and a view of its vectors (valid while the field lives).
+struct WarpStep: @unchecked Sendable {
+    let isField: Bool
+    let map: Affine
+    let shape: (x: Int, y: Int, z: Int)
+    let vectors: SharedReadBuffer<Float>
+
+    init(affine: Affine) {
+        isField = false
+        map = affine
+        shape = (1, 1, 1)
+        vectors = SharedReadBuffer(UnsafeBufferPointer(start: nil, count: 0))
+    }
+
+    init(field lpsToGrid: Affine, shape: (x: Int, y: Int, z: Int), vectors: SharedReadBuffer<Float>) {
+        isField = true
+        map = lpsToGrid
+        self.shape = shape
+        self.vectors = vectors
+    }
+
+    @inline(__always)
+    func apply(_ x: SIMD3<Double>) -> SIMD3<Double> {
+        isField ? x + DisplacementField.sample(at: x, lpsToGrid: map, shape: shape, vectors: vectors.base) : map.apply(x)
+    }
 }

@@ -40,19 +40,24 @@ public enum AtlasWarp {
     /// - Throws: ``PipelineError``, ``TransformFileError`` or ``NIfTIError`` naming the file at fault.
     public static func warp(atlas atlasPath: String, tablePath: String? = nil, reference referencePath: String,
                             transforms: [TransformReference], to outPath: String, threads: Int) throws -> Result {
+        var timer = PhaseTimer("warp")
         let (atlasHeader, labels) = try LabelImage.readLabelValues(atlasPath)
         let reference = try NIfTIFile.readHeader(referencePath)
+        timer.lap("read atlas")
         let chain = TransformChain(try transforms.flatMap { try TransformFile.read($0.path, invert: $0.invert) })
+        timer.lap("read transforms")
         guard let warped = warpNearest(labels, sourceShape: atlasHeader.spatialShape, sourceAffine: atlasHeader.affine,
                                        targetShape: reference.spatialShape, targetAffine: reference.affine,
                                        through: chain, threads: threads) else {
             throw PipelineError(atlasPath, "the atlas or reference affine is singular (determinant 0), so it cannot be resampled")
         }
+        timer.lap("resample")
         let labelled = warped.reduce(0) { $0 + ($1 != 0 ? 1 : 0) }
         guard labelled > 0 else {
             throw PipelineError(atlasPath, "warped onto \(referencePath), no labelled voxel falls on the reference grid (wrong transform or transform order?)")
         }
         try writeLabels(warped, onto: reference, to: outPath, threads: threads)
+        timer.lap("write")
         var copiedTable: String?
         if let table = LabelImage.tablePath(for: atlasPath, explicit: tablePath) {
             let destination = LabelImage.defaultTablePath(for: outPath)
