@@ -232,6 +232,10 @@ public struct PipelineVisitProcessor: VisitProcessor {
         return diffusion + functional + (try atlasTransforms(visit))
     }
 
+    /// `--atlas-space` for the BOLD's atlases when they are given (a run's own atlas, beside
+    /// it in its space, is never taken to be in a template space).
+    private var givenFuncAtlasSpace: String? { parameters.files.funcAtlases.isEmpty ? nil : parameters.files.atlasSpace }
+
     /// The transforms that take the visit's template-space atlases into its spaces
     /// (``TemplateAtlases``), each once: `dwi_atlas_transform`, `func_atlas_transform`, with
     /// the atlas's name when there are several (`_seg-<name>`).
@@ -246,7 +250,7 @@ public struct PipelineVisitProcessor: VisitProcessor {
         let passes = try functionalOptions(visit, outputFolder: "", threads: 1)
         let several = passes.contains { $0.atlasIndex > 0 }
         for pass in passes {
-            let atlas = AtlasFile(path: pass.options.atlasPath, tablePath: pass.options.atlasTablePath, space: parameters.files.atlasSpace)
+            let atlas = AtlasFile(path: pass.options.atlasPath, tablePath: pass.options.atlasTablePath, space: givenFuncAtlasSpace)
             guard let transform = try TemplateAtlases.transform(for: atlas, image: pass.options.boldPath, visit: visit) else { continue }
             let role = "func_atlas_transform" + (several ? "_seg-" + pass.atlasName : "")
             if !found.contains(where: { $0.role == role || $0.path == transform }) { found.append((role, transform)) }
@@ -282,7 +286,7 @@ public struct PipelineVisitProcessor: VisitProcessor {
         var perAtlas: [(name: String, runs: [(label: String?, metrics: [VisitMetric])])] = []
         for var pass in passes {
             let atlas = try TemplateAtlases.inSpace(
-                of: pass.options.boldPath, AtlasFile(path: pass.options.atlasPath, tablePath: pass.options.atlasTablePath, space: parameters.files.atlasSpace),
+                of: pass.options.boldPath, AtlasFile(path: pass.options.atlasPath, tablePath: pass.options.atlasTablePath, space: givenFuncAtlasSpace),
                 modality: "bold", visit: visit, outputFolder: outputFolder, threads: threads, warped: &warped)
             (pass.options.atlasPath, pass.options.atlasTablePath) = (atlas.path, atlas.tablePath)
             let functional = try FunctionalPipeline.run(pass.options)
