@@ -33,6 +33,8 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         /// OpenSSL's libcrypto, for SHA-256 only (input fingerprints).
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        /// HDF5, for ITK transform files (.h5) as fMRIPrep, QSIPrep and ANTs write them.
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
 
         /// Slab-parallel loops, the shared-buffer views they read and write through, and the
         /// one type for work on a background thread.
@@ -40,7 +42,7 @@ let package = Package(
 
         // MARK: - Geometry (pure maths, no files), shared by the file layer and the models
         /// 3 x 3 matrices, affines, axis codes and nearest-neighbour resampling.
-        .target(name: "Geometry"),
+        .target(name: "Geometry", dependencies: ["SlabParallel"]),
 
         // MARK: - File layer
         /// Inputs checked before they are opened (a FIFO, device or folder is refused at
@@ -53,6 +55,9 @@ let package = Package(
         .target(name: "NIfTI", dependencies: ["CNIfTI", "CDeflate", "CISAL", "AtomicFiles", "FileSystem", "SlabParallel", "Geometry"]),
         /// TSV tables, JSON sidecars, BIDS-style text formats.
         .target(name: "Tabular", dependencies: ["AtomicFiles", "FileSystem"]),
+        /// ITK/ANTs transform files (.h5, .txt/.tfm, .mat, NIfTI displacement fields) read into
+        /// Geometry's transforms.
+        .target(name: "TransformFiles", dependencies: ["CHDF5", "Geometry", "NIfTI", "FileSystem"]),
 
         // MARK: - Maths (no files, no visits)
         /// Label atlases and deterministic regional statistics.
@@ -68,7 +73,7 @@ let package = Package(
         .target(name: "Phantoms", dependencies: ["Geometry", "NIfTI", "Tabular", "AtomicFiles", "FileSystem"]),
 
         // MARK: - Per-visit pipelines: files -> models -> metrics -> files
-        .target(name: "Pipelines", dependencies: ["SlabParallel", "AtomicFiles", "FileSystem", "Geometry", "NIfTI", "Tabular", "Parcellation", "Diffusion", "Functional"]),
+        .target(name: "Pipelines", dependencies: ["SlabParallel", "AtomicFiles", "FileSystem", "Geometry", "NIfTI", "Tabular", "TransformFiles", "Parcellation", "Diffusion", "Functional"]),
 
         // MARK: - Cohort layer: visits, clinical data, group tables, SQLite
         .target(name: "Trial", dependencies: ["SlabParallel", "Pipelines", "Diffusion", "Functional", "Tabular", "AtomicFiles", "FileSystem", "CSQLite", "CCrypto"]),
@@ -87,6 +92,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "GeometryTests", dependencies: ["TestSupport", "Geometry"]),
         .testTarget(name: "NIfTITests", dependencies: ["Geometry", "NIfTI"]),
+        .testTarget(name: "TransformFilesTests", dependencies: ["CHDF5", "Geometry", "NIfTI", "TransformFiles"]),
         .testTarget(name: "TabularTests", dependencies: ["Tabular"]),
         .testTarget(name: "ParcellationTests", dependencies: ["TestSupport", "Parcellation"]),
         .testTarget(name: "DiffusionTests", dependencies: ["TestSupport", "Geometry", "Diffusion"]),

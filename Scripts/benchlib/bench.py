@@ -158,7 +158,7 @@ def main():
     p.add_argument("--work", default=os.path.join(ROOT, ".cache/bench/work"))
     p.add_argument("--pairs", type=int, default=5)
     p.add_argument("--dipy-pairs", type=int, default=None, help="pairs for the DIPY case (default: --pairs)")
-    p.add_argument("--cases", default="read,dti,fmri,visit,batch")
+    p.add_argument("--cases", default="read,dti,fmri,visit,batch,warp")
     p.add_argument("--large", action="store_true")
     p.add_argument("--write-docs", action="store_true")
     p.add_argument("--profile-file", help="markdown with the profile section, appended to the docs")
@@ -264,6 +264,19 @@ def main():
                  b_prep=lambda: shutil.rmtree(f"{w}/batch-j1", ignore_errors=True)).run(a.pairs)
         rows.append(c.row())
         commands["batch"] = [f"{nim} demo --out {demo}", run(2), run(1)]
+    if "warp" in cases:
+        # An MNI-sized atlas (182x218x182, 1 mm) onto a 1.25 mm oblique reference through a
+        # composite ITK transform (affine + 1 mm displacement field), against SimpleITK.
+        wd = f"{d}/warp"
+        subprocess.run([a.python, f"{HERE}/sitk_warp.py", "make", wd], check=True)
+        nim_warp = (f"{nim} warp --atlas {wd}/atlas.nii.gz --reference {wd}/reference.nii.gz "
+                    f"--transform {wd}/xfm.h5 --out {w}/nim-warp/warped.nii.gz --threads 2")
+        sitk_warp = f"{py} {q(HERE)}/sitk_warp.py warp {wd}/atlas.nii.gz {wd}/reference.nii.gz {wd}/xfm.h5 {w}/sitk-warped.nii.gz"
+        c = Case("warp atlas (182x218x182 -> 1.25 mm, affine + field)", "nimetrics", nim_warp, "SimpleITK", sitk_warp,
+                 "A wall < 1 s", judge=lambda r: "yes" if r["aw"] < 1.0 else f"no: {r['aw']:.2f} s",
+                 a_prep=fresh(f"{w}/nim-warp")).run(a.pairs)
+        rows.append(c.row())
+        commands["warp"] = [f"{a.python} Scripts/benchlib/sitk_warp.py make {wd}", nim_warp, sitk_warp]
     if a.large:
         big = f"{d}/func-large"
         cmd = (f"{nim} fmri --bold {big}/sub-bench_task-rest_bold.nii.gz --atlas {big}/atlas-bench_dseg.nii.gz "

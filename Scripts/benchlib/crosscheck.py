@@ -1,4 +1,4 @@
-"""Cross-checks nimetrics against DIPY, MRtrix3, nilearn, nibabel and numpy on the same inputs.
+"""Cross-checks nimetrics against DIPY, MRtrix3, nilearn, nibabel, numpy and SimpleITK on the same inputs.
 
 Called by Scripts/crosscheck. Prints every number, writes docs/validation.md with
 --write-docs, and exits 1 when a comparison is outside its tolerance (TOLERANCES below).
@@ -476,6 +476,109 @@ def dipy_cases(a, only=None):
     return info_paths
 
 
+# ---------------------------------------------------------------------------------------------
+# Warping atlases through ITK/ANTs transforms, against SimpleITK (ITK's own Resample).
+
+def rotation(ax, ay, az):
+    """The rotation by az about z, then ay about y, then ax about x (degrees)."""
+    ax, ay, az = np.radians([ax, ay, az])
+    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
+    ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
+    rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
+    return rx @ ry @ rz
+
+
+def grid_affine(shape, zooms, angles, flip=(1, 1, 1)):
+    """A voxel-to-RAS affine: rotated, with voxel axes signed by `flip` (-1, -1, 1: LPS storage),
+    centred on the origin."""
+    lin = rotation(*angles) @ np.diag(np.array(zooms) * np.array(flip))
+    aff = np.eye(4)
+    aff[:3, :3] = lin
+    aff[:3, 3] = -lin @ ((np.array(shape) - 1) / 2.0)
+    return aff
+
+
+def save_nifti(data, affine, path, dtype):
+    img = nib.Nifti1Image(data.astype(dtype), affine)
+    img.set_sform(affine, 1)
+    img.set_qform(affine, 1)
+    nib.save(img, path)
+
+
+def warp_inputs(sitk, work, flip):
+    """An atlas with one label per voxel, a reference grid, an affine and a smooth displacement
+    field (both LPS, as ITK stores them), written as ITK .h5/.txt/.mat and a NIfTI field."""
+    os.makedirs(work, exist_ok=True)
+    ashape, rshape = (56, 66, 54), (44, 52, 42)
+    atlas_aff = grid_affine(ashape, (2.0, 2.0, 2.0), (5, -3, 10), flip)
+    ref_aff = grid_affine(rshape, (2.5, 2.5, 2.5), (-4, 7, -6), flip)
+    labels = np.arange(1, np.prod(ashape) + 1, dtype=np.int32).reshape(ashape, order="F")
+    save_nifti(labels, atlas_aff, f"{work}/atlas.nii.gz", np.int32)
+    save_nifti(np.zeros(rshape), ref_aff, f"{work}/reference.nii.gz", np.float32)
+    affine = sitk.AffineTransform(3)
+    affine.SetMatrix(tuple((rotation(3, -2, 4) @ np.diag([1.04, 0.97, 1.02])).ravel()))
+    affine.SetTranslation((2.3, -1.7, 3.1))
+    affine.SetCenter((4.0, -6.0, 2.0))
+    # Smooth field on a 4 mm grid covering most (not all) of the reference, LPS, up to ~3 mm.
+    fshape = (24, 28, 22)
+    origin = np.array([-46.0, -54.0, -42.0])
+    direction = rotation(2, 1, -3)
+    idx = np.stack(np.meshgrid(*[np.arange(n) for n in fshape], indexing="ij"), axis=-1).astype(float)
+    pts = origin + (idx * 4.0) @ direction.T
+    d = np.stack([2.5 * np.sin(pts[..., 1] / 17.0), 3.0 * np.cos(pts[..., 2] / 13.0) * np.sin(pts[..., 0] / 23.0),
+                  1.5 * np.sin((pts[..., 0] + pts[..., 2]) / 19.0)], axis=-1)
+    field = sitk.GetImageFromArray(np.transpose(d, (2, 1, 0, 3)).copy(), isVector=True)
+    field.SetOrigin(tuple(origin))
+    field.SetSpacing((4.0, 4.0, 4.0))
+    field.SetDirection(tuple(direction.ravel()))
+    sitk.WriteImage(field, f"{work}/warp.nii.gz")
+    displacement = sitk.DisplacementFieldTransform(sitk.Cast(field, sitk.sitkVectorFloat64))
+    composite = sitk.CompositeTransform([affine, displacement])
+    sitk.WriteTransform(composite, f"{work}/xfm.h5")
+    sitk.WriteTransform(affine, f"{work}/affine.txt")
+    sitk.WriteTransform(affine, f"{work}/affine.mat")
+    return affine, composite
+
+
+def warp_case(a, sitk, name, flip):
+    global CURRENT
+    CURRENT = name
+    log(f"\n== warp: {name}")
+    work = f"{a.work}/warp-{'ras' if flip[0] > 0 else 'lps'}"
+    affine, composite = warp_inputs(sitk, work, flip)
+    atlas = sitk.ReadImage(f"{work}/atlas.nii.gz")
+    ref = sitk.ReadImage(f"{work}/reference.nii.gz")
+    cases = [
+        ("composite .h5 (affine + displacement field)", composite, ["--transform", f"{work}/xfm.h5"]),
+        (".mat affine then NIfTI Warp", composite, ["--transform", f"{work}/affine.mat", "--transform", f"{work}/warp.nii.gz"]),
+        ("inverted .txt affine", affine.GetInverse(), ["--transform", f"[{work}/affine.txt,1]"]),
+    ]
+    for label, transform, args in cases:
+        expected = sitk.Resample(atlas, ref, transform, sitk.sitkNearestNeighbor, 0, atlas.GetPixelID())
+        peer = np.transpose(sitk.GetArrayFromImage(expected), (2, 1, 0))
+        out = f"{work}/warped-{len(args)}-{'inv' if 'txt' in args[-1] else 'fwd'}.nii.gz"
+        run([a.bin, "warp", "--atlas", f"{work}/atlas.nii.gz", "--reference", f"{work}/reference.nii.gz",
+             *args, "--out", out, "--threads", "2"])
+        ours = np.asanyarray(nib.load(out).dataobj)
+        check(f"{label}: fraction of voxels identical to SimpleITK", float(np.mean(ours == peer)), 0.999,
+              fmt="{:.6f}", higher_is_better=True)
+        check(f"{label}: fraction labelled (SimpleITK)", float(np.mean(peer != 0)), 0.2, fmt="{:.3f}",
+              higher_is_better=True)
+    # Sensitivity: the same comparison with the displacement field left out of SimpleITK's side
+    # must fail by far, so agreement above is not a property of the labels alone.
+    affine_only = sitk.Resample(atlas, ref, affine, sitk.sitkNearestNeighbor, 0, atlas.GetPixelID())
+    peer = np.transpose(sitk.GetArrayFromImage(affine_only), (2, 1, 0))
+    ours = np.asanyarray(nib.load(f"{work}/warped-2-fwd.nii.gz").dataobj)
+    check("sensitivity: composite .h5 vs SimpleITK without the field, fraction identical", float(np.mean(ours == peer)),
+          0.5, fmt="{:.6f}")
+
+
+def warp_cases(a):
+    import SimpleITK as sitk
+    warp_case(a, sitk, "atlas warp, oblique RAS grids", (1, 1, 1))
+    warp_case(a, sitk, "atlas warp, oblique LPS-stored grids", (-1, -1, 1))
+
+
 def report_failures(passed):
     """Logs the failures, or `passed` when there are none."""
     log("")
@@ -501,7 +604,7 @@ def main():
     p.add_argument("--data", default=os.path.join(ROOT, ".cache/bench/data"))
     p.add_argument("--work", default=os.path.join(ROOT, ".cache/bench/crosscheck"))
     p.add_argument("--write-docs", action="store_true")
-    p.add_argument("--only", help="run only the diffusion cases whose name contains this text (no docs written)")
+    p.add_argument("--only", help="run only the diffusion cases whose name contains this text, or 'warp' for the atlas warps (no docs written)")
     a = p.parse_args()
     if a.only and a.write_docs:
         p.error("--only runs part of the comparisons; docs/validation.md is written from a full run only")
@@ -514,6 +617,10 @@ def main():
     except ImportError:
         get_fnames = None
 
+    if a.only == "warp":
+        warp_cases(a)
+        report_failures("crosscheck: the atlas warps are within tolerance")
+        sys.exit(1 if failures else 0)
     if a.only:
         only_dipy_cases(a, a.only)
         return
@@ -550,6 +657,9 @@ def main():
         atlas, ones = block_atlas(func, f"{a.work}/functional-input/atlas-blocks_dseg.nii.gz")
         fmri_case(a, "nibabel functional.nii 17x21x3x20 (LAS, int16)", func, atlas, None, a.work, mask=ones, tr=2.0)
 
+    # Atlases warped through ITK transforms, against SimpleITK.
+    warp_cases(a)
+
     report_failures("crosscheck: all comparisons within tolerance")
     if a.write_docs:
         write_docs(a)
@@ -573,7 +683,7 @@ def write_docs(a):
         "Generated by `Scripts/crosscheck --write-docs` (the part above the analysis marker is rewritten on every run).",
         "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- nimetrics `{nimv}`; MRtrix3 `{mr}`; DIPY {v('dipy')}, nilearn {v('nilearn')}, nibabel {v('nibabel')}, numpy {v('numpy')}",
+        f"- nimetrics `{nimv}`; MRtrix3 `{mr}`; DIPY {v('dipy')}, nilearn {v('nilearn')}, nibabel {v('nibabel')}, numpy {v('numpy')}, SimpleITK {v('SimpleITK')}",
         f"- result: {'all comparisons within tolerance' if not failures else str(len(failures)) + ' comparison(s) outside tolerance'}",
         "",
         "| input | comparison | measured | tolerance | status |",

@@ -1,17 +1,37 @@
+import Foundation
+
 /// A label atlas as a pipeline reads it: the label image and its label table.
 public struct AtlasFile: Sendable, Equatable {
     /// The label image on the data's grid (or resampled to it when asked).
     public var path: String
     /// The label table (`index`, `name`[, `network`]); nil: the `.tsv` beside the image, if any.
     public var tablePath: String?
+    /// The template space the atlas is given in (`run --atlas-space`); nil: its file name's
+    /// ``spaceInName``, if any.
+    public var space: String?
 
-    public init(path: String, tablePath: String? = nil) {
+    public init(path: String, tablePath: String? = nil, space: String? = nil) {
         self.path = path
         self.tablePath = tablePath
+        self.space = space
     }
 
     /// The `seg-` name of the outputs it gives (``OutputNaming/atlasName(_:)``).
     public var name: String { OutputNaming.atlasName(path) }
+
+    /// The space the atlas is in: ``space``, else the file name's `tpl-` or `space-` entity
+    /// (TemplateFlow's `tpl-MNI152NLin2009cAsym_res-01_atlas-X_dseg.nii.gz`, XCP-D's
+    /// `space-MNI152NLin2009cAsym_seg-X_dseg.nii.gz`); nil when neither says.
+    public var templateSpace: String? { space ?? Self.spaceInName(path) }
+
+    /// The `tpl-` (first) or `space-` entity of a file name.
+    public static func spaceInName(_ path: String) -> String? {
+        let parts = URL(fileURLWithPath: path).lastPathComponent.split(separator: "_")
+        for key in ["tpl-", "space-"] {
+            if let part = parts.first(where: { $0.hasPrefix(key) }), part.count > key.count { return String(part.dropFirst(key.count)) }
+        }
+        return nil
+    }
 }
 
 /// A visit's metrics from several atlases, each value once.

@@ -36,6 +36,8 @@ struct FolderScan {
     var lesionMask: String?
     var dwiAtlas: String?
     var boldRuns: [BOLDRun] = []
+    /// `anat/*_from-*_to-*_mode-image_xfm.*` of the session, then of the participant.
+    var transforms: [String] = []
     var isEmpty: Bool { dwi == nil && boldRuns.isEmpty }
 }
 
@@ -119,6 +121,7 @@ extension Dataset {
             guard BIDSLabel.isValid(participant) else { continue }
             let subjectFolder = root + "/" + subject
             let sessions = try sortedEntries(subjectFolder).filter { $0.hasPrefix("ses-") && isFolder(subjectFolder + "/" + $0) }
+            let participantTransforms = try transforms(in: subjectFolder + "/anat")
             if sessions.isEmpty {
                 let scan = try scanVisitFolder(subjectFolder, options: options, warnings: &warnings)
                 if !scan.isEmpty { found.append((participant, nil, scan)) }
@@ -126,7 +129,8 @@ extension Dataset {
             for sessionFolder in sessions {
                 let session = String(sessionFolder.dropFirst(4))
                 guard BIDSLabel.isValid(session) else { continue }
-                let scan = try scanVisitFolder(subjectFolder + "/" + sessionFolder, options: options, warnings: &warnings)
+                var scan = try scanVisitFolder(subjectFolder + "/" + sessionFolder, options: options, warnings: &warnings)
+                scan.transforms += participantTransforms
                 if !scan.isEmpty { found.append((participant, session, scan)) }
             }
         }
@@ -158,6 +162,7 @@ extension Dataset {
             }
             scan.lesionMask = lesionMask(in: dwiFolder, names: parsed)
         }
+        scan.transforms = try transforms(in: folder + "/anat")
         if scan.lesionMask == nil, isFolder(folder + "/anat") {
             scan.lesionMask = lesionMask(in: folder + "/anat", names: try sortedEntries(folder + "/anat").compactMap(BIDSName.init))
         }
@@ -166,6 +171,17 @@ extension Dataset {
             scan.boldRuns = try boldRuns(in: funcFolder, options: options, warnings: &warnings)
         }
         return scan
+    }
+
+    /// fMRIPrep's and QSIPrep's transforms between spaces in an `anat/` folder:
+    /// `*_from-<space>_to-<space>_mode-image_xfm.h5` (or `.txt`, `.mat`), by name.
+    static func transforms(in folder: String) throws -> [String] {
+        guard isFolder(folder) else { return [] }
+        return try sortedEntries(folder).filter { name in
+            guard let ext = [".h5", ".txt", ".mat"].first(where: { name.hasSuffix("_xfm" + $0) }) else { return false }
+            let entities = name.dropLast(ext.count).split(separator: "_")
+            return entities.contains { $0.hasPrefix("from-") } && entities.contains { $0.hasPrefix("to-") }
+        }.map { folder + "/" + $0 }
     }
 
     /// A label atlas written beside an image in its space (`*_space-<space>_seg-<name>_dseg.nii.gz`,
@@ -262,6 +278,7 @@ extension VisitInput {
             taken.insert(.functional)
         }
         if let lesion = scan.lesionMask { lesionMask = lesion }
+        transforms += scan.transforms.filter { !transforms.contains($0) }
         return taken
     }
 }

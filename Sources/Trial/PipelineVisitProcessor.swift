@@ -26,6 +26,10 @@ public struct VisitFilePatterns: Sendable, Equatable, Codable {
     public var funcMask: PathPattern?
     /// Lesion mask on the DWI grid: adds `lesion` and `normal_appearing_tissue` summaries.
     public var lesionMask: PathPattern?
+    /// The template space of the given atlases (`--atlas-space`); nil: each atlas's file name
+    /// says (``AtlasFile/templateSpace``). An atlas in another space than the data is warped
+    /// into it (``TemplateAtlases``).
+    public var atlasSpace: String?
 
     public init() {}
 
@@ -151,7 +155,8 @@ public struct PipelineVisitProcessor: VisitProcessor {
     private func atlases(_ patterns: [PathPattern], tables: [PathPattern], _ visit: VisitInput) throws -> [AtlasFile]? {
         guard !patterns.isEmpty else { return nil }
         return try patterns.enumerated().map { k, pattern in
-            AtlasFile(path: try visitPath(pattern, visit), tablePath: try tables.isEmpty ? nil : visitPath(tables[k], visit))
+            AtlasFile(path: try visitPath(pattern, visit), tablePath: try tables.isEmpty ? nil : visitPath(tables[k], visit),
+                      space: parameters.files.atlasSpace)
         }
     }
 
@@ -224,7 +229,33 @@ public struct PipelineVisitProcessor: VisitProcessor {
                 functional.append((runIndex == 0 ? file.role : file.role + "_run-" + (pass.label ?? String(runIndex + 1)), file.path))
             }
         }
-        return diffusion + functional
+        return diffusion + functional + (try atlasTransforms(visit))
+    }
+
+    /// `--atlas-space` for the BOLD's atlases when they are given (a run's own atlas, beside
+    /// it in its space, is never taken to be in a template space).
+    private var givenFuncAtlasSpace: String? { parameters.files.funcAtlases.isEmpty ? nil : parameters.files.atlasSpace }
+
+    /// The transforms that take the visit's template-space atlases into its spaces
+    /// (``TemplateAtlases``), each once: `dwi_atlas_transform`, `func_atlas_transform`, with
+    /// the atlas's name when there are several (`_seg-<name>`).
+    func atlasTransforms(_ visit: VisitInput) throws -> [(role: String, path: String)] {
+        var found: [(role: String, path: String)] = []
+        if let options = try diffusionOptions(visit, outputFolder: "", threads: 1) {
+            for atlas in options.atlases {
+                guard let transform = try TemplateAtlases.transform(for: atlas, image: options.dwiPath, visit: visit) else { continue }
+                found.append(("dwi_atlas_transform" + (options.atlases.count > 1 ? "_seg-" + atlas.name : ""), transform))
+            }
+        }
+        let passes = try functionalOptions(visit, outputFolder: "", threads: 1)
+        let several = passes.contains { $0.atlasIndex > 0 }
+        for pass in passes {
+            let atlas = AtlasFile(path: pass.options.atlasPath, tablePath: pass.options.atlasTablePath, space: givenFuncAtlasSpace)
+            guard let transform = try TemplateAtlases.transform(for: atlas, image: pass.options.boldPath, visit: visit) else { continue }
+            let role = "func_atlas_transform" + (several ? "_seg-" + pass.atlasName : "")
+            if !found.contains(where: { $0.role == role || $0.path == transform }) { found.append((role, transform)) }
+        }
+        return found
     }
 
     public func process(visit: VisitInput, outputFolder: String, threads: Int) throws -> VisitResult {
@@ -238,7 +269,12 @@ public struct PipelineVisitProcessor: VisitProcessor {
             result.files += files
             result.warnings += warnings.map { modality + ": " + $0 }
         }
-        if let options = try diffusionOptions(visit, outputFolder: outputFolder, threads: threads) {
+        var warped: [String: AtlasFile] = [:]
+        if var options = try diffusionOptions(visit, outputFolder: outputFolder, threads: threads) {
+            options.atlases = try options.atlases.map {
+                try TemplateAtlases.inSpace(of: options.dwiPath, $0, modality: "dwi", visit: visit, outputFolder: outputFolder,
+                                            threads: threads, warped: &warped)
+            }
             let diffusion = try DiffusionPipeline.run(options)
             add(diffusion.metrics, diffusion.files, diffusion.warnings, modality: "dwi")
         } else if wantsDiffusion {
@@ -248,7 +284,11 @@ public struct PipelineVisitProcessor: VisitProcessor {
         let severalAtlases = passes.contains { $0.atlasIndex > 0 }
         // Per atlas (by position: a run's own atlas is each run's first), its runs' metrics.
         var perAtlas: [(name: String, runs: [(label: String?, metrics: [VisitMetric])])] = []
-        for pass in passes {
+        for var pass in passes {
+            let atlas = try TemplateAtlases.inSpace(
+                of: pass.options.boldPath, AtlasFile(path: pass.options.atlasPath, tablePath: pass.options.atlasTablePath, space: givenFuncAtlasSpace),
+                modality: "bold", visit: visit, outputFolder: outputFolder, threads: threads, warped: &warped)
+            (pass.options.atlasPath, pass.options.atlasTablePath) = (atlas.path, atlas.tablePath)
             let functional = try FunctionalPipeline.run(pass.options)
             result.files += functional.files
             let tag = (pass.label.map { " run-" + $0 } ?? "") + (severalAtlases ? " seg-" + pass.atlasName : "")

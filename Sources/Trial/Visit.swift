@@ -29,6 +29,10 @@ public struct VisitInput: Sendable, CustomStringConvertible {
     /// A label atlas of the visit on the DWI grid (a manifest's `dwi_atlas`, or a
     /// `*_space-<space>_seg-<name>_dseg.nii.gz` beside the DWI), used without `--dwi-atlas`.
     public var dwiAtlas: String?
+    /// Transform files between spaces found in the derivatives for the participant and the
+    /// session (`anat/*_from-<space>_to-<space>_mode-image_xfm.{h5,txt,mat}`), for atlases
+    /// given in a template space.
+    public var transforms: [String] = []
     /// Every resting-state run of the task, in run order.
     public var boldRuns: [BOLDRun] = []
     /// The first run's BOLD image, confounds, sidecar and brain mask (a visit of one run).

@@ -88,6 +88,10 @@ struct RunCommand: ParsableCommand {
             help: "Label atlases on the BOLD grid (replace --atlas for BOLD; path patterns).")
     var funcAtlas: [String] = []
 
+    @Option(name: .customLong("atlas-space"),
+            help: "The template space of the atlases (default: their file name's tpl- or space- entity); an atlas in another space than the data is warped into it with the derivatives' from-<space>_to-<data space> transform.")
+    var atlasSpace: String?
+
     @Option(name: .customLong("dwi-mask"), help: "Brain mask on the DWI grid (default: automatic; path pattern).")
     var dwiMask: String?
 
@@ -150,6 +154,7 @@ struct RunCommand: ParsableCommand {
         files.dwiMask = try pattern(dwiMask, "--dwi-mask")
         files.funcMask = try pattern(funcMask, "--func-mask")
         files.lesionMask = try pattern(lesion.lesionMask, "--lesion-mask")
+        files.atlasSpace = atlasSpace
         try AtlasOptions.checkNames(dwiAtlas.filter { !$0.contains("{") }, option: "--dwi-atlas")
         try AtlasOptions.checkNames(funcAtlas.filter { !$0.contains("{") }, option: "--func-atlas")
         parameters.files = files
