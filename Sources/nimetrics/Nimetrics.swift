@@ -13,7 +13,7 @@ struct Nimetrics: ParsableCommand {
             summaries per region, and links them to participants, visits and clinical scores.
             """,
         version: NimetricsVersion.string,
-        subcommands: [InfoCommand.self, DTICommand.self, FMRICommand.self, RunCommand.self, DemoCommand.self]
+        subcommands: [InfoCommand.self, DTICommand.self, FMRICommand.self, RunCommand.self, ReportCommand.self, DemoCommand.self]
     )
 
     /// SIGINT and SIGTERM remove the process's temporary files, then exit with 130 or 143.

@@ -5,6 +5,7 @@ import Foundation
 import Functional
 import NIfTI
 import Pipelines
+import Reports
 import Trial
 
 /// `nimetrics run`: the BIDS-App style batch over a trial's visits.
@@ -119,6 +120,11 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "At participant level, build the group tables afterwards as well.")
     var group = false
 
+    @Flag(name: .customLong("no-reports"), help: "Write no HTML report (visit, participant and trial reports are written by default).")
+    var noReports = false
+
+    @OptionGroup(title: "Reports") var reports: ReportOptions
+
     func validate() throws {
         guard BIDSLabel.isValid(task) else { throw ValidationError("--task must be a BIDS label (letters and digits), got '\(task)'") }
         if let space, !BIDSLabel.isValid(space) { throw ValidationError("--space must be a BIDS label (letters and digits), got '\(space)'") }
@@ -209,6 +215,13 @@ struct RunCommand: ParsableCommand {
                     version: NimetricsVersion.string, progress: ConsoleProgressReporter())
                 succeeded = summary.succeeded
                 timer.lap("visits")
+                if !noReports {
+                    let visits = dataset.visits.map { VisitFolder(participant: $0.participantID, session: $0.sessionID,
+                                                                  path: output + "/" + $0.relativeFolder) }
+                        .filter { ReportWriter.visitFolders(output: output).contains($0) }
+                    _ = try ReportCommand.writeAll(output: output, metrics: reports.metrics, visits: visits, trial: false)
+                    timer.lap("visit reports")
+                }
             }
             if analysisLevel == .group || group {
                 let summary = try TrialRunner.runGroup(dataset: dataset, output: output, baselineSession: baselineSession)
@@ -216,6 +229,11 @@ struct RunCommand: ParsableCommand {
                 print("group tables in \(summary.folder):")
                 for file in summary.files { print("  " + file) }
                 timer.lap("group")
+                if !noReports {
+                    let generator = "nimetrics \(NimetricsVersion.string)"
+                    print("  " + (try TrialReport.write(output: output, metrics: reports.metrics, generator: generator)))
+                    timer.lap("trial report")
+                }
             }
             if !succeeded { throw ExitCode(1) }
         }
