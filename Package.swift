@@ -100,6 +100,6 @@ let package = Package(
         .testTarget(name: "PipelinesTests", dependencies: ["TestSupport", "Geometry", "Pipelines", "Phantoms", "NIfTI", "Diffusion"]),
         .testTarget(name: "TrialTests", dependencies: ["TestSupport", "Trial", "Phantoms"]),
         .testTarget(name: "ReportsTests", dependencies: ["TestSupport", "Reports", "NIfTI", "Tabular", "CDeflate"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport", "nimetrics", "NIfTI", "Phantoms", "Tabular"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "nimetrics", "Reports", "NIfTI", "Phantoms", "Tabular"]),
     ]
 )

@@ -8,16 +8,19 @@ public struct Panel: Sendable {
     public var intervals: [(x: Double, low: Double, high: Double, colour: String)]
     /// A reference line at y (zero change).
     public var referenceY: Double?
-    /// Highlighted (the panel of a planted or flagged region, say).
+    /// A note in the panel's corner (a trend slope, say).
     public var note: String?
+    /// The y axis label of this panel, when not the figure's.
+    public var yLabel: String?
 
     public init(title: String, series: [PlotSeries], intervals: [(x: Double, low: Double, high: Double, colour: String)] = [],
-                referenceY: Double? = nil, note: String? = nil) {
+                referenceY: Double? = nil, note: String? = nil, yLabel: String? = nil) {
         self.title = title
         self.series = series
         self.intervals = intervals
         self.referenceY = referenceY
         self.note = note
+        self.yLabel = yLabel
     }
 }
 
@@ -29,7 +32,7 @@ public enum Charts {
                                       xTicks: [Double]? = nil, columns: Int = 4, panelWidth: Double = 210,
                                       panelHeight: Double = 150, sharedY: Bool = false, legend: Bool = true) -> String {
         let rows = max(1, (panels.count + columns - 1) / columns)
-        let cellWidth = panelWidth + 60, cellHeight = panelHeight + 62
+        let cellWidth = panelWidth + 75, cellHeight = panelHeight + 62
         let legendEntries = uniqueSeries(panels)
         let legendRows = legend ? Int(ceil(Double(legendEntries.count) * 60 / (cellWidth * Double(columns)))) + 1 : 0
         var svg = SVGFigure(width: cellWidth * Double(min(columns, max(1, panels.count))) + 10,
@@ -42,8 +45,9 @@ public enum Charts {
         }
         let sharedAxis = PlotAxis.covering(panels.flatMap(allY), label: yLabel)
         for (k, panel) in panels.enumerated() {
-            let left = Double(k % columns) * cellWidth + 55, top = Double(k / columns) * cellHeight + 22
-            let yAxis = sharedY ? sharedAxis : PlotAxis.covering(allY(panel), label: yLabel)
+            let left = Double(k % columns) * cellWidth + 68, top = Double(k / columns) * cellHeight + 22
+            var yAxis = sharedY ? sharedAxis : PlotAxis.covering(allY(panel), label: yLabel)
+            if let own = panel.yLabel { yAxis.label = own }
             let frame = PlotFrame(left: left, top: top, width: panelWidth, height: panelHeight, x: xAxis, y: yAxis)
             svg.add("<g class=\"panel\" data-panel=\"\(escapeXML(panel.title))\">")
             frame.drawAxes(into: &svg)
@@ -111,7 +115,7 @@ public enum Charts {
         let n = names.count
         let cell = max(4.0, min(22.0, 440.0 / Double(max(1, n))))
         let labelSpace = 110.0, size = cell * Double(n)
-        var svg = SVGFigure(width: labelSpace + size + 90, height: labelSpace + size + 20, title: title, summary: summary)
+        var svg = SVGFigure(width: labelSpace + size + 110, height: labelSpace + size + 20, title: title, summary: summary)
         svg.add("<defs><pattern id=\"na\" width=\"4\" height=\"4\" patternUnits=\"userSpaceOnUse\"><rect width=\"4\" height=\"4\" fill=\"#ccc\"/><path d=\"M0,4 L4,0\" stroke=\"#888\" stroke-width=\"0.8\"/></pattern></defs>")
         for i in 0..<n {
             for j in 0..<n {
@@ -143,7 +147,7 @@ public enum Charts {
         svg.text("1", x: barX + 16, y: labelSpace + 8, size: 9)
         svg.text("0", x: barX + 16, y: labelSpace + size / 2 + 3, size: 9)
         svg.text("-1", x: barX + 16, y: labelSpace + size, size: 9)
-        svg.text(legendLabel, x: barX + 6, y: labelSpace - 8, anchor: "middle", size: 9)
+        svg.text(legendLabel, x: barX, y: labelSpace - 8, anchor: "start", size: 9)
         return svg.rendered()
     }
 

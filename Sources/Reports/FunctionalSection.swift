@@ -90,7 +90,7 @@ enum FunctionalSection {
         guard FileManager.default.fileExists(atPath: meanPath) else { return }
         let meanImage = try NIfTIFile.read(meanPath, as: Float.self)
         let mean = OrientedVolume.reoriented(meanImage.voxels, header: meanImage.header)
-        var layers = MosaicLayers(base: .grey(mean, low: 0, high: mean.percentile(0.99)))
+        var layers = MosaicLayers(base: .grey(mean, low: mean.percentile(0.02) * 0.9, high: mean.percentile(0.98)))
         layers.extent = mean
         let missing = Set(sidecar["QC"]?["RegionsMissing"]?.arrayValue.compactMap(\.stringValue) ?? [])
         var caption = "Mean BOLD (arbitrary units)"

@@ -181,7 +181,7 @@ public struct PlotFrame: Sendable {
             svg.text(xLabels[tick] ?? tickLabel(tick), x: tx, y: top + height + 13, anchor: "middle", size: 9)
         }
         svg.text(x.label, x: left + width / 2, y: top + height + 26, anchor: "middle", size: 10)
-        svg.text(y.label, x: left - 38, y: top + height / 2, anchor: "middle", size: 10, rotate: true)
+        svg.text(y.label, x: left - 50, y: top + height / 2, anchor: "middle", size: 10, rotate: true)
     }
 }
 

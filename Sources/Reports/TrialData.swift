@@ -129,7 +129,7 @@ struct TrialData {
             PlotSeries(name: participant, colour: categoricalColours[k % categoricalColours.count],
                        points: visitMonths(participant: participant).map { ($0.month, byVisit[participant + " " + $0.session]) })
         }
-        return Panel(title: name.uppercased() + " (score)", series: series)
+        return Panel(title: name.uppercased(), series: series, yLabel: name.uppercased() + " (score)")
     }
 
     func clinical(_ name: String, participant: String, session: String) -> Double? {

@@ -166,11 +166,11 @@ public enum TrialReport {
             Panel(title: column.name, series: data.participants.enumerated().map { k, participant in
                 PlotSeries(name: participant, colour: categoricalColours[k % categoricalColours.count],
                            points: data.visitMonths(participant: participant).map { session, month in (month, column.values["\(participant) \(session)"]) })
-            })
+            }, yLabel: "\(column.name) (\(unit(column.name)))")
         }
         if !panels.isEmpty {
             let svg = Charts.smallMultiples(panels, title: "QC across the trial", summary: "Mean framewise displacement (mm), censored fraction, whole-brain tSNR, negative-eigenvalue fraction and fit residual per visit.",
-                                            xLabel: "visit month", yLabel: "value (see panel title)", xTicks: data.months)
+                                            xLabel: "visit month", yLabel: "value", xTicks: data.months)
             page.add("<figure id=\"qc\">\(svg)<figcaption>QC per participant and visit month: fd_mean in mm, the others unitless.</figcaption></figure>")
         }
     }
