@@ -99,7 +99,7 @@ let package = Package(
         .testTarget(name: "PhantomsTests", dependencies: ["Geometry", "Phantoms", "NIfTI", "Tabular"]),
         .testTarget(name: "PipelinesTests", dependencies: ["TestSupport", "Geometry", "Pipelines", "Phantoms", "NIfTI", "Diffusion"]),
         .testTarget(name: "TrialTests", dependencies: ["TestSupport", "Trial", "Phantoms"]),
-        .testTarget(name: "ReportsTests", dependencies: ["TestSupport", "Reports", "NIfTI", "Tabular", "CDeflate"]),
+        .testTarget(name: "ReportsTests", dependencies: ["TestSupport", "Reports", "NIfTI", "Tabular", "CDeflate", "Geometry", "Phantoms", "Pipelines"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "nimetrics", "Reports", "NIfTI", "Phantoms", "Tabular"]),
     ]
 )

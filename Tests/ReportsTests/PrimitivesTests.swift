@@ -93,7 +93,7 @@ struct PrimitivesTests {
         #expect(points.allSatisfy { $0["data-panel"] == "L_CST" })
         // The mapping: y_svg = top + height - (y - ymin) / (ymax - ymin) * height.
         let axis = PlotAxis.covering([0.51, 0.52, 0.5355, 0.49, 0.47], label: "")
-        let frame = PlotFrame(left: 55, top: 22, width: 210, height: 150, x: PlotAxis(label: "", minimum: -0.5, maximum: 6.5, ticks: []), y: axis)
+        let frame = PlotFrame(left: 68, top: 22, width: 210, height: 150, x: PlotAxis(label: "", minimum: -0.5, maximum: 6.5, ticks: []), y: axis)
         for point in points {
             let y = Double(point["data-y"]!)!, x = Double(point["data-x"]!)!
             #expect(abs(Double(point["cy"]!)! - frame.py(y)) <= 0.005)
