@@ -99,31 +99,43 @@ public enum Charts {
     }
 
     /// A diverging colour for r in [-1, 1]: blue (negative) - white - red (positive).
-    static func divergingColour(_ r: Double) -> String {
+    static func divergingRGB(_ r: Double) -> (UInt8, UInt8, UInt8) {
         let t = max(-1, min(1, r))
         let (cr, cg, cb): (Double, Double, Double) = t >= 0
             ? (255, 255 - 200 * t, 255 - 210 * t)
             : (255 + 210 * t, 255 + 160 * t, 255 + 30 * t)
-        return String(format: "#%02X%02X%02X", Int(cr.rounded()), Int(cg.rounded()), Int(cb.rounded()))
+        return (UInt8(cr.rounded()), UInt8(cg.rounded()), UInt8(cb.rounded()))
     }
+
+    static func divergingColour(_ r: Double) -> String {
+        let (red, green, blue) = divergingRGB(r)
+        return String(format: "#%02X%02X%02X", red, green, blue)
+    }
+
+    /// The grey of an n/a cell.
+    static let notAvailableGrey: (UInt8, UInt8, UInt8) = (170, 170, 170)
 
     /// A correlation matrix as a heat map (colour scale -1..1), names along both axes in the
     /// order given, the blocks (network ranges of that order) outlined, `nil` cells (n/a)
-    /// hatched grey. Each cell carries `data-row`, `data-column` and `data-value`.
+    /// grey. The cells are one PNG pixel each, scaled up without smoothing (a 400-region
+    /// matrix as SVG rectangles would be 160 000 elements).
     public static func heatMap(_ matrix: [[Double?]], names: [String], blocks: [(name: String, range: Range<Int>)],
                                title: String, summary: String, legendLabel: String = "Pearson r (unitless)") -> String {
         let n = names.count
-        let cell = max(4.0, min(22.0, 440.0 / Double(max(1, n))))
+        let cell = max(1.0, min(22.0, 440.0 / Double(max(1, n))))
         let labelSpace = 110.0, size = cell * Double(n)
         var svg = SVGFigure(width: labelSpace + size + 110, height: labelSpace + size + 20, title: title, summary: summary)
-        svg.add("<defs><pattern id=\"na\" width=\"4\" height=\"4\" patternUnits=\"userSpaceOnUse\"><rect width=\"4\" height=\"4\" fill=\"#ccc\"/><path d=\"M0,4 L4,0\" stroke=\"#888\" stroke-width=\"0.8\"/></pattern></defs>")
-        for i in 0..<n {
-            for j in 0..<n {
-                let value = matrix[i][j]
-                let fill = value.map(divergingColour) ?? "url(#na)"
-                svg.rect(labelSpace + Double(j) * cell, labelSpace + Double(i) * cell, cell, cell, fill: fill,
-                         extra: " class=\"cell\" data-row=\"\(escapeXML(names[i]))\" data-column=\"\(escapeXML(names[j]))\" data-value=\"\(value.map(dataValue) ?? "n/a")\"")
+        if n > 0 {
+            var raster = RasterImage(width: n, height: n, fill: [0, 0, 0])
+            for i in 0..<n {
+                for j in 0..<n {
+                    let (r, g, b) = matrix[i][j].map(divergingRGB) ?? notAvailableGrey
+                    raster.pixels[(i * n + j) * 3] = r
+                    raster.pixels[(i * n + j) * 3 + 1] = g
+                    raster.pixels[(i * n + j) * 3 + 2] = b
+                }
             }
+            svg.image(png: PNG.encode(raster), x: labelSpace, y: labelSpace, width: size, height: size)
         }
         let fontSize = min(10, cell * 0.9)
         if cell >= 6 {

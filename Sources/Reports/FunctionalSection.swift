@@ -24,7 +24,7 @@ enum FunctionalSection {
             page.paragraph("Warning: " + warning, cssClass: "warning")
         }
         if let carpet = carpetFigure(base: base, sidecar: sidecar) {
-            page.figure(carpet, caption: "Carpet plot: \(qc?["VolumesCensored"]?.displayText ?? "n/a") volume(s) censored, \(sidecar["NonSteadyStateVolumes"]?.displayText ?? "n/a") dropped as non-steady-state; framewise displacement above, threshold \(sidecar["FramewiseDisplacementThreshold"]?.displayText ?? "none") mm.")
+            page.figure(carpet, caption: "Carpet plot: \(qc?["VolumesCensored"]?.displayText ?? "n/a") volume(s) censored, \(sidecar["NonSteadyStateVolumes"]?.displayText ?? "n/a") dropped as non-steady-state; framewise displacement above, \(sidecar["FramewiseDisplacementThreshold"]?.doubleValue.map { "censoring threshold \(tickLabel($0)) mm" } ?? "no censoring threshold").")
         }
         let tsnrPath = base + "_stat-tsnr_boldmap.nii.gz"
         if FileManager.default.fileExists(atPath: tsnrPath) {

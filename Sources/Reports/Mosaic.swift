@@ -46,19 +46,28 @@ public struct OrientedVolume: Sendable {
         let n = [shape.x, shape.y, shape.z]
         let (voxelOf, flipped) = axisOrder(header)
         let m = voxelOf.map { n[$0] }
-        let offset = volume * header.voxelsPerVolume
-        var out = [Float](repeating: 0, count: m[0] * m[1] * m[2])
-        var source = [0, 0, 0]
         let strides = [1, n[0], n[0] * n[1]]
-        for z in 0..<m[2] {
-            for y in 0..<m[1] {
-                for x in 0..<m[0] {
-                    let p = [x, y, z]
-                    for w in 0..<3 {
-                        let axis = voxelOf[w]
-                        source[axis] = flipped[axis] ? n[axis] - 1 - p[w] : p[w]
+        // Per output axis: the source step and, for a flipped axis, the start at its far end.
+        var start = volume * header.voxelsPerVolume
+        var step = [0, 0, 0]
+        for w in 0..<3 {
+            let axis = voxelOf[w]
+            step[w] = flipped[axis] ? -strides[axis] : strides[axis]
+            if flipped[axis] { start += (n[axis] - 1) * strides[axis] }
+        }
+        var out = [Float](repeating: 0, count: m[0] * m[1] * m[2])
+        voxels.withUnsafeBufferPointer { source in
+            out.withUnsafeMutableBufferPointer { target in
+                var k = 0
+                for z in 0..<m[2] {
+                    for y in 0..<m[1] {
+                        var index = start + z * step[2] + y * step[1]
+                        for _ in 0..<m[0] {
+                            target[k] = source[index]
+                            index += step[0]
+                            k += 1
+                        }
                     }
-                    out[x + m[0] * (y + m[1] * z)] = voxels[offset + source[0] * strides[0] + source[1] * strides[1] + source[2] * strides[2]]
                 }
             }
         }
@@ -72,8 +81,11 @@ public struct OrientedVolume: Sendable {
     }
 
     /// The values at `fraction` (0...1) of the sorted finite non-zero values (nearest rank).
+    /// For a display window only: large images are sampled (every k-th voxel, at most
+    /// 65 536 values), which moves the window by a fraction of a grey level.
     public func percentile(_ fraction: Double) -> Float {
-        let finite = values.filter { $0.isFinite && $0 != 0 }.sorted()
+        let stride = max(1, values.count / 65_536)
+        let finite = Swift.stride(from: 0, to: values.count, by: stride).map { values[$0] }.filter { $0.isFinite && $0 != 0 }.sorted()
         guard !finite.isEmpty else { return 0 }
         return finite[min(finite.count - 1, max(0, Int((Double(finite.count - 1) * fraction).rounded())))]
     }
@@ -171,16 +183,26 @@ public enum Mosaic {
 
     static func drawTile(_ layers: MosaicLayers, plane: SlicePlane, position: Int, scale: Int, into image: inout RasterImage,
                          left: Int, top: Int, tileWidth: Int, tileHeight: Int) {
-        for v in 0..<tileHeight {
-            for u in 0..<tileWidth {
-                let (x, y, z) = voxel(plane, position: position, u: u, v: v, tileHeight: tileHeight)
-                var colour = baseColour(layers.base, x, y, z)
-                for fill in layers.fills where fill.voxels[x: x, y: y, z: z] != 0 {
-                    colour = (0..<3).map { UInt8((Int(colour[$0]) + Int(fill.colour[$0])) / 2) }
+        let width = image.width
+        image.pixels.withUnsafeMutableBufferPointer { pixels in
+            for v in 0..<tileHeight {
+                for u in 0..<tileWidth {
+                    let (x, y, z) = voxel(plane, position: position, u: u, v: v, tileHeight: tileHeight)
+                    var colour = baseColour(layers.base, x, y, z)
+                    for fill in layers.fills where fill.voxels[x: x, y: y, z: z] != 0 {
+                        colour = (UInt8((Int(colour.0) + Int(fill.colour[0])) / 2), UInt8((Int(colour.1) + Int(fill.colour[1])) / 2),
+                                  UInt8((Int(colour.2) + Int(fill.colour[2])) / 2))
+                    }
+                    for dy in 0..<scale {
+                        var at = ((top + v * scale + dy) * width + left + u * scale) * 3
+                        for _ in 0..<scale {
+                            pixels[at] = colour.0
+                            pixels[at + 1] = colour.1
+                            pixels[at + 2] = colour.2
+                            at += 3
+                        }
+                    }
                 }
-                for dy in 0..<scale { for dx in 0..<scale {
-                    image.set(left + u * scale + dx, top + v * scale + dy, colour)
-                } }
             }
         }
         for outline in layers.outlines {
@@ -212,14 +234,14 @@ public enum Mosaic {
         }
     }
 
-    @inline(__always) static func baseColour(_ base: MosaicLayers.Base, _ x: Int, _ y: Int, _ z: Int) -> [UInt8] {
-        func byte(_ t: Float) -> UInt8 { t.isFinite ? UInt8(max(0, min(255, t * 255)).rounded()) : 0 }
+    @inline(__always) static func baseColour(_ base: MosaicLayers.Base, _ x: Int, _ y: Int, _ z: Int) -> (UInt8, UInt8, UInt8) {
+        @inline(__always) func byte(_ t: Float) -> UInt8 { t.isFinite ? UInt8(max(0, min(255, t * 255)).rounded()) : 0 }
         switch base {
         case .grey(let volume, let low, let high):
             let g = byte((volume[x: x, y: y, z: z] - low) / max(high - low, .leastNormalMagnitude))
-            return [g, g, g]
+            return (g, g, g)
         case .rgb(let r, let g, let b):
-            return [byte(r[x: x, y: y, z: z]), byte(g[x: x, y: y, z: z]), byte(b[x: x, y: y, z: z])]
+            return (byte(r[x: x, y: y, z: z]), byte(g[x: x, y: y, z: z]), byte(b[x: x, y: y, z: z]))
         }
     }
 }

@@ -40,11 +40,11 @@ public enum VisitReport {
     static func statusTable(_ records: [(String, JSONValue)]) -> String {
         let rows = records.map { modality, record in
             [modality, record["status"]?.displayText ?? "n/a", record["error"]?.displayText ?? "n/a",
-             record["finished"]?.displayText ?? "n/a", record["duration_s"]?.displayText ?? "n/a",
              record["nimetrics_version"]?.displayText ?? "n/a", String(record["warnings"]?.arrayValue.count ?? 0)]
         }
         let classes: [String?] = records.map { $0.1["status"]?.stringValue == "ok" ? nil : "failed" }
-        return HTMLPage.table(header: ["modality", "status", "error", "finished", "seconds", "nimetrics version", "warnings"],
+        // No time stamps or durations: the same outputs give the same bytes.
+        return HTMLPage.table(header: ["modality", "status", "error", "nimetrics version", "warnings"],
                               rows: rows, classes: classes, caption: "Processing of this visit")
     }
 

@@ -123,13 +123,19 @@ struct PrimitivesTests {
         #expect(html.contains("Content-Security-Policy"))
     }
 
-    @Test("Heat map: cells carry their values, blocks are outlined, n/a cells hatched")
-    func heatMap() {
+    @Test("Heat map: one pixel per cell in the diverging scale, n/a grey, blocks outlined")
+    func heatMap() throws {
         let svg = Charts.heatMap([[1, 0.5, nil], [0.5, 1, -0.2], [nil, -0.2, 1]], names: ["a", "b", "c"],
                                  blocks: [("DMN", 0..<2)], title: "m", summary: "s")
-        #expect(svg.contains("data-row=\"a\" data-column=\"b\" data-value=\"0.5\""))
-        #expect(svg.contains("data-row=\"a\" data-column=\"c\" data-value=\"n/a\" fill=\"url(#na)\"") || svg.contains("fill=\"url(#na)\""))
         #expect(svg.contains("class=\"block\" data-network=\"DMN\""))
+        let encoded = try #require(svg.components(separatedBy: "data:image/png;base64,").dropFirst().first?.prefix { $0 != "\"" })
+        let image = try PNG.decode([UInt8](try #require(Data(base64Encoded: String(encoded)))))
+        #expect(image.width == 3 && image.height == 3)
+        let cell = { (i: Int, j: Int) in Array(image[j, i]) }
+        #expect(cell(0, 0) == [255, 55, 45])           // r = 1: red
+        #expect(cell(0, 2) == [170, 170, 170])         // n/a: grey
+        #expect(cell(1, 2) == [213, 223, 249])         // r = -0.2: light blue
+        #expect(cell(0, 1) == cell(1, 0))
     }
 
     @Test("Carpet: censored and dropped volumes are marked, one band each")
