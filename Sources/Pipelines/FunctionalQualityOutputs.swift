@@ -5,10 +5,10 @@ import NIfTI
 import Parcellation
 import Tabular
 
-/// Brain voxels kept whole for the carpet plot of a run's report: enough rows to show
-/// structure on a screen, few enough that the table stays small (600 x 150 volumes is
-/// about 0.6 MB of text).
-let carpetRows = 600
+/// Brain voxels kept whole for the carpet plot of a run's report: more rows than the plot
+/// has pixels (260), few enough that the table stays small (300 x 240 volumes of float32
+/// values is about 0.7 MB of text) and quick to write and read.
+let carpetRows = 300
 
 extension FunctionalPipeline {
     /// The quality outputs a report shows, all gathered during the one streaming pass (no

@@ -82,9 +82,9 @@ public struct OrientedVolume: Sendable {
 
     /// The values at `fraction` (0...1) of the sorted finite non-zero values (nearest rank).
     /// For a display window only: large images are sampled (every k-th voxel, at most
-    /// 65 536 values), which moves the window by a fraction of a grey level.
+    /// 16 384 values), which moves the window by a fraction of a grey level.
     public func percentile(_ fraction: Double) -> Float {
-        let stride = max(1, values.count / 65_536)
+        let stride = max(1, values.count / 16_384)
         let finite = Swift.stride(from: 0, to: values.count, by: stride).map { values[$0] }.filter { $0.isFinite && $0 != 0 }.sorted()
         guard !finite.isEmpty else { return 0 }
         return finite[min(finite.count - 1, max(0, Int((Double(finite.count - 1) * fraction).rounded())))]
@@ -163,10 +163,22 @@ public enum Mosaic {
             }
         }
         var lo = [Int.max, Int.max, Int.max], hi = [Int.min, Int.min, Int.min]
-        for z in 0..<volume.nz { for y in 0..<volume.ny { for x in 0..<volume.nx where volume[x: x, y: y, z: z] != 0 && volume[x: x, y: y, z: z].isFinite {
-            lo = [min(lo[0], x), min(lo[1], y), min(lo[2], z)]
-            hi = [max(hi[0], x), max(hi[1], y), max(hi[2], z)]
-        } } }
+        var x0 = Int.max, y0 = Int.max, z0 = Int.max, x1 = Int.min, y1 = Int.min, z1 = Int.min
+        volume.values.withUnsafeBufferPointer { values in
+            var k = 0
+            for z in 0..<volume.nz { for y in 0..<volume.ny { for x in 0..<volume.nx {
+                let v = values[k]
+                k += 1
+                guard v != 0, v.isFinite else { continue }
+                if x < x0 { x0 = x }
+                if x > x1 { x1 = x }
+                if y < y0 { y0 = y }
+                if y > y1 { y1 = y }
+                if z < z0 { z0 = z }
+                if z > z1 { z1 = z }
+            } } }
+        }
+        if x0 != Int.max { lo = [x0, y0, z0]; hi = [x1, y1, z1] }
         if lo[0] == Int.max { lo = [0, 0, 0]; hi = [volume.nx - 1, volume.ny - 1, volume.nz - 1] }
         return [.sagittal: (lo[0], hi[0]), .coronal: (lo[1], hi[1]), .axial: (lo[2], hi[2])]
     }

@@ -52,10 +52,14 @@ public struct PNGError: Error, CustomStringConvertible, Equatable, Sendable {
 /// The decoder reads what browsers write too (several IDAT chunks, filters 0-4,
 /// ancillary chunks skipped), so tests can inspect screenshots.
 public enum PNG {
+    /// libdeflate's level for the image data. On the standard visit's mosaics level 9 spent
+    /// most of the report's time; see docs/benchmarks.md for the sizes and times by level.
+    public static let defaultLevel: Int32 = 4
+
     static let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
 
     /// The PNG file of `image`.
-    public static func encode(_ image: RasterImage, level: Int32 = 9) -> [UInt8] {
+    public static func encode(_ image: RasterImage, level: Int32 = PNG.defaultLevel) -> [UInt8] {
         let colourType: UInt8 = [0, 4, 2, 6][image.channels - 1]
         var header = bigEndian(UInt32(image.width)) + bigEndian(UInt32(image.height))
         header += [8, colourType, 0, 0, 0]

@@ -51,6 +51,13 @@ public enum ReportWriter {
         let all = visitFolders(output: output)
         var files: [String] = [], failures: [String] = []
         for visit in visits ?? all {
+            // A visit none of whose modalities succeeded has nothing to show but its error,
+            // which the participant page and the trial report give; its folder keeps only
+            // the records (and loses a report left from an earlier, successful run).
+            guard hasOutputs(visit) else {
+                try? FileManager.default.removeItem(atPath: visit.path + "/" + VisitReport.fileName(prefix: visit.prefix))
+                continue
+            }
             do { files.append(try VisitReport.write(folder: visit.path, prefix: visit.prefix, generator: generator)) } catch {
                 failures.append("\(visit.prefix): report not written: \(error)")
             }
@@ -64,6 +71,13 @@ public enum ReportWriter {
         return (files, failures)
     }
 
+    /// Whether any modality of the visit was processed (its record says `ok`).
+    static func hasOutputs(_ visit: VisitFolder) -> Bool {
+        ["dwi", "func"].contains { modality in
+            (try? ReportInputs.json(visit.path + "/\(visit.prefix)_desc-\(modality)_visit.json"))?["status"]?.stringValue == "ok"
+        }
+    }
+
     /// `OUTPUT/sub-XX.html`: the participant's visits with each modality's status, linking
     /// the visit reports.
     static func writeParticipantPage(output: String, participant: String, visits: [VisitFolder], generator: String) throws -> String {
@@ -71,18 +85,22 @@ public enum ReportWriter {
         var rows: [String] = []
         for visit in visits {
             let relative = visit.path.dropFirst(output.count + 1)
-            var cells = "<td><a href=\"\(escapeXML(relative + "/" + VisitReport.fileName(prefix: visit.prefix)))\">\(escapeXML(visit.session ?? participant))</a></td>"
+            let report = relative + "/" + VisitReport.fileName(prefix: visit.prefix)
+            var cells = hasOutputs(visit)
+                ? "<td><a href=\"\(escapeXML(report))\">\(escapeXML(visit.session ?? participant))</a></td>"
+                : "<td>\(escapeXML(visit.session ?? participant)) (no report: failed)</td>"
             var failed = false
             for modality in ["dwi", "func"] {
                 let record = try? ReportInputs.json(visit.path + "/\(visit.prefix)_desc-\(modality)_visit.json")
                 let status = record?["status"]?.stringValue ?? "n/a"
                 failed = failed || (record != nil && status != "ok")
                 cells += "<td>\(escapeXML(status))</td><td>\(record?["warnings"]?.arrayValue.count ?? 0)</td>"
+                if let error = record?["error"]?.stringValue { cells += "<td>\(escapeXML(error))</td>" } else { cells += "<td></td>" }
             }
             rows.append("<tr\(failed ? " class=\"failed\"" : "")>\(cells)</tr>")
         }
         page.add("<p><a href=\"group/report.html\">Trial report</a></p>")
-        page.add("<table><caption>Visits of \(escapeXML(participant))</caption><thead><tr><th>visit report</th><th>DWI status</th><th>DWI warnings</th><th>fMRI status</th><th>fMRI warnings</th></tr></thead><tbody>"
+        page.add("<table><caption>Visits of \(escapeXML(participant))</caption><thead><tr><th>visit report</th><th>DWI status</th><th>DWI warnings</th><th>DWI error</th><th>fMRI status</th><th>fMRI warnings</th><th>fMRI error</th></tr></thead><tbody>"
                  + rows.joined() + "</tbody></table>")
         let path = output + "/" + participant + ".html"
         do { try AtomicFile.write(page.rendered(generator: generator), to: path) } catch { throw ReportError(path, "cannot write: \(error)") }

@@ -63,7 +63,8 @@ public enum TrialReport {
             let cls = state == "ok" ? "" : (state == "missing" ? " class=\"missing\"" : " class=\"failed\"")
             var cells = ""
             for (k, cell) in row.enumerated() {
-                if k == session, let participant, state != "missing" {
+                if k == session, let participant,
+                   FileManager.default.fileExists(atPath: "\(output)/\(row[participant])/\(cell)/\(VisitReport.fileName(prefix: row[participant] + "_" + cell))") {
                     let prefix = row[participant] + "_" + cell
                     cells += "<td><a href=\"../\(escapeXML(row[participant]))/\(escapeXML(cell))/\(escapeXML(VisitReport.fileName(prefix: prefix)))\">\(escapeXML(cell))</a></td>"
                 } else {

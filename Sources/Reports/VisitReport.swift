@@ -28,10 +28,26 @@ public enum VisitReport {
         }
         page.add("<nav><a href=\"#dwi\">Diffusion</a><a href=\"#func\">Resting-state fMRI</a><a href=\"#about\">Warnings, parameters, inputs</a></nav>")
         page.add(statusTable(records))
-        page.heading("Diffusion (DTI)", id: "dwi")
-        try DiffusionSection.add(to: &page, folder: folder + "/dwi", record: records.first { $0.0 == "dwi" }?.1)
-        page.heading("Resting-state fMRI", id: "func")
-        try FunctionalSection.add(to: &page, folder: folder + "/func", record: records.first { $0.0 == "func" }?.1)
+        // The two sections are built at once (each reads its maps and encodes its figures),
+        // then placed in a fixed order: the bytes do not depend on which finishes first.
+        let dwiRecord = records.first { $0.0 == "dwi" }?.1, funcRecord = records.first { $0.0 == "func" }?.1
+        let sections = SectionResults()
+        DispatchQueue.concurrentPerform(iterations: 2) { k in
+            var section = HTMLPage(title: "")
+            do {
+                if k == 0 {
+                    section.heading("Diffusion (DTI)", id: "dwi")
+                    try DiffusionSection.add(to: &section, folder: folder + "/dwi", record: dwiRecord)
+                } else {
+                    section.heading("Resting-state fMRI", id: "func")
+                    try FunctionalSection.add(to: &section, folder: folder + "/func", record: funcRecord)
+                }
+                sections.set(k, .success(section.body))
+            } catch {
+                sections.set(k, .failure(error))
+            }
+        }
+        for k in 0..<2 { page.body += try sections.get(k) }
         page.heading("Warnings, parameters and inputs", id: "about")
         for (modality, record) in records { addRecordDetails(&page, modality: modality, record: record) }
         return page.rendered(generator: generator)
@@ -150,7 +166,14 @@ enum DiffusionSection {
         let n = fa.header.voxelsPerVolume
         let channels = (0..<3).map { w -> OrientedVolume in
             let component = world ? w : order[w]
-            let values = (0..<n).map { i in min(1, abs(v1.voxels[component * n + i]) * min(1, max(0, fa.voxels[i]))) }
+            var values = [Float](repeating: 0, count: n)
+            v1.voxels.withUnsafeBufferPointer { vector in
+                fa.voxels.withUnsafeBufferPointer { anisotropy in
+                    for i in 0..<n where anisotropy[i] > 0 {
+                        values[i] = min(1, abs(vector[component * n + i]) * min(1, anisotropy[i]))
+                    }
+                }
+            }
             return OrientedVolume.reoriented(values, header: fa.header)
         }
         var layers = MosaicLayers(base: .rgb(channels[0], channels[1], channels[2]))
@@ -193,5 +216,23 @@ enum DiffusionSection {
             let rows = order.map { [$0, voxels[$0] ?? "n/a", values[$0]?["fa"] ?? "n/a", values[$0]?["md"] ?? "n/a"] }
             page.add(HTMLPage.folded("Regional means: \(name)", HTMLPage.table(header: ["region", "voxels", "FA mean", "MD mean (mm²/s)"], rows: rows)))
         }
+    }
+}
+
+/// The sections of a report built on two threads, each stored by its position.
+final class SectionResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private var results: [Int: Result<[String], any Error>] = [:]
+
+    func set(_ k: Int, _ result: Result<[String], any Error>) {
+        lock.lock()
+        results[k] = result
+        lock.unlock()
+    }
+
+    func get(_ k: Int) throws -> [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return try results[k]!.get()
     }
 }

@@ -216,9 +216,10 @@ struct RunCommand: ParsableCommand {
                 succeeded = summary.succeeded
                 timer.lap("visits")
                 if !noReports {
+                    let present = ReportWriter.visitFolders(output: output)
                     let visits = dataset.visits.map { VisitFolder(participant: $0.participantID, session: $0.sessionID,
                                                                   path: output + "/" + $0.relativeFolder) }
-                        .filter { ReportWriter.visitFolders(output: output).contains($0) }
+                        .filter { present.contains($0) }
                     _ = try ReportCommand.writeAll(output: output, metrics: reports.metrics, visits: visits, trial: false)
                     timer.lap("visit reports")
                 }
