@@ -103,6 +103,16 @@ struct PrimitivesTests {
         #expect(svg.contains(">visit month</text>") && svg.contains(">fa_mean (unitless)</text>"))
     }
 
+    @Test("Coordinates: at most two decimals, no trailing zeros, the same text as a format string")
+    func coordinates() {
+        for value in [0.0, -0.004, -0.005, 0.05, 1.5, 12.345, -7.1, 100, 99.999, 1e-9, -123.456] {
+            var expected = String(format: "%.2f", (value * 100).rounded() / 100)
+            while expected.contains(".") && (expected.hasSuffix("0") || expected.hasSuffix(".")) { expected.removeLast() }
+            if expected == "-0" { expected = "0" }
+            #expect(coordinate(value) == expected, "\(value)")
+        }
+    }
+
     @Test("Nice axes cover the data with round ticks")
     func axes() {
         let axis = PlotAxis.covering([0.47, 0.5355], label: "")
