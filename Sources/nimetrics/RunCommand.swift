@@ -32,6 +32,11 @@ struct RunCommand: ParsableCommand {
             group: OUTPUT/group/metrics_long.tsv, visits.tsv, change_from_baseline.tsv and \
             nimetrics.sqlite, from the per-visit outputs alone.
 
+            Reports (unless --no-reports): after the visits, each visit's \
+            sub-XX_ses-YY_report.html and each participant's OUTPUT/sub-XX.html; at group \
+            level, OUTPUT/group/report.html with the trajectories of --report-metrics. \
+            `nimetrics report OUTPUT` rebuilds them from the outputs alone.
+
             OUTPUT may not be INPUT, lie inside it (except below INPUT/derivatives/, e.g. \
             INPUT/derivatives/nimetrics) or hold it; nothing below OUTPUT is written through \
             a symbolic link.
