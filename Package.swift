@@ -78,11 +78,16 @@ let package = Package(
         // MARK: - Cohort layer: visits, clinical data, group tables, SQLite
         .target(name: "Trial", dependencies: ["SlabParallel", "Pipelines", "Diffusion", "Functional", "Tabular", "AtomicFiles", "FileSystem", "CSQLite", "CCrypto"]),
 
+        // MARK: - Reports: HTML, SVG and PNG from the outputs alone (knows no maths)
+        /// Visit and trial reports: plots as inline SVG, image mosaics as PNG (zlib streams by
+        /// libdeflate), everything in one self-contained HTML file.
+        .target(name: "Reports", dependencies: ["CDeflate", "Geometry", "NIfTI", "Tabular", "AtomicFiles", "FileSystem"]),
+
         // MARK: - Command-line tool (thin: parse, call the library, report)
         .executableTarget(
             name: "nimetrics",
             dependencies: [
-                "NIfTI", "Tabular", "Diffusion", "Functional", "Pipelines", "Trial", "Phantoms", "FileSystem", "AtomicFiles",
+                "NIfTI", "Tabular", "Diffusion", "Functional", "Pipelines", "Trial", "Reports", "Phantoms", "FileSystem", "AtomicFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -100,6 +105,7 @@ let package = Package(
         .testTarget(name: "PhantomsTests", dependencies: ["Geometry", "Phantoms", "NIfTI", "Tabular"]),
         .testTarget(name: "PipelinesTests", dependencies: ["TestSupport", "Geometry", "Pipelines", "Phantoms", "NIfTI", "Diffusion"]),
         .testTarget(name: "TrialTests", dependencies: ["TestSupport", "Trial", "Phantoms"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport", "nimetrics", "NIfTI", "Phantoms", "Tabular"]),
+        .testTarget(name: "ReportsTests", dependencies: ["TestSupport", "Reports", "NIfTI", "Tabular", "CDeflate", "Geometry", "Phantoms", "Pipelines"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "nimetrics", "Reports", "NIfTI", "Phantoms", "Tabular"]),
     ]
 )

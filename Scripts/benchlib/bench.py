@@ -158,7 +158,7 @@ def main():
     p.add_argument("--work", default=os.path.join(ROOT, ".cache/bench/work"))
     p.add_argument("--pairs", type=int, default=5)
     p.add_argument("--dipy-pairs", type=int, default=None, help="pairs for the DIPY case (default: --pairs)")
-    p.add_argument("--cases", default="read,dti,fmri,visit,batch,warp")
+    p.add_argument("--cases", default="read,dti,fmri,visit,reports,batch,warp")
     p.add_argument("--large", action="store_true")
     p.add_argument("--write-docs", action="store_true")
     p.add_argument("--profile-file", help="markdown with the profile section, appended to the docs")
@@ -251,6 +251,14 @@ def main():
                  b_prep=prep_both).run(a.pairs)
         rows.append(c.row())
         commands["visit"] = [run_visit, both]
+    if "reports" in cases and "visit" in cases:
+        # The same visit with its HTML report against --no-reports: what writing the report adds.
+        plain = run_visit.replace("visit-run", "visit-plain") + " --no-reports"
+        c = Case("visit report (run vs --no-reports)", "run", run_visit, "run --no-reports", plain, "<= 1.10",
+                 judge=ratio_judge(1.10), a_prep=lambda: shutil.rmtree(f"{w}/visit-run", ignore_errors=True),
+                 b_prep=lambda: shutil.rmtree(f"{w}/visit-plain", ignore_errors=True)).run(a.pairs)
+        rows.append(c.row())
+        commands["reports"] = [run_visit, plain]
     if "batch" in cases:
         demo = f"{w}/../demo"
         if not os.path.exists(f"{demo}/dataset_description.json"):

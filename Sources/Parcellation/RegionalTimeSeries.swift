@@ -17,6 +17,16 @@ public struct RegionalTimeSeries: Sendable {
     public var maskVoxels: Int
     /// Non-finite voxel values met (left out of the region means at their time point).
     public var nonFiniteValues: Int
+    /// Voxelwise mean over time and tSNR (after the non-steady-state volumes), one value per
+    /// voxel of the grid, 0 outside the brain mask and where tSNR is undefined.
+    public var voxelMean: [Float] = []
+    public var voxelTSNR: [Float] = []
+    /// A sample of brain voxels for a carpet plot (Power 2017), grouped by region in region
+    /// order: `carpet[k]` is voxel `carpetVoxels[k]` (file-order index) at every volume,
+    /// `carpetRegions[k]` its region's position.
+    public var carpet: [[Float]] = []
+    public var carpetVoxels: [Int] = []
+    public var carpetRegions: [Int] = []
 
     /// Fraction of each region's label voxels that lie in the brain mask.
     public var coverage: [Double] {
@@ -48,6 +58,10 @@ public struct RegionalTimeSeriesAccumulator {
     private var voxelM2: [Double]
     private var tsnrSamples = 0
     private var time = 0
+    /// The carpet's voxels and regions, and their values, row-major: `carpet[k * volumes + t]`.
+    private let carpetVoxels: [Int32]
+    private let carpetRegions: [Int]
+    private var carpet: [Float]
 
     /// - Parameters:
     ///   - labels: one label per voxel.
@@ -56,7 +70,10 @@ public struct RegionalTimeSeriesAccumulator {
     ///   - volumes: volumes in the series.
     ///   - skipVolumesForTSNR: leading non-steady-state volumes left out of tSNR.
     ///   - threads: slabs per volume; the result does not depend on it.
-    public init(labels: [Int32], regionIndexes: [Int], mask: [Bool], volumes: Int, skipVolumesForTSNR: Int, threads: Int) {
+    ///   - carpetRows: at most this many brain voxels are kept whole for a carpet plot: every
+    ///     k-th voxel of each region's list, k = ceil(brain voxels in regions / carpetRows).
+    public init(labels: [Int32], regionIndexes: [Int], mask: [Bool], volumes: Int, skipVolumesForTSNR: Int, threads: Int,
+                carpetRows: Int = 0) {
         precondition(labels.count == mask.count, "one label and one mask entry per voxel")
         voxelCount = labels.count
         self.volumes = volumes
@@ -73,6 +90,17 @@ public struct RegionalTimeSeriesAccumulator {
         }
         self.members = members
         self.labelVoxels = labelVoxels
+        let inRegions = members.reduce(0) { $0 + $1.count }
+        var sampled: [Int32] = [], sampledRegions: [Int] = []
+        if carpetRows > 0, inRegions > 0 {
+            let stride = (inRegions + carpetRows - 1) / carpetRows
+            for (r, list) in members.enumerated() {
+                for k in Swift.stride(from: 0, to: list.count, by: stride) { sampled.append(list[k]); sampledRegions.append(r) }
+            }
+        }
+        carpetVoxels = sampled
+        carpetRegions = sampledRegions
+        carpet = [Float](repeating: .nan, count: sampled.count * volumes)
         maskIndexes = (0..<labels.count).filter { mask[$0] }.map(Int32.init)
         sums = [Double](repeating: .nan, count: regionIndexes.count * volumes)
         nonFiniteCounts = [Int](repeating: 0, count: regionIndexes.count)
@@ -85,6 +113,7 @@ public struct RegionalTimeSeriesAccumulator {
         precondition(volume.count == voxelCount, "a volume has one value per voxel")
         guard time < volumes else { return }
         let time = self.time, volumes = self.volumes, threads = self.threads
+        for (k, voxel) in carpetVoxels.enumerated() { carpet[k * volumes + time] = volume[Int(voxel)] }
         let updatesTSNR = time >= skipVolumesForTSNR
         if updatesTSNR { tsnrSamples += 1 }
         let n = Double(tsnrSamples)
@@ -143,9 +172,20 @@ public struct RegionalTimeSeriesAccumulator {
             return used > 0 ? sum / Double(used) : .nan
         }
         let series = (0..<members.count).map { r in Array(sums[(r * volumes)..<((r + 1) * volumes)]) }
-        return RegionalTimeSeries(
+        var meanMap = [Float](repeating: 0, count: voxelCount), tsnrMap = [Float](repeating: 0, count: voxelCount)
+        if tsnrSamples >= 1 {
+            for (k, voxel) in maskIndexes.enumerated() where voxelMean[k].isFinite { meanMap[Int(voxel)] = Float(voxelMean[k]) }
+        }
+        for (voxel, value) in voxelTSNR.enumerated() where value.isFinite { tsnrMap[voxel] = Float(value) }
+        var result = RegionalTimeSeries(
             series: series, labelVoxels: labelVoxels, brainVoxels: members.map(\.count),
             regionTSNR: regionTSNR, wholeBrainTSNR: brainUsed > 0 ? brainSum / Double(brainUsed) : .nan,
             maskVoxels: maskIndexes.count, nonFiniteValues: nonFiniteCounts.reduce(0, +))
+        result.voxelMean = meanMap
+        result.voxelTSNR = tsnrMap
+        result.carpet = (0..<carpetVoxels.count).map { k in Array(carpet[(k * volumes)..<((k + 1) * volumes)]) }
+        result.carpetVoxels = carpetVoxels.map(Int.init)
+        result.carpetRegions = carpetRegions
+        return result
     }
 }

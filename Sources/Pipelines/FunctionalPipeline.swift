@@ -85,6 +85,8 @@ public enum FunctionalPipeline {
         let summary = try summaryMetrics(options, inputs: inputs, regional: regional, measures: measures)
         var files = try writeTables(options, inputs: inputs, regional: regional, measures: measures, summary: summary.rows)
         files.insert(contentsOf: amplitudeMapFiles, at: files.count - 1)
+        files.insert(contentsOf: try writeQualityOutputs(options, inputs: inputs, regional: regional, qc: measures.cleaned.qc),
+                     at: files.count - 1)
         timer.lap("summaries + outputs")
         return FunctionalResult(regionNames: inputs.entries.map(\.name), pearson: measures.pearson, metrics: summary.metrics,
                                 files: files, warnings: inputs.warnings, qc: measures.cleaned.qc,
@@ -214,7 +216,8 @@ public enum FunctionalPipeline {
         -> RegionalSeries {
         let extracted = try RegionalTimeSeriesExtractor.extract(
             boldPath: options.boldPath, labels: inputs.labels, regionIndexes: inputs.entries.map(\.index),
-            brainMask: inputs.mask, skipVolumesForTSNR: inputs.dummyScans, threads: options.threads)
+            brainMask: inputs.mask, skipVolumesForTSNR: inputs.dummyScans, threads: options.threads,
+            carpetRows: carpetRows)
         let coverage = extracted.coverage
         var series = extracted.series
         let minimum = options.parameters.minimumCoverage

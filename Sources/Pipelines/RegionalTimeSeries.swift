@@ -13,9 +13,10 @@ public enum RegionalTimeSeriesExtractor {
     ///     non-zero (fMRIPrep writes zeros outside its brain mask).
     ///   - skipVolumesForTSNR: leading non-steady-state volumes left out of tSNR.
     ///   - threads: slabs per volume; the result does not depend on it.
+    ///   - carpetRows: brain voxels kept whole for a carpet plot (0: none).
     public static func extract(
         boldPath: String, labels: [Int32], regionIndexes: [Int], brainMask: [Bool]?,
-        skipVolumesForTSNR: Int, threads: Int
+        skipVolumesForTSNR: Int, threads: Int, carpetRows: Int = 0
     ) throws -> RegionalTimeSeries {
         let reader = try NIfTIFile.volumes(boldPath)
         reader.threads = threads
@@ -41,7 +42,7 @@ public enum RegionalTimeSeriesExtractor {
         let mask = brainMask ?? volume.map { $0.isFinite && $0 != 0 }
         var accumulator = RegionalTimeSeriesAccumulator(
             labels: labels, regionIndexes: regionIndexes, mask: mask, volumes: header.volumeCount,
-            skipVolumesForTSNR: skipVolumesForTSNR, threads: parallelVolumes ? threads : 1)
+            skipVolumesForTSNR: skipVolumesForTSNR, threads: parallelVolumes ? threads : 1, carpetRows: carpetRows)
         repeat {
             accumulator.add(volume)
         } while try reader.next(into: &volume)

@@ -13,7 +13,7 @@ struct Nimetrics: ParsableCommand {
             summaries per region, and links them to participants, visits and clinical scores.
             """,
         version: NimetricsVersion.string,
-        subcommands: [InfoCommand.self, DTICommand.self, FMRICommand.self, RunCommand.self, VisitsCommand.self, DemoCommand.self, WarpCommand.self]
+        subcommands: [InfoCommand.self, DTICommand.self, FMRICommand.self, RunCommand.self, VisitsCommand.self, ReportCommand.self, DemoCommand.self, WarpCommand.self]
     )
 
     /// SIGINT and SIGTERM remove the process's temporary files, then exit with 130 or 143.

@@ -325,3 +325,19 @@ struct DatasetSelectionOptions: ParsableArguments {
         try dataset.chooseSpaces { image in try NIfTIFile.readHeader(image).hasSameGrid(as: grid) }
     }
 }
+
+/// The HTML reports: `run` writes them unless `--no-reports`; `report` rebuilds them.
+struct ReportOptions: ParsableArguments {
+    @Option(name: .customLong("report-metrics"), parsing: .upToNextOption,
+            help: "Outcome metrics whose trajectories the trial report plots (default: fa_mean md_mean conn_within_mean).")
+    var reportMetrics: [String] = []
+
+    /// The metrics of the trial report; nil for the default.
+    var metrics: [String]? { reportMetrics.isEmpty ? nil : reportMetrics }
+
+    func validate() throws {
+        for metric in reportMetrics where metric.isEmpty || metric.contains(where: { !($0.isLetter || $0.isNumber || $0 == "_") }) {
+            throw ValidationError("--report-metrics takes metric names such as fa_mean, got '\(metric)'")
+        }
+    }
+}

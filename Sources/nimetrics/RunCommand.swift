@@ -5,6 +5,7 @@ import Foundation
 import Functional
 import NIfTI
 import Pipelines
+import Reports
 import Trial
 
 /// `nimetrics run`: the BIDS-App style batch over a trial's visits.
@@ -33,6 +34,11 @@ struct RunCommand: ParsableCommand {
             scheduled visit of sessions.tsv (or --clinical) is listed, a visit without images as \
             missing. Visits processed with different parameters are refused unless \
             --allow-mixed-parameters.
+
+            Reports (unless --no-reports): after the visits, each visit's \
+            sub-XX_ses-YY_report.html and each participant's OUTPUT/sub-XX.html; at group \
+            level, OUTPUT/group/report.html with the trajectories of --report-metrics. \
+            `nimetrics report OUTPUT` rebuilds them from the outputs alone.
 
             OUTPUT may not be INPUT, lie inside it (except below INPUT/derivatives/, e.g. \
             INPUT/derivatives/nimetrics) or hold it; nothing below OUTPUT is written through \
@@ -120,6 +126,11 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "At participant level, build the group tables afterwards as well.")
     var group = false
 
+    @Flag(name: .customLong("no-reports"), help: "Write no HTML report (visit, participant and trial reports are written by default).")
+    var noReports = false
+
+    @OptionGroup(title: "Reports") var reports: ReportOptions
+
     func validate() throws {
         if let jobs { try OptionCheck.atLeast(1, jobs, "--jobs") }
         if let threads { try OptionCheck.atLeast(1, threads, "--threads") }
@@ -184,6 +195,14 @@ struct RunCommand: ParsableCommand {
                     version: NimetricsVersion.string, progress: ConsoleProgressReporter())
                 succeeded = summary.succeeded
                 timer.lap("visits")
+                if !noReports {
+                    let present = ReportWriter.visitFolders(output: output)
+                    let visits = dataset.visits.map { VisitFolder(participant: $0.participantID, session: $0.sessionID,
+                                                                  path: output + "/" + $0.relativeFolder) }
+                        .filter { present.contains($0) }
+                    _ = try ReportCommand.writeAll(output: output, metrics: reports.metrics, visits: visits, trial: false)
+                    timer.lap("visit reports")
+                }
             }
             if analysisLevel == .group || group {
                 let groupOptions = GroupOptions(baselineSession: baselineSession, allowMixedParameters: allowMixedParameters,
@@ -193,6 +212,11 @@ struct RunCommand: ParsableCommand {
                 print("group tables in \(summary.folder):")
                 for file in summary.files { print("  " + file) }
                 timer.lap("group")
+                if !noReports {
+                    let generator = "nimetrics \(NimetricsVersion.string)"
+                    print("  " + (try TrialReport.write(output: output, metrics: reports.metrics, generator: generator)))
+                    timer.lap("trial report")
+                }
             }
             if !succeeded { throw ExitCode(1) }
         }

@@ -1,0 +1,202 @@
+import AtomicFiles
+import Foundation
+import Tabular
+
+/// The trial report, `OUTPUT/group/report.html`, built from the group tables (and, for the
+/// fit residual and the parameters, the visit records and sidecars): the visits, each
+/// outcome's trajectories with EDSS on the same time axis, change from baseline with the
+/// statistics tables' intervals and slopes when they exist, change against EDSS change, and
+/// QC across the trial.
+///
+/// Reading the figures back: every plotted value is a `<circle class="point">` inside a
+/// `<g class="panel" data-panel="REGION">` of a `<figure id="trajectory-METRIC">` (or
+/// `change-METRIC`, `qc`), with `data-series` the participant, `data-x` the visit month and
+/// `data-y` the value exactly as in the table (shortest round-trip text).
+public enum TrialReport {
+    /// The outcomes shown when none are chosen.
+    public static let defaultMetrics = ["fa_mean", "md_mean", "conn_within_mean"]
+
+    @discardableResult
+    public static func write(output: String, metrics: [String]? = nil, generator: String) throws -> String {
+        let html = try render(output: output, metrics: metrics ?? defaultMetrics, generator: generator)
+        let path = output + "/group/report.html"
+        do { try AtomicFile.write(html, to: path) } catch { throw ReportError(path, "cannot write: \(error)") }
+        return path
+    }
+
+    public static func render(output: String, metrics: [String], generator: String) throws -> String {
+        let data = try TrialData(output: output)
+        var page = HTMLPage(title: "nimetrics trial report")
+        page.add("<nav><a href=\"#visits\">Visits</a><a href=\"#trajectories\">Trajectories</a><a href=\"#change\">Change from baseline</a><a href=\"#edss\">Change vs EDSS</a><a href=\"#qc\">QC</a><a href=\"#parameters\">Parameters</a></nav>")
+        page.paragraph("\(data.participants.count) participants, \(data.visits.rows.count) visits; x axes in months since baseline (visit_month).", cssClass: "muted")
+        page.heading("Visits", id: "visits")
+        page.add(visitTable(data, output: output))
+        page.heading("Trajectories", id: "trajectories")
+        for metric in metrics { addTrajectories(&page, data: data, metric: metric) }
+        page.heading("Change from baseline", id: "change")
+        if data.stats == nil { page.paragraph("No group/stats.tsv: each participant's change is shown without confidence intervals.", cssClass: "muted") }
+        for metric in metrics { addChange(&page, data: data, metric: metric) }
+        page.heading("Change against EDSS change", id: "edss")
+        for metric in metrics { addScatter(&page, data: data, metric: metric) }
+        page.heading("Quality control across the trial", id: "qc")
+        addQC(&page, data: data, output: output)
+        page.heading("Parameters used", id: "parameters")
+        addParameters(&page, output: output)
+        return page.rendered(generator: generator)
+    }
+
+    /// The unit of a metric, for axis labels.
+    static func unit(_ metric: String) -> String {
+        if metric.hasPrefix("md_") || metric.hasPrefix("ad_") || metric.hasPrefix("rd_") { return "mm²/s" }
+        if metric.hasPrefix("conn_") { return "Pearson r" }
+        if metric.hasPrefix("fd_") { return "mm" }
+        if metric.hasPrefix("alff") || metric.hasPrefix("s0") { return "a.u." }
+        return "unitless"
+    }
+
+    static func visitTable(_ data: TrialData, output: String) -> String {
+        let status = data.visits.index(of: "status")
+        let participant = data.visits.index(of: "participant_id"), session = data.visits.index(of: "session_id")
+        var rows: [String] = []
+        for row in data.visits.rows {
+            let state = status.map { row[$0] } ?? "n/a"
+            let cls = state == "ok" ? "" : (state == "missing" ? " class=\"missing\"" : " class=\"failed\"")
+            var cells = ""
+            for (k, cell) in row.enumerated() {
+                if k == session, let participant,
+                   FileManager.default.fileExists(atPath: "\(output)/\(row[participant])/\(cell)/\(VisitReport.fileName(prefix: row[participant] + "_" + cell))") {
+                    let prefix = row[participant] + "_" + cell
+                    cells += "<td><a href=\"../\(escapeXML(row[participant]))/\(escapeXML(cell))/\(escapeXML(VisitReport.fileName(prefix: prefix)))\">\(escapeXML(cell))</a></td>"
+                } else {
+                    cells += "<td>\(escapeXML(cell))</td>"
+                }
+            }
+            rows.append("<tr\(cls)>\(cells)</tr>")
+        }
+        let bad = data.visits.rows.filter { row in status.map { row[$0] != "ok" } ?? false }.count
+        return "<p>\(bad) visit(s) missing or failed (highlighted).</p><table><thead><tr>" + data.visits.columns.map { "<th>\(escapeXML($0))</th>" }.joined()
+            + "</tr></thead><tbody>" + rows.joined() + "</tbody></table>"
+    }
+
+    /// One panel per region (and atlas) of `metric`, one line per participant across visit
+    /// months, preceded by an EDSS panel on the same axis.
+    static func addTrajectories(_ page: inout HTMLPage, data: TrialData, metric: String) {
+        let regions = data.regions(of: metric)
+        guard !regions.isEmpty else { page.paragraph("\(metric): not in metrics_long.tsv.", cssClass: "muted"); return }
+        var panels: [Panel] = []
+        if let edss = data.clinicalPanel("edss") { panels.append(edss) }
+        for key in regions {
+            let series = data.participants.enumerated().map { k, participant in
+                PlotSeries(name: participant, colour: categoricalColours[k % categoricalColours.count],
+                           points: data.values(metric: metric, key: key, participant: participant))
+            }
+            panels.append(Panel(title: key.title, series: series))
+        }
+        let svg = Charts.smallMultiples(panels, title: "Trajectories of \(metric)",
+                                        summary: "\(metric) (\(unit(metric))) of every participant across visit months, one panel per region, EDSS first.",
+                                        xLabel: "visit month", yLabel: "\(metric) (\(unit(metric)))", xTicks: data.months)
+        page.add("<figure id=\"trajectory-\(escapeXML(metric))\">\(svg)<figcaption>\(escapeXML(metric)) (\(unit(metric))) per participant and visit month; the first panel is EDSS (score) on the same time axis.</figcaption></figure>")
+    }
+
+    /// Each participant's change from baseline per region, with the mean change and its 95%
+    /// CI from stats.tsv and the trend slope from trend.tsv when those tables exist.
+    static func addChange(_ page: inout HTMLPage, data: TrialData, metric: String) {
+        let regions = data.regions(of: metric)
+        guard !regions.isEmpty, data.change != nil else { return }
+        var panels: [Panel] = []
+        for key in regions {
+            let series = data.participants.enumerated().map { k, participant in
+                PlotSeries(name: participant, colour: categoricalColours[k % categoricalColours.count],
+                           points: data.changes(metric: metric, key: key, participant: participant))
+            }
+            let intervals = data.intervals(metric: metric, key: key).map { (x: $0.x, low: $0.low, high: $0.high, colour: "#000") }
+            let mean = PlotSeries(name: "mean change (stats.tsv)", colour: "#000", points: data.intervals(metric: metric, key: key).map { ($0.x, $0.mean) }, dashed: true)
+            panels.append(Panel(title: key.title, series: series + (intervals.isEmpty ? [] : [mean]), intervals: intervals,
+                                referenceY: 0, note: data.slope(metric: metric, key: key)))
+        }
+        let svg = Charts.smallMultiples(panels, title: "Change from baseline of \(metric)",
+                                        summary: "Change from baseline of \(metric) (\(unit(metric))) per participant; mean change with 95% CI and trend slope where the statistics tables give them.",
+                                        xLabel: "visit month", yLabel: "change (\(unit(metric)))", xTicks: data.months)
+        page.add("<figure id=\"change-\(escapeXML(metric))\">\(svg)<figcaption>Change from baseline of \(escapeXML(metric)) (\(unit(metric))): one line per participant; black bars: mean change and 95% CI (stats.tsv); red note: slope per month with 95% CI (trend.tsv).</figcaption></figure>")
+    }
+
+    static func addScatter(_ page: inout HTMLPage, data: TrialData, metric: String) {
+        let regions = data.regions(of: metric)
+        var points: [(label: String, x: Double, y: Double, colour: String)] = []
+        for (k, key) in regions.enumerated() {
+            for participant in data.participants {
+                for (session, delta) in data.changeBySession(metric: metric, key: key, participant: participant) {
+                    guard let edss = data.edssChange(participant: participant, session: session) else { continue }
+                    points.append(("\(participant) \(session) \(key.title)", edss, delta, categoricalColours[k % categoricalColours.count]))
+                }
+            }
+        }
+        guard !points.isEmpty else { return }
+        let svg = Charts.scatter(points, title: "Change of \(metric) against EDSS change",
+                                 summary: "Each point one participant, follow-up visit and region: EDSS change (x) against the change of \(metric) (y).",
+                                 xLabel: "EDSS change (score)", yLabel: "\(metric) change (\(unit(metric)))")
+        let legend = regions.enumerated().map { "<span style=\"color:\(categoricalColours[$0.offset % categoricalColours.count])\">■ \(escapeXML($0.element.title))</span>" }.joined(separator: " ")
+        page.add("<figure id=\"scatter-\(escapeXML(metric))\">\(svg)<figcaption>\(legend)</figcaption></figure>")
+    }
+
+    /// QC numbers per visit with outliers flagged: a value more than 3 robust standard
+    /// deviations (1.4826 x the median absolute deviation) from the trial's median.
+    static func addQC(_ page: inout HTMLPage, data: TrialData, output: String) {
+        var columns: [(name: String, values: [String: Double])] = []
+        for metric in ["fd_mean", "censored_fraction", "tsnr_mean", "negative_eigenvalue_fraction"] {
+            let values = data.wholeBrain(metric: metric)
+            if !values.isEmpty { columns.append((metric, values)) }
+        }
+        let residuals = data.fitResiduals(output: output)
+        if !residuals.isEmpty { columns.append(("dwi_mean_residual", residuals)) }
+        let visits = data.visitKeys
+        var flagged: [String: Set<String>] = [:]
+        for column in columns {
+            let values = column.values.values.sorted()
+            guard values.count >= 3 else { continue }
+            let median = values[values.count / 2]
+            let mad = 1.4826 * (values.map { abs($0 - median) }.sorted()[values.count / 2])
+            for (visit, value) in column.values where mad > 0 && abs(value - median) / mad > 3 { flagged[visit, default: []].insert(column.name) }
+        }
+        let rows = visits.map { visit in [visit] + columns.map { $0.values[visit].map(tickLabel) ?? "n/a" } + [flagged[visit]?.sorted().joined(separator: ", ") ?? ""] }
+        page.paragraph("\(flagged.count) visit(s) flagged: a QC value more than 3 robust SD (1.4826 x MAD) from the trial's median.",
+                       cssClass: flagged.isEmpty ? "ok" : "warning")
+        page.add(HTMLPage.table(header: ["visit"] + columns.map(\.name) + ["outlier in"], rows: rows,
+                                classes: visits.map { flagged[$0] == nil ? nil : "outlier" }))
+        let panels = columns.map { column in
+            Panel(title: column.name, series: data.participants.enumerated().map { k, participant in
+                PlotSeries(name: participant, colour: categoricalColours[k % categoricalColours.count],
+                           points: data.visitMonths(participant: participant).map { session, month in (month, column.values["\(participant) \(session)"]) })
+            }, yLabel: "\(column.name) (\(unit(column.name)))")
+        }
+        if !panels.isEmpty {
+            let svg = Charts.smallMultiples(panels, title: "QC across the trial", summary: "Mean framewise displacement (mm), censored fraction, whole-brain tSNR, negative-eigenvalue fraction and fit residual per visit.",
+                                            xLabel: "visit month", yLabel: "value", xTicks: data.months)
+            page.add("<figure id=\"qc\">\(svg)<figcaption>QC per participant and visit month: fd_mean in mm, the others unitless.</figcaption></figure>")
+        }
+    }
+
+    /// The distinct processing parameters of the visit records, per modality, with the
+    /// visits that used them.
+    static func addParameters(_ page: inout HTMLPage, output: String) {
+        var seen: [String: [String]] = [:], order: [String] = []
+        for visit in ReportWriter.visitFolders(output: output) {
+            for modality in ["dwi", "func"] {
+                guard let record = try? ReportInputs.json(visit.path + "/\(visit.prefix)_desc-\(modality)_visit.json"),
+                      let parameters = record["parameters"] else { continue }
+                let key = modality + "\n" + parameters.rendered()
+                if seen[key] == nil { order.append(key) }
+                seen[key, default: []].append(visit.prefix)
+            }
+        }
+        if order.count > 2 { page.paragraph("The visits were processed with \(order.count) different parameter sets.", cssClass: "warning") }
+        for key in order {
+            let parts = key.split(separator: "\n", maxSplits: 1).map(String.init)
+            page.add(HTMLPage.folded("\(parts[0]): \(seen[key]!.count) visit(s)",
+                                     HTMLPage.preformatted(parts[1]) + "<p class=\"muted\">\(escapeXML(seen[key]!.joined(separator: ", ")))</p>"))
+        }
+        if let stats = try? String(contentsOfFile: output + "/group/stats.tsv", encoding: .utf8), !stats.isEmpty {
+            page.paragraph("Statistics from group/stats.tsv\(FileManager.default.fileExists(atPath: output + "/group/trend.tsv") ? " and group/trend.tsv" : ""); with a handful of participants they are exploratory.", cssClass: "muted")
+        }
+    }
+}
