@@ -17,6 +17,7 @@ import Tabular
 ///   and (metric, region).
 /// - `baselines(participant_id PRIMARY KEY, session_id)`: the baseline chosen for each
 ///   participant (NULL when the requested one is absent).
+/// - `stats` and `trend`: stats.tsv and trend.tsv (``GroupStatistics``), column for column.
 /// - view `change_from_baseline`: the columns of change_from_baseline.tsv, computed in SQL
 ///   with the same operations in the same order, so the numbers are identical.
 ///
@@ -24,11 +25,13 @@ import Tabular
 /// finite numbers, TEXT otherwise; `n/a` and empty cells are NULL. Rows are inserted in the
 /// TSV order, so the same inputs give the same database content.
 enum GroupDatabase {
-    static func write(to path: String, visits: [GroupVisit], dataset: Dataset, baselines: [String: String?]) throws {
+    static func write(to path: String, visits: [GroupVisit], dataset: Dataset, baselines: [String: String?],
+                      tables: [(name: String, table: TSVTable)] = []) throws {
         do {
             try AtomicFile.write(to: path, durable: true) { temporary in
                 let db = try SQLiteDatabase(path: temporary)
                 try fill(db, visits: visits, dataset: dataset, baselines: baselines)
+                try db.transaction { for (name, table) in tables { try insert(table, as: name, into: db) } }
             }
         } catch let error as TrialError {
             throw error
@@ -108,6 +111,16 @@ enum GroupDatabase {
                 WHERE m.session_id IS NOT bl.session_id AND m.run IS NULL
                 """)
         }
+    }
+
+    /// A TSV table as an SQLite table of the same name and columns, typed as the clinical
+    /// columns are (`n/a` is NULL), rows in the TSV's order.
+    static func insert(_ table: TSVTable, as name: String, into db: SQLiteDatabase) throws {
+        let q = SQLiteDatabase.quoted
+        let types = columnTypes(table.rows, count: table.columns.count)
+        try db.execute("CREATE TABLE \(q(name)) (" + zip(table.columns, types).map { "\(q($0)) \($1)" }.joined(separator: ", ") + ")")
+        try db.run("INSERT INTO \(q(name)) VALUES (" + Array(repeating: "?", count: table.columns.count).joined(separator: ", ") + ")",
+                   rows: table.rows.map { row in zip(row, types).map { sqlValue($0, type: $1) } })
     }
 
     enum ColumnType: String { case integer = "INTEGER", real = "REAL", text = "TEXT" }

@@ -73,8 +73,11 @@ extension TrialRunner {
     ///   rows, all zeros, are left out), matched with the baseline's on modality, region,
     ///   metric and atlas. `delta` = value − baseline; `pct_change` = 100 · delta / |baseline|, `n/a`
     ///   when the baseline is 0 or missing.
-    /// - `nimetrics.sqlite`: tables `participants`, `visits`, `metrics`, `baselines` and the
-    ///   view `change_from_baseline`, holding the same numbers.
+    /// - `stats.tsv` and `trend.tsv`: the statistics of change of the outcome metrics (see
+    ///   ``GroupStatistics``), with the clinical outcome `edss` when the visits have it and
+    ///   the months of the `visit_month` column.
+    /// - `nimetrics.sqlite`: tables `participants`, `visits`, `metrics`, `baselines`, `stats`,
+    ///   `trend` and the view `change_from_baseline`, holding the same numbers.
     ///
     /// The baseline of each participant is `baselineSession` when given (a participant
     /// without it has no baseline: its rows get `n/a`), else the first of its discovered
@@ -112,9 +115,13 @@ extension TrialRunner {
         }
         try write(metricsLongTable(visits), "metrics_long.tsv")
         try write(visitsTable(visits), "visits.tsv")
-        try write(changeTable(changeRows(visits, baselines: baselines)), "change_from_baseline.tsv")
+        let changes = changeRows(visits, baselines: baselines)
+        try write(changeTable(changes), "change_from_baseline.tsv")
+        let statistics = GroupStatistics.input(visits: visits, changes: changes, baselines: baselines, warnings: &warnings)
+        let statisticsTables = [("stats", GroupStatistics.statsTable(statistics)), ("trend", GroupStatistics.trendTable(statistics))]
+        for (name, table) in statisticsTables { try write(table, name + ".tsv") }
         let databasePath = folder + "/nimetrics.sqlite"
-        try GroupDatabase.write(to: databasePath, visits: visits, dataset: dataset, baselines: baselines)
+        try GroupDatabase.write(to: databasePath, visits: visits, dataset: dataset, baselines: baselines, tables: statisticsTables)
         files.append(databasePath)
 
         var counts: [VisitStatus: Int] = [:]
