@@ -221,24 +221,40 @@ def compare_trend(metrics, visits, trend, check, log):
               fmt="{:.3f}", informational=True)
 
 
+def compare_group(g, label, check, log, set_current):
+    stats, trend = read(f"{g}/stats.tsv"), read(f"{g}/trend.tsv")
+    changes, metrics, visits = read(f"{g}/change_from_baseline.tsv"), read(f"{g}/metrics_long.tsv"), read(f"{g}/visits.tsv")
+    set_current(f"{label} stats.tsv ({len(stats)} rows)")
+    compare_stats(stats, reference_stats(changes, visits, stats), check, log)
+    set_current(f"{label} trend.tsv ({len(trend)} rows)")
+    compare_trend(metrics, visits, trend, check, log)
+
+
 def stats_case(a, check, log, run, set_current):
     """Runs the demo trial with nimetrics (participant level skipped where done) and compares
-    its stats.tsv and trend.tsv with the references."""
+    its stats.tsv and trend.tsv with the references; then again with one visit's outputs
+    removed (n = 4 at that session, unequal visit months in the trend)."""
+    import shutil
     demo = os.path.join(a.work, "demo-trial")
     data, out = os.path.join(demo, "data"), os.path.join(demo, "derivatives")
     if not os.path.exists(os.path.join(data, "dataset_description.json")):
         run([a.bin, "demo", "--out", data])
     run([a.bin, "run", data, out, "participant", "--atlas", os.path.join(data, "atlas/atlas-demo_dseg.nii.gz"),
          "--fd-threshold", "0.5"])
-    start = time.perf_counter()
-    run([a.bin, "run", data, out, "group"])
-    group_seconds = time.perf_counter() - start
-    g = os.path.join(out, "group")
-    stats, trend = read(f"{g}/stats.tsv"), read(f"{g}/trend.tsv")
-    changes, metrics, visits = read(f"{g}/change_from_baseline.tsv"), read(f"{g}/metrics_long.tsv"), read(f"{g}/visits.tsv")
-    set_current(f"demo trial stats.tsv ({len(stats)} rows)")
-    log(f"== statistics: demo trial, group stage {group_seconds:.2f} s")
-    compare_stats(stats, reference_stats(changes, visits, stats), check, log)
-    check("group stage wall time, s (tables, statistics, database)", group_seconds, 0, fmt="{:.2f}", informational=True)
-    set_current(f"demo trial trend.tsv ({len(trend)} rows)")
-    compare_trend(metrics, visits, trend, check, log)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        run([a.bin, "run", data, out, "group"])
+        times.append(time.perf_counter() - start)
+    log(f"== statistics: demo trial, group stage {min(times):.2f} s (best of 3)")
+    compare_group(os.path.join(out, "group"), "demo trial", check, log, set_current)
+    check("group stage wall time, s, best of 3 (tables, statistics, database)", min(times), 0, fmt="{:.2f}",
+          informational=True)
+    # One visit missing: sub-02's m03 outputs removed from a copy.
+    partial = os.path.join(demo, "derivatives-missing-visit")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(out, partial, ignore=shutil.ignore_patterns("group"), symlinks=True)
+    shutil.rmtree(os.path.join(partial, "sub-02", "ses-m03"))
+    run([a.bin, "run", data, partial, "group"])
+    log("== statistics: demo trial without sub-02 ses-m03")
+    compare_group(os.path.join(partial, "group"), "demo trial, sub-02 m03 missing", check, log, set_current)

@@ -11,7 +11,8 @@
 //   OUTPUT/sub-XX/ses-YY/...                         the processor's files
 //   OUTPUT/sub-XX/ses-YY/sub-XX_ses-YY_metrics.tsv   modality, region, metric, value
 //   OUTPUT/sub-XX/ses-YY/sub-XX_ses-YY_visit.json    written last: status ok = complete
-//   OUTPUT/group/metrics_long.tsv, visits.tsv, change_from_baseline.tsv, nimetrics.sqlite
+//   OUTPUT/group/metrics_long.tsv, visits.tsv, change_from_baseline.tsv, stats.tsv, trend.tsv,
+//                nimetrics.sqlite
 // (datasets without sessions: OUTPUT/sub-XX/sub-XX_metrics.tsv and so on).
 //
 // Files by role:
@@ -23,6 +24,7 @@
 //   OutputGuard.swift    the output folder kept apart from the inputs, links below it refused
 //   Progress.swift       progress reporting (live line on a terminal, log lines otherwise)
 //   GroupTables.swift    the group level's TSVs and baseline rules
+//   GroupStatistics.swift the group level's statistics of change (stats.tsv, trend.tsv)
 //   GroupDatabase.swift  the group level's SQLite database
 //   SQLiteDatabase.swift the one wrapper of the SQLite C API
 //   SHA256.swift         the one wrapper of libcrypto: SHA-256 for input fingerprints
