@@ -117,7 +117,10 @@ enum GroupDatabase {
     /// columns are (`n/a` is NULL), rows in the TSV's order.
     static func insert(_ table: TSVTable, as name: String, into db: SQLiteDatabase) throws {
         let q = SQLiteDatabase.quoted
-        let types = columnTypes(table.rows, count: table.columns.count)
+        // A column with no value at all (atlas for a single-atlas trial) is TEXT, not INTEGER.
+        let types = zip(columnTypes(table.rows, count: table.columns.count), table.columns.indices).map { type, column in
+            table.rows.allSatisfy { isMissing($0[column]) } ? ColumnType.text.rawValue : type
+        }
         try db.execute("CREATE TABLE \(q(name)) (" + zip(table.columns, types).map { "\(q($0)) \($1)" }.joined(separator: ", ") + ")")
         try db.run("INSERT INTO \(q(name)) VALUES (" + Array(repeating: "?", count: table.columns.count).joined(separator: ", ") + ")",
                    rows: table.rows.map { row in zip(row, types).map { sqlValue($0, type: $1) } })

@@ -51,6 +51,8 @@ enum GroupStatistics {
         var outcomeChanges: [VisitKey: Double] = [:]
         /// Session ids in chronological order (the order of the rows of stats.tsv).
         var sessionOrder: [String] = []
+        /// Random draws of the permutation tests too large to enumerate.
+        var draws = PermutationTests.defaultDraws
     }
 
     /// True for the quality-control numbers the pipelines report next to the outcomes
@@ -90,8 +92,8 @@ enum GroupStatistics {
     /// p_spearman (``PermutationTests/spearman(_:_:exactLimit:draws:seed:)`` of the metric's
     /// change against the outcome's change), q_spearman (as q_sign_flip). `n/a` where a
     /// statistic is undefined (too few participants, no spread).
-    static func statsTable(_ input: Input) -> TSVTable {
-        let rows = computeChangeStatistics(input)
+    static func statsTable(_ input: Input, threads: Int = ProcessInfo.processInfo.activeProcessorCount) -> TSVTable {
+        let rows = computeChangeStatistics(input, threads: threads)
         // Benjamini-Hochberg families: regions within modality x atlas x metric x session.
         var families: [String: [Int]] = [:]
         for (i, row) in rows.enumerated() {
@@ -117,7 +119,7 @@ enum GroupStatistics {
 
     /// The per-row statistics, computed in parallel into fixed slots (each row is independent
     /// and seeds its own draws, so the result does not depend on the thread count).
-    static func computeChangeStatistics(_ input: Input) -> [ChangeStatistics] {
+    static func computeChangeStatistics(_ input: Input, threads: Int) -> [ChangeStatistics] {
         var grouped: [Key: [String: [(participant: String, delta: Double)]]] = [:]
         for change in input.changes where !isQualityControl(metric: change.key.metric) {
             grouped[change.key, default: [:]][change.visit.session, default: []].append((change.visit.participant, change.delta))
@@ -131,7 +133,7 @@ enum GroupStatistics {
             }
         var results = [ChangeStatistics?](repeating: nil, count: jobs.count)
         withSharedBuffer(&results) { slots in
-            forEachInterleaved(count: jobs.count, threads: ProcessInfo.processInfo.activeProcessorCount) { j in
+            forEachInterleaved(count: jobs.count, threads: threads) { j in
                 let job = jobs[j]
                 let deltas = job.changes.map(\.delta).filter(\.isFinite)
                 var pairs: (x: [Double], y: [Double]) = ([], [])
@@ -142,8 +144,8 @@ enum GroupStatistics {
                     pairs.y.append(outcome)
                 }
                 slots[j] = ChangeStatistics(key: job.key, session: job.session, summary: PairedChangeSummary(changes: deltas),
-                                            signFlip: PermutationTests.signFlip(deltas), outcomeCount: pairs.x.count,
-                                            spearman: PermutationTests.spearman(pairs.x, pairs.y))
+                                            signFlip: PermutationTests.signFlip(deltas, draws: input.draws), outcomeCount: pairs.x.count,
+                                            spearman: PermutationTests.spearman(pairs.x, pairs.y, draws: input.draws))
             }
         }
         return results.map { $0! }
@@ -157,7 +159,7 @@ enum GroupStatistics {
     /// its 95 % interval, df, p, and the fitted standard deviations of the participant
     /// intercepts (0 on the boundary) and of the residual. `n/a` where the model cannot be
     /// estimated (fewer than two participants, one month, no repeated visit, a perfect fit).
-    static func trendTable(_ input: Input) -> TSVTable {
+    static func trendTable(_ input: Input, threads: Int = ProcessInfo.processInfo.activeProcessorCount) -> TSVTable {
         var grouped: [Key: [(visit: VisitKey, value: Double)]] = [:]
         for row in input.values where !isQualityControl(metric: row.key.metric) {
             grouped[row.key, default: []].append((row.visit, row.value))
@@ -166,7 +168,7 @@ enum GroupStatistics {
         let series = keys.map { grouped[$0]! }
         var fits = [(participants: Int, visits: Int, fit: RandomInterceptModel.Fit?)?](repeating: nil, count: keys.count)
         withSharedBuffer(&fits) { slots in
-            forEachInterleaved(count: keys.count, threads: ProcessInfo.processInfo.activeProcessorCount) { k in
+            forEachInterleaved(count: keys.count, threads: threads) { k in
                 var labels: [String: Int] = [:]
                 var groups: [Int] = [], x: [Double] = [], y: [Double] = []
                 for row in series[k] where row.value.isFinite {

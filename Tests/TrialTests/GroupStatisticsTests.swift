@@ -136,4 +136,37 @@ struct GroupStatisticsTests {
                                                          warnings: &warnings)
         #expect(partial[VisitKey(participant: "sub-01", session: "ses-b")] == 1 && warnings.count == 1)
     }
+
+    @Test("the same tables, byte for byte, with 1 and 4 threads; Monte Carlo rows included")
+    func threadIndependence() {
+        var input = GroupStatistics.Input()
+        var state: UInt64 = 12345
+        func uniform() -> Double {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Double(state >> 11) / Double(1 << 53)
+        }
+        let participants = (1...18).map { String(format: "sub-%02d", $0) }
+        for region in ["A", "B", "C", "D"] {
+            let key = Key(modality: "dwi", atlas: nil, region: region, metric: "fa_mean")
+            for (k, session) in ["ses-0", "ses-1", "ses-2"].enumerated() {
+                for (p, participant) in participants.enumerated() where region != "D" || p < 9 {
+                    let visit = VisitKey(participant: participant, session: session)
+                    input.visitMonths[visit] = Double(3 * k)
+                    input.values.append((visit, key, 0.4 + 0.01 * Double(k) + 0.02 * uniform()))
+                    if k > 0 {
+                        input.changes.append((visit, key, 0.01 * Double(k) + 0.02 * (uniform() - 0.5)))
+                        input.outcomeChanges[visit] = Double(Int(uniform() * 4)) * 0.5
+                    }
+                }
+            }
+        }
+        input.clinicalOutcome = "edss"
+        input.sessionOrder = ["ses-0", "ses-1", "ses-2"]
+        input.draws = 3000
+        let one = GroupStatistics.statsTable(input, threads: 1), four = GroupStatistics.statsTable(input, threads: 4)
+        #expect(one.text == four.text)
+        #expect(GroupStatistics.trendTable(input, threads: 1).text == GroupStatistics.trendTable(input, threads: 4).text)
+        // 18 participants: sign flips drawn (n > 16); region D has 9: Spearman drawn (n > 8).
+        #expect(one.rows.count == 8 && !one.text.contains("nan"))
+    }
 }
