@@ -91,15 +91,23 @@ extension TrialRunner {
     ///   - dataset: the same dataset the participant level ran on.
     ///   - output: the participant level's output folder.
     ///   - baselineSession: `m00` or `ses-m00`; nil for the rule above.
+    ///   - clinicalOutcome: the clinical column stats.tsv correlates the changes with; nil for
+    ///     `edss` when the visits have it.
     /// - Returns: the files written and the visit counts by status.
     /// - Throws: ``TrialError`` for an output folder that is, lies in or holds an input
-    ///   (checked first, see ``OutputGuard``), an invalid baseline label, an unreadable
+    ///   (checked first, see ``OutputGuard``), an invalid baseline label, a clinical outcome
+    ///   that is no clinical column, an unreadable
     ///   metrics table, a symbolic link in `OUTPUT/group`, or a failure to write.
     @discardableResult
-    public static func runGroup(dataset: Dataset, output: String, baselineSession: String? = nil) throws -> GroupSummary {
+    public static func runGroup(dataset: Dataset, output: String, baselineSession: String? = nil,
+                                clinicalOutcome: String? = nil) throws -> GroupSummary {
         try OutputGuard.checkSeparation(output: output, inputs: dataset.inputRoots)
         let baselineLabel = try baselineSession.map { try BIDSLabel.normalized($0, kind: "session") }
         let visits = try collectVisits(dataset: dataset, output: output)
+        if let clinicalOutcome, !clinicalColumns(visits).contains(clinicalOutcome) {
+            throw TrialError.badTable(file: dataset.path, reason: "no clinical column '\(clinicalOutcome)' for --clinical-outcome "
+                                      + "(columns: \(clinicalColumns(visits).joined(separator: ", ")))")
+        }
         var warnings: [String] = []
         let baselines = chooseBaselines(visits, requested: baselineLabel, warnings: &warnings)
 
@@ -117,7 +125,8 @@ extension TrialRunner {
         try write(visitsTable(visits), "visits.tsv")
         let changes = changeRows(visits, baselines: baselines)
         try write(changeTable(changes), "change_from_baseline.tsv")
-        let statistics = GroupStatistics.input(visits: visits, changes: changes, baselines: baselines, warnings: &warnings)
+        let statistics = GroupStatistics.input(visits: visits, changes: changes, baselines: baselines,
+                                               clinicalOutcome: clinicalOutcome, warnings: &warnings)
         let statisticsTables = [("stats", GroupStatistics.statsTable(statistics)), ("trend", GroupStatistics.trendTable(statistics))]
         for (name, table) in statisticsTables { try write(table, name + ".tsv") }
         let databasePath = folder + "/nimetrics.sqlite"

@@ -116,6 +116,10 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("baseline-session"), help: "Baseline session for change from baseline (default: earliest acq_time).")
     var baselineSession: String?
 
+    @Option(name: .customLong("clinical-outcome"),
+            help: "Clinical column whose change group/stats.tsv correlates with each metric's change (default: edss when present).")
+    var clinicalOutcome: String?
+
     @Flag(help: "At participant level, build the group tables afterwards as well.")
     var group = false
 
@@ -211,7 +215,8 @@ struct RunCommand: ParsableCommand {
                 timer.lap("visits")
             }
             if analysisLevel == .group || group {
-                let summary = try TrialRunner.runGroup(dataset: dataset, output: output, baselineSession: baselineSession)
+                let summary = try TrialRunner.runGroup(dataset: dataset, output: output, baselineSession: baselineSession,
+                                                       clinicalOutcome: clinicalOutcome)
                 for warning in summary.warnings { printWarning(warning) }
                 print("group tables in \(summary.folder):")
                 for file in summary.files { print("  " + file) }

@@ -169,4 +169,29 @@ struct GroupStatisticsTests {
         // 18 participants: sign flips drawn (n > 16); region D has 9: Spearman drawn (n > 8).
         #expect(one.rows.count == 8 && !one.text.contains("nan"))
     }
+
+    @Test("the outcome's change from each participant's baseline; edss by default, another column when named")
+    func outcomeChanges() throws {
+        func visit(_ p: String, _ s: String, order: Int, edss: String, sdmt: String) -> GroupVisit {
+            let input = VisitInput(participant: p, session: s,
+                                   clinical: [("visit_month", String(3 * order)), ("edss", edss), ("sdmt", sdmt)])
+            return GroupVisit(visit: input, sessionOrder: order, status: .ok, error: nil, scans: [],
+                              metrics: [MetricRow(modality: "dwi", region: "A", metric: "fa_mean", value: 0.5 + 0.01 * Double(order))])
+        }
+        let visits = [visit("01", "bl", order: 0, edss: "3", sdmt: "40"), visit("01", "m03", order: 1, edss: "3.5", sdmt: "n/a"),
+                      visit("02", "bl", order: 0, edss: "n/a", sdmt: "50"), visit("02", "m03", order: 1, edss: "2", sdmt: "55")]
+        let baselines: [String: String?] = ["01": "bl", "02": "bl"]
+        var warnings: [String] = []
+        let byDefault = GroupStatistics.input(visits: visits, changes: [], baselines: baselines, warnings: &warnings)
+        #expect(byDefault.clinicalOutcome == "edss")
+        #expect(byDefault.outcomeChanges == [VisitKey(participant: "sub-01", session: "ses-bl"): 0,
+                                             VisitKey(participant: "sub-01", session: "ses-m03"): 0.5])
+        let named = GroupStatistics.input(visits: visits, changes: [], baselines: baselines, clinicalOutcome: "sdmt", warnings: &warnings)
+        #expect(named.outcomeChanges == [VisitKey(participant: "sub-01", session: "ses-bl"): 0,
+                                         VisitKey(participant: "sub-02", session: "ses-bl"): 0,
+                                         VisitKey(participant: "sub-02", session: "ses-m03"): 5])
+        #expect(named.sessionOrder == ["ses-bl", "ses-m03"] && warnings.isEmpty)
+        #expect(named.visitMonths[VisitKey(participant: "sub-02", session: "ses-m03")] == 3)
+        #expect(named.values.count == 4)
+    }
 }
