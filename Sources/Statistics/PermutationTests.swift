@@ -11,8 +11,8 @@ public struct PermutationResult: Sendable, Equatable {
     public var resamples: Int
 }
 
-/// Permutation tests defined exactly as SciPy's `scipy.stats.permutation_test` (SciPy ≥ 1.9,
-/// checked against 1.17) defines them, so exact p-values agree to the last bit:
+/// Permutation tests defined exactly as SciPy's `scipy.stats.permutation_test` defines them
+/// (read in and checked against SciPy 1.17), so exact p-values agree to the last bit:
 ///
 /// - The null distribution holds the statistic of every rearrangement (exact), the observed
 ///   arrangement included, or of B random ones (the observed arrangement not forced in).
@@ -38,7 +38,9 @@ public enum PermutationTests {
     /// the null hypothesis of no change the sign of each participant's change is as likely to
     /// be + as −, so the statistic mean(s_i d_i) over sign patterns s ∈ {±1}^n is the null
     /// distribution. All 2^n patterns are enumerated when n ≤ `exactLimit`, else `draws` random
-    /// patterns. This is SciPy's `permutation_test((d,), mean, permutation_type='samples')`.
+    /// patterns (enumeration stops at 30 changes whatever `exactLimit` says). This is SciPy's
+    /// `permutation_test((d,), mean, permutation_type='samples')`. The mean is summed in index
+    /// order and divided by n, for the observed data and every pattern alike.
     ///
     /// - Parameter changes: the paired differences; non-finite ones are left out.
     /// - Returns: nil for fewer than two finite changes (SciPy refuses them too).
@@ -54,7 +56,7 @@ public enum PermutationTests {
         }
         let observed = mean { _ in false }
         var counter = TailCounter(observed: observed)
-        if n <= exactLimit {
+        if n <= min(exactLimit, 30) {
             for pattern in 0..<(1 << n) { counter.add(mean { pattern >> $0 & 1 == 1 }) }
             return counter.result(exact: true)
         }
