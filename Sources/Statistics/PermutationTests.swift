@@ -49,24 +49,46 @@ public enum PermutationTests {
         let d = changes.filter(\.isFinite)
         let n = d.count
         guard n >= 2, draws > 0 else { return nil }
-        func mean(_ signs: (Int) -> Bool) -> Double {
-            var sum = 0.0
-            for i in 0..<n { sum += signs(i) ? -d[i] : d[i] }
-            return sum / Double(n)
+        let count = Double(n)
+        // The hot loops read the changes through a buffer and sum each pattern in index
+        // order, the observed arrangement included, so equal patterns give equal bits.
+        return d.withUnsafeBufferPointer { values in
+            var observedSum = 0.0
+            for i in 0..<n { observedSum += values[i] }
+            var counter = TailCounter(observed: observedSum / count)
+            if n <= min(exactLimit, 30) {
+                for pattern in 0..<(1 << n) {
+                    var sum = 0.0
+                    for i in 0..<n { sum += flipped(values[i], UInt64(truncatingIfNeeded: pattern >> i)) }
+                    counter.add(sum / count)
+                }
+                return counter.result(exact: true)
+            }
+            // Bit i of the draw (bit i mod 64 of its (i / 64)-th word) flips change i.
+            var generator = SplitMix64(seed: seed)
+            for _ in 0..<draws {
+                var sum = 0.0, i = 0
+                while i < n {
+                    var bits = generator.next()
+                    let end = min(i + 64, n)
+                    while i < end {
+                        sum += flipped(values[i], bits)
+                        bits >>= 1
+                        i += 1
+                    }
+                }
+                counter.add(sum / count)
+            }
+            return counter.result(exact: false)
         }
-        let observed = mean { _ in false }
-        var counter = TailCounter(observed: observed)
-        if n <= min(exactLimit, 30) {
-            for pattern in 0..<(1 << n) { counter.add(mean { pattern >> $0 & 1 == 1 }) }
-            return counter.result(exact: true)
-        }
-        var generator = SplitMix64(seed: seed)
-        var words = [UInt64](repeating: 0, count: (n + 63) / 64)
-        for _ in 0..<draws {
-            for w in words.indices { words[w] = generator.next() }
-            counter.add(mean { words[$0 >> 6] >> UInt64($0 & 63) & 1 == 1 })
-        }
-        return counter.result(exact: false)
+    }
+
+    /// `value`, negated when the lowest bit of `bits` is 1: the sign bit is flipped, which is
+    /// exactly `-value`, without a branch the processor would mispredict half the time
+    /// (measured: the group stage of a 20-participant demo trial, 100 000 draws per row, went
+    /// from 14.6 s with `bit ? -v : v` to 7.6 s on 2 cores, the tables byte-identical).
+    @inline(__always) static func flipped(_ value: Double, _ bits: UInt64) -> Double {
+        Double(bitPattern: value.bitPattern ^ ((bits & 1) << 63))
     }
 
     /// Spearman's rank correlation (Spearman 1904) with its permutation p-value: the Pearson
@@ -95,22 +117,26 @@ public enum PermutationTests {
         guard sxx > 0, syy > 0 else { return nil }
         let scale = Double(n - 1)
         let sx = (sxx / scale).squareRoot(), sy = (syy / scale).squareRoot()
-        func rho(_ order: [Int]) -> Double {
-            var sxy = 0.0
-            for i in 0..<n { sxy += rx[i] * ry[order[i]] }
-            return min(1, max(-1, sxy / scale / sx / sy))
+        func rho(_ order: UnsafeBufferPointer<Int>) -> Double {
+            rx.withUnsafeBufferPointer { x in
+                ry.withUnsafeBufferPointer { y in
+                    var sxy = 0.0
+                    for i in 0..<n { sxy += x[i] * y[order[i]] }
+                    return min(1, max(-1, sxy / scale / sx / sy))
+                }
+            }
         }
         var order = Array(0..<n)
-        var counter = TailCounter(observed: rho(order))
+        var counter = TailCounter(observed: order.withUnsafeBufferPointer(rho))
         if n <= exactLimit {
             // Every ordering once, in lexicographic order (Knuth, TAOCP 7.2.1.2, algorithm L).
-            repeat { counter.add(rho(order)) } while nextPermutation(&order)
+            repeat { counter.add(order.withUnsafeBufferPointer(rho)) } while nextPermutation(&order)
             return counter.result(exact: true)
         }
         var generator = SplitMix64(seed: seed)
         for _ in 0..<draws {
             order.shuffle(using: &generator)
-            counter.add(rho(order))
+            counter.add(order.withUnsafeBufferPointer(rho))
         }
         return counter.result(exact: false)
     }
