@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "NIfTI", targets: ["NIfTI"]),
         .library(name: "Diffusion", targets: ["Diffusion"]),
         .library(name: "Functional", targets: ["Functional"]),
+        .library(name: "Statistics", targets: ["Statistics"]),
         .library(name: "Trial", targets: ["Trial"]),
     ],
     dependencies: [
@@ -68,6 +69,9 @@ let package = Package(
         .target(name: "Diffusion", dependencies: ["SlabParallel", "TensorKernels", "Geometry"]),
         /// Resting-state signal cleaning, spectra, connectivity and graph summaries.
         .target(name: "Functional", dependencies: ["CFFTW", "SlabParallel"]),
+        /// Statistics of change: paired summaries, permutation tests, Spearman, Benjamini-Hochberg,
+        /// the random-intercept mixed model (REML, Satterthwaite).
+        .target(name: "Statistics"),
 
         // MARK: - Synthetic data with known truth (tests and the demo trial)
         .target(name: "Phantoms", dependencies: ["Geometry", "NIfTI", "Tabular", "AtomicFiles", "FileSystem"]),
@@ -76,7 +80,7 @@ let package = Package(
         .target(name: "Pipelines", dependencies: ["SlabParallel", "AtomicFiles", "FileSystem", "Geometry", "NIfTI", "Tabular", "TransformFiles", "Parcellation", "Diffusion", "Functional"]),
 
         // MARK: - Cohort layer: visits, clinical data, group tables, SQLite
-        .target(name: "Trial", dependencies: ["SlabParallel", "Pipelines", "Diffusion", "Functional", "Tabular", "AtomicFiles", "FileSystem", "CSQLite", "CCrypto"]),
+        .target(name: "Trial", dependencies: ["SlabParallel", "Pipelines", "Statistics", "Diffusion", "Functional", "Tabular", "AtomicFiles", "FileSystem", "CSQLite", "CCrypto"]),
 
         // MARK: - Reports: HTML, SVG and PNG from the outputs alone (knows no maths)
         /// Visit and trial reports: plots as inline SVG, image mosaics as PNG (zlib streams by
@@ -104,6 +108,7 @@ let package = Package(
         .testTarget(name: "FunctionalTests", dependencies: ["TestSupport", "Functional"]),
         .testTarget(name: "PhantomsTests", dependencies: ["Geometry", "Phantoms", "NIfTI", "Tabular"]),
         .testTarget(name: "PipelinesTests", dependencies: ["TestSupport", "Geometry", "Pipelines", "Phantoms", "NIfTI", "Diffusion"]),
+        .testTarget(name: "StatisticsTests", dependencies: ["Statistics"]),
         .testTarget(name: "TrialTests", dependencies: ["TestSupport", "Trial", "Phantoms"]),
         .testTarget(name: "ReportsTests", dependencies: ["TestSupport", "Reports", "NIfTI", "Tabular", "CDeflate", "Geometry", "Phantoms", "Pipelines"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "nimetrics", "Reports", "NIfTI", "Phantoms", "Tabular"]),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the benchmark and cross-check peers when missing (idempotent):
 # Debian mrtrix3, hyperfine, libdeflate-tools, time; a venv at $1 with dipy, nibabel,
-# nilearn, numpy, scipy, pandas, and SimpleITK (the transform reference).
+# nilearn, numpy, scipy, pandas, statsmodels, and SimpleITK (the transform reference).
 set -euo pipefail
 venv="${1:?usage: peers.sh VENV}"
 packages=(mrtrix3 hyperfine libdeflate-tools time)
@@ -29,4 +29,10 @@ if ! "$venv/bin/python" -c "import SimpleITK" 2>/dev/null; then
   echo "peers: installing SimpleITK into $venv" >&2
   "$venv/bin/pip" install -q --disable-pip-version-check SimpleITK \
     || { echo "peers: pip install SimpleITK failed" >&2; exit 1; }
+fi
+# Added after the first peers: venvs made before it get it here.
+if ! "$venv/bin/python" -c "import statsmodels" 2>/dev/null; then
+  echo "peers: installing statsmodels into $venv" >&2
+  "$venv/bin/pip" install -q --disable-pip-version-check statsmodels \
+    || { echo "peers: pip install statsmodels failed" >&2; exit 1; }
 fi

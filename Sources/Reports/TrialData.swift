@@ -24,9 +24,15 @@ struct TrialData {
     var baselineOf: [String: String] = [:]
     var stats: TSVTable?
     var trend: TSVTable?
+    /// The folder the group tables were read from.
+    var tablesFolder: String
 
-    init(output: String) throws {
-        let group = output + "/group"
+    /// - Parameters:
+    ///   - output: the output folder (visit folders, for links and QC).
+    ///   - tables: the folder holding the group tables; nil for `OUTPUT/group`.
+    init(output: String, tables: String? = nil) throws {
+        let group = tables ?? output + "/group"
+        tablesFolder = group
         let visitsPath = group + "/visits.tsv", longPath = group + "/metrics_long.tsv"
         do { visits = try TSVTable.read(visitsPath) } catch { throw ReportError(visitsPath, "cannot read the visit table: \(error)") }
         let participantColumn = try Self.column(visits, "participant_id", visitsPath)

@@ -16,16 +16,24 @@ public enum TrialReport {
     /// The outcomes shown when none are chosen.
     public static let defaultMetrics = ["fa_mean", "md_mean", "conn_within_mean"]
 
+    /// Writes the trial report.
+    /// - Parameters:
+    ///   - output: the output folder.
+    ///   - tables: the folder holding the group tables; nil for `OUTPUT/group` (the group
+    ///     stage passes its staging folder, so the report joins the tables' set).
+    ///   - path: where to write; nil for `OUTPUT/group/report.html`.
+    /// - Returns: the path written.
     @discardableResult
-    public static func write(output: String, metrics: [String]? = nil, generator: String) throws -> String {
-        let html = try render(output: output, metrics: metrics ?? defaultMetrics, generator: generator)
-        let path = output + "/group/report.html"
+    public static func write(output: String, tables: String? = nil, to path: String? = nil, metrics: [String]? = nil,
+                             generator: String) throws -> String {
+        let html = try render(output: output, tables: tables, metrics: metrics ?? defaultMetrics, generator: generator)
+        let path = path ?? output + "/group/report.html"
         do { try AtomicFile.write(html, to: path) } catch { throw ReportError(path, "cannot write: \(error)") }
         return path
     }
 
-    public static func render(output: String, metrics: [String], generator: String) throws -> String {
-        let data = try TrialData(output: output)
+    public static func render(output: String, tables: String? = nil, metrics: [String], generator: String) throws -> String {
+        let data = try TrialData(output: output, tables: tables)
         var page = HTMLPage(title: "nimetrics trial report")
         page.add("<nav><a href=\"#visits\">Visits</a><a href=\"#trajectories\">Trajectories</a><a href=\"#change\">Change from baseline</a><a href=\"#edss\">Change vs EDSS</a><a href=\"#qc\">QC</a><a href=\"#parameters\">Parameters</a></nav>")
         page.paragraph("\(data.participants.count) participants, \(data.visits.rows.count) visits; x axes in months since baseline (visit_month).", cssClass: "muted")
@@ -41,7 +49,7 @@ public enum TrialReport {
         page.heading("Quality control across the trial", id: "qc")
         addQC(&page, data: data, output: output)
         page.heading("Parameters used", id: "parameters")
-        addParameters(&page, output: output)
+        addParameters(&page, output: output, tables: data.tablesFolder)
         return page.rendered(generator: generator)
     }
 
@@ -178,7 +186,7 @@ public enum TrialReport {
 
     /// The distinct processing parameters of the visit records, per modality, with the
     /// visits that used them.
-    static func addParameters(_ page: inout HTMLPage, output: String) {
+    static func addParameters(_ page: inout HTMLPage, output: String, tables: String) {
         var seen: [String: [String]] = [:], order: [String] = []
         for visit in ReportWriter.visitFolders(output: output) {
             for modality in ["dwi", "func"] {
@@ -195,8 +203,8 @@ public enum TrialReport {
             page.add(HTMLPage.folded("\(parts[0]): \(seen[key]!.count) visit(s)",
                                      HTMLPage.preformatted(parts[1]) + "<p class=\"muted\">\(escapeXML(seen[key]!.joined(separator: ", ")))</p>"))
         }
-        if let stats = try? String(contentsOfFile: output + "/group/stats.tsv", encoding: .utf8), !stats.isEmpty {
-            page.paragraph("Statistics from group/stats.tsv\(FileManager.default.fileExists(atPath: output + "/group/trend.tsv") ? " and group/trend.tsv" : ""); with a handful of participants they are exploratory.", cssClass: "muted")
+        if let stats = try? String(contentsOfFile: tables + "/stats.tsv", encoding: .utf8), !stats.isEmpty {
+            page.paragraph("Statistics from group/stats.tsv\(FileManager.default.fileExists(atPath: tables + "/trend.tsv") ? " and group/trend.tsv" : ""); with a handful of participants they are exploratory.", cssClass: "muted")
         }
     }
 }

@@ -27,6 +27,7 @@ import Tabular
 ///   description, units, levels)`: each clinical column of `visits` and `participants`, the
 ///   name it had in its table (different when renamed for a clash), the first table that
 ///   gives it (relative to the dataset when inside it), and its sidecar's `Description`, `Units` and `Levels` (JSON text).
+/// - `stats` and `trend`: stats.tsv and trend.tsv (``GroupStatistics``), column for column.
 /// - view `change_from_baseline`: the columns of change_from_baseline.tsv, computed in SQL
 ///   with the same operations in the same order, so the numbers are identical.
 ///
@@ -34,7 +35,8 @@ import Tabular
 /// finite numbers, TEXT otherwise; `n/a` and empty cells are NULL. Rows are inserted in the
 /// TSV order, so the same inputs give the same database content.
 enum GroupDatabase {
-    static func write(to path: String, data: GroupData, dataset: Dataset) throws {
+    static func write(to path: String, data: GroupData, dataset: Dataset,
+                      tables: [(name: String, table: TSVTable)] = []) throws {
         do {
             try AtomicFile.write(to: path, durable: true) { temporary in
                 let db = try SQLiteDatabase(path: temporary)
@@ -45,6 +47,7 @@ enum GroupDatabase {
                     try fillMetrics(db, data: data)
                     try fillBaselines(db, data: data)
                     try fillDescriptions(db, data: data, dataset: dataset)
+                    for (name, table) in tables { try insert(table, as: name, into: db) }
                 }
             }
         } catch let error as TrialError {
@@ -167,6 +170,19 @@ enum GroupDatabase {
         try db.run("INSERT INTO clinical_columns VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                    rows: rows(data.clinical, table: "visits", levels: [.session, .participant])
                        + rows(data.participantColumns, table: "participants", levels: [.participant]))
+    }
+
+    /// A TSV table as an SQLite table of the same name and columns, typed as the clinical
+    /// columns are (`n/a` is NULL), rows in the TSV's order.
+    static func insert(_ table: TSVTable, as name: String, into db: SQLiteDatabase) throws {
+        let q = SQLiteDatabase.quoted
+        // A column with no value at all (atlas for a single-atlas trial) is TEXT, not INTEGER.
+        let types = zip(columnTypes(table.rows, count: table.columns.count), table.columns.indices).map { type, column in
+            table.rows.allSatisfy { isMissing($0[column]) } ? ColumnType.text.rawValue : type
+        }
+        try db.execute("CREATE TABLE \(q(name)) (" + zip(table.columns, types).map { "\(q($0)) \($1)" }.joined(separator: ", ") + ")")
+        try db.run("INSERT INTO \(q(name)) VALUES (" + Array(repeating: "?", count: table.columns.count).joined(separator: ", ") + ")",
+                   rows: table.rows.map { row in zip(row, types).map { sqlValue($0, type: $1) } })
     }
 
     enum ColumnType: String { case integer = "INTEGER", real = "REAL", text = "TEXT" }

@@ -62,10 +62,30 @@ public struct GroupOptions: Sendable {
     /// The clinical column the statistics of change correlate with (default `edss` when present).
     public var clinicalOutcome: String?
 
-    public init(baselineSession: String? = nil, allowMixedParameters: Bool = false, clinicalOutcome: String? = nil) {
+    /// Files made from the group tables and written into the same set (the trial report):
+    /// a kill leaves them and the tables of one run.
+    public var derivedFiles: [GroupDerivedFile] = []
+
+    public init(baselineSession: String? = nil, allowMixedParameters: Bool = false, clinicalOutcome: String? = nil,
+                derivedFiles: [GroupDerivedFile] = []) {
         self.baselineSession = baselineSession
         self.allowMixedParameters = allowMixedParameters
         self.clinicalOutcome = clinicalOutcome
+        self.derivedFiles = derivedFiles
+    }
+}
+
+/// A file of `OUTPUT/group/` made from the group tables by a higher layer (the trial report),
+/// written after them into the same set.
+public struct GroupDerivedFile: Sendable {
+    /// The file's name in `OUTPUT/group/`.
+    public var name: String
+    /// Writes the file: called with the folder that holds the new tables and the path to write.
+    public var write: @Sendable (_ tablesFolder: String, _ path: String) throws -> Void
+
+    public init(name: String, write: @escaping @Sendable (_ tablesFolder: String, _ path: String) throws -> Void) {
+        self.name = name
+        self.write = write
     }
 }
 
@@ -147,6 +167,9 @@ extension TrialRunner {
     ///   baseline, matched with the baseline's on modality, region, metric and atlas.
     ///   `delta` = value − baseline; `percent_change` = 100 · delta / |baseline|, `n/a` when
     ///   the baseline is 0 or missing.
+    /// - `stats.tsv` and `trend.tsv`: the statistics of change of the outcome metrics (see
+    ///   ``GroupStatistics``), with the clinical outcome (`--clinical-outcome`, default `edss`
+    ///   when the visits have it) and the visits' months.
     /// - `nimetrics.sqlite`: see ``GroupDatabase``.
     ///
     /// The baseline rule is ``Baselines/choose(_:requested:warnings:)``. Datasets without
@@ -155,10 +178,12 @@ extension TrialRunner {
     /// - Parameters:
     ///   - dataset: the same dataset the participant level ran on.
     ///   - output: the participant level's output folder.
-    ///   - options: the baseline session, whether mixed parameters may be combined.
+    ///   - options: the baseline session, whether mixed parameters may be combined, the
+    ///     clinical outcome of the statistics.
     /// - Returns: the files written, the visit counts by status and the warnings.
     /// - Throws: ``TrialError`` for an output folder that is, lies in or holds an input
-    ///   (checked first, see ``OutputGuard``), an invalid baseline label, an unreadable
+    ///   (checked first, see ``OutputGuard``), an invalid baseline label, a clinical
+    ///   outcome that is no clinical column, an unreadable
     ///   metrics table, visits processed with different parameters (unless allowed), a
     ///   symbolic link in `OUTPUT/group`, or a failure to write.
     @discardableResult
@@ -167,15 +192,24 @@ extension TrialRunner {
         // Held to the end, reading included: of two group stages, the later one reads last.
         let groupLock = try lockGroupStage(output: output)
         defer { groupLock.release() }
-        let data = try groupData(dataset: dataset, output: output, options: options)
+        var data = try groupData(dataset: dataset, output: output, options: options)
+        let changes = changeRows(data)
+        let statistics = GroupStatistics.input(data, changes: changes, clinicalOutcome: options.clinicalOutcome,
+                                               warnings: &data.warnings)
+        let statisticsTables = [("stats", GroupStatistics.statsTable(statistics)), ("trend", GroupStatistics.trendTable(statistics))]
 
         // Written as one set: a kill or a full disk leaves the previous tables or the new ones.
         let set = try writeGroupSet(output: output, holding: groupLock) { set in
             try set.write(metricsLongTable(data), "metrics_long.tsv")
             try set.write(visitsTable(data), "visits.tsv")
-            try set.write(changeTable(changeRows(data), mixedParameters: data.mixedParameters), "change_from_baseline.tsv")
+            try set.write(changeTable(changes, mixedParameters: data.mixedParameters), "change_from_baseline.tsv")
+            for (name, table) in statisticsTables { try set.write(table, name + ".tsv") }
             try set.write("nimetrics.sqlite") { path in
-                try GroupDatabase.write(to: path, data: data, dataset: dataset)
+                try GroupDatabase.write(to: path, data: data, dataset: dataset, tables: statisticsTables)
+            }
+            // Files made from the tables above (the trial report), in the same set.
+            for file in options.derivedFiles {
+                try set.write(file.name) { path in try file.write((path as NSString).deletingLastPathComponent, path) }
             }
         }
 
@@ -199,6 +233,10 @@ extension TrialRunner {
         var warnings: [String] = []
         let baselines = Baselines.choose(visits, requested: baselineLabel, warnings: &warnings)
         Baselines.assignMonths(&visits, baselines: baselines)
+        if let outcome = options.clinicalOutcome, !clinicalColumns(visits).contains(outcome) {
+            throw TrialError.badTable(file: dataset.path, reason: "no clinical column '\(outcome)' for --clinical-outcome "
+                                      + "(columns: \(clinicalColumns(visits).joined(separator: ", ")))")
+        }
         let clinical = ClinicalColumns.tableNames(clinicalColumns(visits), warnings: &warnings)
         let participantColumns = ClinicalColumns.tableNames(dataset.participantColumns, skipping: [], warnings: &warnings)
         let descriptions = ClinicalColumns.describe(dataset.clinicalSources, warnings: &warnings)

@@ -11,7 +11,8 @@
 //   OUTPUT/sub-XX/ses-YY/...                         the processor's files
 //   OUTPUT/sub-XX/ses-YY/sub-XX_ses-YY_metrics.tsv   modality, region, metric, value
 //   OUTPUT/sub-XX/ses-YY/sub-XX_ses-YY_visit.json    written last: status ok = complete
-//   OUTPUT/group/metrics_long.tsv, visits.tsv, change_from_baseline.tsv, nimetrics.sqlite
+//   OUTPUT/group/metrics_long.tsv, visits.tsv, change_from_baseline.tsv, stats.tsv, trend.tsv,
+//                nimetrics.sqlite
 // (datasets without sessions: OUTPUT/sub-XX/sub-XX_metrics.tsv and so on).
 //
 // Files by role:
@@ -26,6 +27,7 @@
 //   Baseline.swift       the baseline rule and each visit's month
 //   GroupConsistency.swift  parameters ids, the mixed-parameters check, outcome vs QC metrics
 //   GroupTables.swift    the group level's TSVs
+//   GroupStatistics.swift the group level's statistics of change (stats.tsv, trend.tsv)
 //   GroupDatabase.swift  the group level's SQLite database
 //   SQLiteDatabase.swift the one wrapper of the SQLite C API
 //   SHA256.swift         the one wrapper of libcrypto: SHA-256 for input fingerprints

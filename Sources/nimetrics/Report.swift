@@ -3,6 +3,7 @@ import FileSystem
 import Foundation
 import Pipelines
 import Reports
+import Trial
 
 /// `nimetrics report`: the HTML reports of an output folder, rebuilt from its outputs alone.
 struct ReportCommand: ParsableCommand {
@@ -41,6 +42,9 @@ struct ReportCommand: ParsableCommand {
         let (files, failures) = ReportWriter.writeVisitReports(output: output, visits: visits, generator: generator)
         for failure in failures { printWarning(failure) }
         guard trial, FileManager.default.fileExists(atPath: output + "/group/visits.tsv") else { return files }
+        // Under the group lock: a group stage swapping the tables in does not race the report.
+        let lock = try TrialRunner.lockGroupStage(output: output)
+        defer { lock.release() }
         return files + [try TrialReport.write(output: output, metrics: metrics, generator: generator)]
     }
 }

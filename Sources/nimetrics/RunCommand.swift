@@ -120,7 +120,8 @@ struct RunCommand: ParsableCommand {
           help: "Group level: combine visits processed with different parameters (each metric row then carries its parameters_id).")
     var allowMixedParameters = false
 
-    @Option(name: .customLong("clinical-outcome"), help: "Clinical column the changes are correlated with (default: edss when present).")
+    @Option(name: .customLong("clinical-outcome"),
+            help: "Clinical column whose change group/stats.tsv correlates with each metric's change (default: edss when present).")
     var clinicalOutcome: String?
 
     @Flag(help: "At participant level, build the group tables afterwards as well.")
@@ -205,18 +206,21 @@ struct RunCommand: ParsableCommand {
                 }
             }
             if analysisLevel == .group || group {
-                let groupOptions = GroupOptions(baselineSession: baselineSession, allowMixedParameters: allowMixedParameters,
+                var groupOptions = GroupOptions(baselineSession: baselineSession, allowMixedParameters: allowMixedParameters,
                                                 clinicalOutcome: clinicalOutcome)
+                if !noReports {
+                    // The trial report joins the tables' set: a kill leaves both of one run.
+                    let (output, metrics) = (output, reports.metrics)
+                    let generator = "nimetrics \(NimetricsVersion.string)"
+                    groupOptions.derivedFiles = [GroupDerivedFile(name: "report.html") { tables, path in
+                        try TrialReport.write(output: output, tables: tables, to: path, metrics: metrics, generator: generator)
+                    }]
+                }
                 let summary = try TrialRunner.runGroup(dataset: dataset, output: output, options: groupOptions)
                 for warning in summary.warnings { printWarning(warning) }
                 print("group tables in \(summary.folder):")
                 for file in summary.files { print("  " + file) }
                 timer.lap("group")
-                if !noReports {
-                    let generator = "nimetrics \(NimetricsVersion.string)"
-                    print("  " + (try TrialReport.write(output: output, metrics: reports.metrics, generator: generator)))
-                    timer.lap("trial report")
-                }
             }
             if !succeeded { throw ExitCode(1) }
         }
