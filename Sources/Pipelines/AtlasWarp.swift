@@ -109,24 +109,3 @@ public enum AtlasWarp {
                             to: path, description: "nimetrics warp", threads: threads)
     }
 }
-
-extension LabelImage {
-    /// Reads a 3-D label image whatever its grid: its header and its labels (x fastest).
-    /// - Throws: ``PipelineError`` for several volumes, non-integer or negative labels, or no
-    ///   labelled voxel; ``NIfTIError`` for unreadable files.
-    public static func readLabelValues(_ path: String) throws -> (header: NIfTIHeader, labels: [Int32]) {
-        let image = try NIfTIFile.read(path, as: Double.self)
-        guard image.header.volumeCount == 1 else {
-            throw PipelineError(path, "an atlas must be a 3D label image, this one has \(image.header.volumeCount) volumes")
-        }
-        var labels = [Int32](repeating: 0, count: image.voxels.count)
-        for (i, value) in image.voxels.enumerated() {
-            guard value.isFinite, value == value.rounded(), value >= 0, value <= Double(Int32.max) else {
-                throw PipelineError(path, "label image holds \(value) at voxel \(i): labels must be non-negative integers")
-            }
-            labels[i] = Int32(value)
-        }
-        guard labels.contains(where: { $0 != 0 }) else { throw PipelineError(path, "the atlas has no labelled voxel (every value is 0)") }
-        return (image.header, labels)
-    }
-}

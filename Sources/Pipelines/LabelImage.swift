@@ -117,21 +117,9 @@ public enum LabelImage {
     /// - Throws: ``PipelineError`` for non-integer or negative labels, grid mismatches and a
     ///   singular atlas affine, ``NIfTIError`` for unreadable files.
     public static func readLabels(_ path: String, onto grid: NIfTIHeader, resample: Bool, gridName: String) throws -> (labels: [Int32], resampled: String?) {
-        let image = try NIfTIFile.read(path, as: Double.self)
-        guard image.header.volumeCount == 1 else {
-            throw PipelineError(path, "an atlas must be a 3D label image, this one has \(image.header.volumeCount) volumes")
-        }
-        var labels = [Int32](repeating: 0, count: image.voxels.count)
-        for (i, value) in image.voxels.enumerated() {
-            guard value.isFinite, value == value.rounded(), value >= 0, value <= Double(Int32.max) else {
-                throw PipelineError(path, "label image holds \(value) at voxel \(i): labels must be non-negative integers")
-            }
-            labels[i] = Int32(value)
-        }
-        if image.header.hasSameGrid(as: grid) {
-            guard labels.contains(where: { $0 != 0 }) else { throw PipelineError(path, "the atlas has no labelled voxel (every value is 0)") }
-            return (labels, nil)
-        }
+        let image = try readLabelValues(path)
+        let labels = image.labels
+        if image.header.hasSameGrid(as: grid) { return (labels, nil) }
         let s = image.header.spatialShape, t = grid.spatialShape
         let grids = "atlas grid \(s.x)x\(s.y)x\(s.z) (max affine difference \(String(format: "%.3g", image.header.affine.maximumDifference(to: grid.affine))) mm) differs from the \(gridName) grid \(t.x)x\(t.y)x\(t.z)"
         guard resample else {
@@ -145,5 +133,26 @@ public enum LabelImage {
             throw PipelineError(path, grids + ": resampled by nearest neighbour, no labelled voxel falls on the \(gridName) grid (do the two cover the same space?)")
         }
         return (resampled, "\(URL(fileURLWithPath: path).lastPathComponent): \(grids): resampled by nearest neighbour")
+    }
+}
+
+extension LabelImage {
+    /// Reads a 3-D label image whatever its grid: its header and its labels (x fastest).
+    /// - Throws: ``PipelineError`` for several volumes, non-integer or negative labels, or no
+    ///   labelled voxel; ``NIfTIError`` for unreadable files.
+    public static func readLabelValues(_ path: String) throws -> (header: NIfTIHeader, labels: [Int32]) {
+        let image = try NIfTIFile.read(path, as: Double.self)
+        guard image.header.volumeCount == 1 else {
+            throw PipelineError(path, "an atlas must be a 3D label image, this one has \(image.header.volumeCount) volumes")
+        }
+        var labels = [Int32](repeating: 0, count: image.voxels.count)
+        for (i, value) in image.voxels.enumerated() {
+            guard value.isFinite, value == value.rounded(), value >= 0, value <= Double(Int32.max) else {
+                throw PipelineError(path, "label image holds \(value) at voxel \(i): labels must be non-negative integers")
+            }
+            labels[i] = Int32(value)
+        }
+        guard labels.contains(where: { $0 != 0 }) else { throw PipelineError(path, "the atlas has no labelled voxel (every value is 0)") }
+        return (image.header, labels)
     }
 }
