@@ -18,6 +18,11 @@ public struct VisitFolder: Sendable, Equatable {
     }
 }
 
+/// A report that could not be written, in words.
+public struct ReportFailure: Error, Sendable {
+    public var message: String
+}
+
 /// Writes the reports of an output folder: every visit's, each participant's page, and the
 /// trial's.
 public enum ReportWriter {
@@ -43,26 +48,42 @@ public enum ReportWriter {
         return visits
     }
 
-    /// Writes the reports of `visits` (default: every visit folder), then every
-    /// participant's page; returns the paths written. A visit whose report fails is
-    /// reported in `failures` and the others go on.
+    /// Writes the reports of `visits` (default: every visit folder), then the pages of their
+    /// participants; returns the paths written. A visit whose report fails is reported in
+    /// `failures` and the others go on.
     public static func writeVisitReports(output: String, visits: [VisitFolder]? = nil, generator: String)
+        -> (files: [String], failures: [String]) {
+        var files: [String] = [], failures: [String] = []
+        let chosen = visits ?? visitFolders(output: output)
+        for visit in chosen {
+            switch writeVisitReport(visit, generator: generator) {
+            case .success(let file): files += file.map { [$0] } ?? []
+            case .failure(let failure): failures.append(failure.message)
+            }
+        }
+        let pages = writeParticipantPages(output: output, participants: Set(chosen.map(\.participant)), generator: generator)
+        return (files + pages.files, failures + pages.failures)
+    }
+
+    /// Writes one visit's report; the path written, nil for a visit none of whose modalities
+    /// succeeded (it has nothing to show but its error, which the participant page and the
+    /// trial report give; a report left from an earlier, successful run is removed).
+    public static func writeVisitReport(_ visit: VisitFolder, generator: String) -> Result<String?, ReportFailure> {
+        guard hasOutputs(visit) else {
+            try? FileManager.default.removeItem(atPath: visit.path + "/" + VisitReport.fileName(prefix: visit.prefix))
+            return .success(nil)
+        }
+        do { return .success(try VisitReport.write(folder: visit.path, prefix: visit.prefix, generator: generator)) } catch {
+            return .failure(ReportFailure(message: "\(visit.prefix): report not written: \(error)"))
+        }
+    }
+
+    /// Writes the page of each of `participants` from the visit folders present in `output`.
+    public static func writeParticipantPages(output: String, participants: Set<String>, generator: String)
         -> (files: [String], failures: [String]) {
         let all = visitFolders(output: output)
         var files: [String] = [], failures: [String] = []
-        for visit in visits ?? all {
-            // A visit none of whose modalities succeeded has nothing to show but its error,
-            // which the participant page and the trial report give; its folder keeps only
-            // the records (and loses a report left from an earlier, successful run).
-            guard hasOutputs(visit) else {
-                try? FileManager.default.removeItem(atPath: visit.path + "/" + VisitReport.fileName(prefix: visit.prefix))
-                continue
-            }
-            do { files.append(try VisitReport.write(folder: visit.path, prefix: visit.prefix, generator: generator)) } catch {
-                failures.append("\(visit.prefix): report not written: \(error)")
-            }
-        }
-        for participant in Set(all.map(\.participant)).sorted() {
+        for participant in participants.sorted() {
             do { files.append(try writeParticipantPage(output: output, participant: participant,
                                                        visits: all.filter { $0.participant == participant }, generator: generator)) } catch {
                 failures.append("\(participant): page not written: \(error)")

@@ -65,12 +65,15 @@ public enum TrialRunner {
     ///   - threads: threads per visit (default: cores / jobs, at least 1).
     ///   - version: the tool version written into the records.
     ///   - progress: progress reporting (default: none).
+    ///   - visitFinished: called once per visit when its last scan is done (processed,
+    ///     skipped or failed), on the worker thread that finished it (the visit report).
     /// - Returns: the outcome of every visit; `succeeded` is false if any failed.
     /// - Throws: ``TrialError`` only for problems with the output folder itself (among them
     ///   an output folder that overlaps an input), before any visit runs.
     public static func runParticipants(dataset: Dataset, output: String, processor: any VisitProcessor,
                                        jobs: Int? = nil, threads: Int? = nil, version: String = defaultVersion,
-                                       progress: any ProgressReporter = SilentProgress()) throws -> ParticipantRunSummary {
+                                       progress: any ProgressReporter = SilentProgress(),
+                                       visitFinished: (@Sendable (VisitInput) -> Void)? = nil) throws -> ParticipantRunSummary {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let jobCount = max(1, min(jobs ?? cores, dataset.visits.count))
         let threadCount = max(1, threads ?? cores / jobCount)
@@ -87,7 +90,7 @@ public enum TrialRunner {
         }
 
         let visits = dataset.visits.flatMap(\.units)
-        let state = RunState(count: visits.count, progress: progress)
+        let state = RunState(units: visits, progress: progress)
         progress.runStarted(total: visits.count)
         let context = VisitContext(output: output, datasetRoot: datasetFolder(dataset), processor: processor,
                                    threads: threadCount, version: version)
@@ -98,7 +101,7 @@ public enum TrialRunner {
                 while let index = state.next() {
                     state.started(visits[index])
                     let outcome = runVisit(visits[index], context: context)
-                    state.finished(outcome, at: index)
+                    if state.finished(outcome, at: index) { visitFinished?(visits[index]) }
                 }
             }
         }
@@ -295,12 +298,18 @@ final class RunState: Sendable {
         var nextIndex = 0
         var done = 0
         var results: [VisitOutcome?]
+        /// Scans not yet done, per visit folder.
+        var remaining: [String: Int]
     }
     private let counters: Mutex<Counters>
     private let progress: any ProgressReporter
+    private let folders: [String]
 
-    init(count: Int, progress: any ProgressReporter) {
-        counters = Mutex(Counters(results: Array(repeating: nil, count: count)))
+    init(units: [VisitInput], progress: any ProgressReporter) {
+        folders = units.map(\.relativeFolder)
+        var remaining: [String: Int] = [:]
+        for folder in folders { remaining[folder, default: 0] += 1 }
+        counters = Mutex(Counters(results: Array(repeating: nil, count: units.count), remaining: remaining))
         self.progress = progress
     }
 
@@ -316,11 +325,14 @@ final class RunState: Sendable {
         counters.withLock { _ in progress.visitStarted(visit) }
     }
 
-    func finished(_ outcome: VisitOutcome, at index: Int) {
+    /// Records a scan's outcome; true when it was the last scan of its visit.
+    func finished(_ outcome: VisitOutcome, at index: Int) -> Bool {
         counters.withLock { state in
             state.results[index] = outcome
             state.done += 1
             progress.visitFinished(outcome, done: state.done, total: state.results.count)
+            state.remaining[folders[index], default: 1] -= 1
+            return state.remaining[folders[index]] == 0
         }
     }
 

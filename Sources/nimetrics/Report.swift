@@ -37,8 +37,10 @@ struct ReportCommand: ParsableCommand {
     /// Writes the visit reports (of `visits`, or every visit folder), the participant pages
     /// and, when `trial` and the group tables exist, the trial report; warns for each report
     /// that could not be written. Returns the files written.
+    /// The generator line of every report.
+    static let generator = "nimetrics \(NimetricsVersion.string)"
+
     static func writeAll(output: String, metrics: [String]?, visits: [VisitFolder]?, trial: Bool) throws -> [String] {
-        let generator = "nimetrics \(NimetricsVersion.string)"
         let (files, failures) = ReportWriter.writeVisitReports(output: output, visits: visits, generator: generator)
         for failure in failures { printWarning(failure) }
         guard trial, FileManager.default.fileExists(atPath: output + "/group/visits.tsv") else { return files }

@@ -184,45 +184,61 @@ struct RunCommand: ParsableCommand {
             timer.lap("discovery")
             var succeeded = true
             if analysisLevel == .participant {
-                let parameters = try visitParameters()
-                if parameters.files.funcAtlases.isEmpty, dataset.visits.contains(where: { $0.boldRuns.contains { $0.atlas == nil } }) {
-                    throw ValidationError("the dataset has BOLD runs without an atlas of their own: give --atlas or --func-atlas")
-                }
-                try DatasetSelectionOptions.chooseSpace(&dataset, atlas: parameters.files.funcAtlases.first)
-                let processor = try PipelineVisitProcessor(parameters: parameters)
-                timer.lap("set-up")
-                let summary = try TrialRunner.runParticipants(
-                    dataset: dataset, output: output, processor: processor, jobs: jobs, threads: threads,
-                    version: NimetricsVersion.string, progress: ConsoleProgressReporter())
-                succeeded = summary.succeeded
-                timer.lap("visits")
-                if !noReports {
-                    let present = ReportWriter.visitFolders(output: output)
-                    let visits = dataset.visits.map { VisitFolder(participant: $0.participantID, session: $0.sessionID,
-                                                                  path: output + "/" + $0.relativeFolder) }
-                        .filter { present.contains($0) }
-                    _ = try ReportCommand.writeAll(output: output, metrics: reports.metrics, visits: visits, trial: false)
-                    timer.lap("visit reports")
-                }
+                succeeded = try runParticipantLevel(&dataset, timer: &timer)
             }
             if analysisLevel == .group || group {
-                var groupOptions = GroupOptions(baselineSession: baselineSession, allowMixedParameters: allowMixedParameters,
-                                                clinicalOutcome: clinicalOutcome)
-                if !noReports {
-                    // The trial report joins the tables' set: a kill leaves both of one run.
-                    let (output, metrics) = (output, reports.metrics)
-                    let generator = "nimetrics \(NimetricsVersion.string)"
-                    groupOptions.derivedFiles = [GroupDerivedFile(name: "report.html") { tables, path in
-                        try TrialReport.write(output: output, tables: tables, to: path, metrics: metrics, generator: generator)
-                    }]
-                }
-                let summary = try TrialRunner.runGroup(dataset: dataset, output: output, options: groupOptions)
-                for warning in summary.warnings { printWarning(warning) }
-                print("group tables in \(summary.folder):")
-                for file in summary.files { print("  " + file) }
+                try runGroupLevel(dataset)
                 timer.lap("group")
             }
             if !succeeded { throw ExitCode(1) }
         }
+    }
+
+    /// Every visit of `dataset`, each visit's report as soon as its last scan is done, then the
+    /// participants' pages; false when a visit failed.
+    func runParticipantLevel(_ dataset: inout Dataset, timer: inout PhaseTimer) throws -> Bool {
+        let parameters = try visitParameters()
+        if parameters.files.funcAtlases.isEmpty, dataset.visits.contains(where: { $0.boldRuns.contains { $0.atlas == nil } }) {
+            throw ValidationError("the dataset has BOLD runs without an atlas of their own: give --atlas or --func-atlas")
+        }
+        try DatasetSelectionOptions.chooseSpace(&dataset, atlas: parameters.files.funcAtlases.first)
+        let processor = try PipelineVisitProcessor(parameters: parameters)
+        timer.lap("set-up")
+        let output = output
+        let visitReport: @Sendable (VisitInput) -> Void = { visit in
+            let folder = VisitFolder(participant: visit.participantID, session: visit.sessionID,
+                                     path: output + "/" + visit.relativeFolder)
+            if case .failure(let failure) = ReportWriter.writeVisitReport(folder, generator: ReportCommand.generator) {
+                printWarning(failure.message)
+            }
+        }
+        let summary = try TrialRunner.runParticipants(
+            dataset: dataset, output: output, processor: processor, jobs: jobs, threads: threads,
+            version: NimetricsVersion.string, progress: ConsoleProgressReporter(),
+            visitFinished: noReports ? nil : visitReport)
+        timer.lap("visits")
+        if !noReports {
+            let participants = Set(dataset.visits.map(\.participantID))
+            let pages = ReportWriter.writeParticipantPages(output: output, participants: participants, generator: ReportCommand.generator)
+            for failure in pages.failures { printWarning(failure) }
+        }
+        return summary.succeeded
+    }
+
+    /// The group tables, statistics and database, with the trial report in the same set.
+    func runGroupLevel(_ dataset: Dataset) throws {
+        var groupOptions = GroupOptions(baselineSession: baselineSession, allowMixedParameters: allowMixedParameters,
+                                        clinicalOutcome: clinicalOutcome)
+        if !noReports {
+            // The trial report joins the tables' set: a kill leaves both of one run.
+            let (output, metrics) = (output, reports.metrics)
+            groupOptions.derivedFiles = [GroupDerivedFile(name: "report.html") { tables, path in
+                try TrialReport.write(output: output, tables: tables, to: path, metrics: metrics, generator: ReportCommand.generator)
+            }]
+        }
+        let summary = try TrialRunner.runGroup(dataset: dataset, output: output, options: groupOptions)
+        for warning in summary.warnings { printWarning(warning) }
+        print("group tables in \(summary.folder):")
+        for file in summary.files { print("  " + file) }
     }
 }
