@@ -1,6 +1,7 @@
 import AtomicFiles
 import Foundation
 import Tabular
+import Synchronization
 import Testing
 @testable import Trial
 
@@ -25,6 +26,24 @@ struct RunnerTests {
 
         func record(_ prefix: String, _ modality: String = "dwi") throws -> VisitRecord {
             try VisitRecord.read(folder(prefix) + "/\(prefix)_desc-\(modality)_visit.json")
+        }
+    }
+
+    @Test("visitFinished is called once per visit, after the records of all its scans, with one and two jobs")
+    func visitFinishedHook() throws {
+        for jobs in [1, 2] {
+            let fixture = try Fixture()
+            let seen = Mutex<[(String, Bool)]>([])
+            let output = fixture.output
+            _ = try TrialRunner.runParticipants(dataset: fixture.dataset, output: output, processor: FakeProcessor(log: CallLog()),
+                                                jobs: jobs, threads: 1) { visit in
+                let folder = output + "/" + visit.relativeFolder + "/" + visit.filePrefix
+                let both = ["dwi", "func"].allSatisfy { FileManager.default.fileExists(atPath: folder + "_desc-\($0)_visit.json") }
+                seen.withLock { $0.append((visit.filePrefix, both)) }
+            }
+            let calls = seen.withLock { $0 }
+            #expect(calls.map(\.0).sorted() == fixture.dataset.visits.map(\.filePrefix).sorted(), "jobs \(jobs)")
+            #expect(calls.allSatisfy { $0.1 }, "jobs \(jobs): a visit was reported finished before both its records")
         }
     }
 
