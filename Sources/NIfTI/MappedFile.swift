@@ -8,7 +8,9 @@ import Glibc
 ///
 /// Uncompressed `.nii` voxels are converted straight from the page cache through the map,
 /// with no read into a buffer first: one pass over the bytes instead of a copy and a pass
-/// (docs/benchmarks.md, "Uncompressed inputs"). The kernel is told the access is sequential
+/// (docs/benchmarks.md, "Uncompressed inputs": 1.04-1.05 x faster than `fread` into a
+/// buffer for dti and fmri on `.nii` inputs, 8-9 ms less system time, the same peak RSS and
+/// the same output bytes). The kernel is told the access is sequential
 /// (`MADV_SEQUENTIAL`), so a cold file is read ahead in large blocks.
 ///
 /// A file truncated by another process while it is mapped would fault on access (`SIGBUS`),
