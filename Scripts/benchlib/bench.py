@@ -50,18 +50,20 @@ def fresh(path):
 
 
 class Case:
-    def __init__(self, name, a_label, a_cmd, b_label, b_cmd, target=None, a_prep=None, b_prep=None, pairs=None, judge=None):
+    def __init__(self, name, a_label, a_cmd, b_label, b_cmd, target=None, a_prep=None, b_prep=None, pairs=None, judge=None,
+                 warm_up=True):
         self.name, self.a_label, self.a_cmd, self.b_label, self.b_cmd = name, a_label, a_cmd, b_label, b_cmd
-        self.judge = judge
+        self.judge, self.warm_up = judge, warm_up
         self.target, self.a_prep, self.b_prep, self.pairs = target, a_prep, b_prep, pairs
         self.a, self.b = [], []
 
     def run(self, pairs):
         pairs = self.pairs or pairs
-        log(f"{self.name}: warm-up")
-        timed(self.a_cmd, prepare=self.a_prep)
-        if self.b_cmd:
-            timed(self.b_cmd, prepare=self.b_prep)
+        if self.warm_up:
+            log(f"{self.name}: warm-up")
+            timed(self.a_cmd, prepare=self.a_prep)
+            if self.b_cmd:
+                timed(self.b_cmd, prepare=self.b_prep)
         for i in range(pairs):
             self.a.append(timed(self.a_cmd, prepare=self.a_prep))
             if self.b_cmd:
@@ -162,6 +164,8 @@ def main():
     p.add_argument("--large", action="store_true")
     p.add_argument("--write-docs", action="store_true")
     p.add_argument("--profile-file", help="markdown with the profile section, appended to the docs")
+    p.add_argument("--visits", type=int, default=20, help="visits in the `visits` case (run over N visits)")
+    p.add_argument("--visit-pairs", type=int, default=1, help="pairs for the `visits` case")
     a = p.parse_args()
     BIN = a.bin
     q = shlex.quote
@@ -285,6 +289,8 @@ def main():
                  a_prep=fresh(f"{w}/nim-warp")).run(a.pairs)
         rows.append(c.row())
         commands["warp"] = [f"{a.python} Scripts/benchlib/sitk_warp.py make {wd}", nim_warp, sitk_warp]
+    phases = {}
+    extra_cases(a, cases, d, w, nim, py, q, rows, commands, phases, nim_dti, nim_fmri, mrtrix)
     if a.large:
         big = f"{d}/func-large"
         cmd = (f"{nim} fmri --bold {big}/sub-bench_task-rest_bold.nii.gz --atlas {big}/atlas-bench_dseg.nii.gz "
@@ -301,10 +307,10 @@ def main():
     load = f"{load_before} before, {loadavg()} after"
     log(f"load average (1, 5, 15 min): {load}")
     if a.write_docs:
-        write_docs(a, rows, t, commands, load)
+        write_docs(a, rows, t, commands, load, phases)
 
 
-def write_docs(a, rows, t, commands, load):
+def write_docs(a, rows, t, commands, load, phases=None):
     m = machine()
     v = versions(shlex.quote(a.python))
     path = os.path.join(ROOT, "docs/benchmarks.md")
@@ -344,6 +350,12 @@ def write_docs(a, rows, t, commands, load):
         lines.extend(c.replace(ROOT + "/", "") for c in cmds)
         lines.append("```")
         lines.append("")
+    if phases:
+        lines += ["## Phases", "",
+                  "One run of each command with `NIMETRICS_PROFILE=1` (wall time of each phase as the pipeline "
+                  "reports it, and the peak RSS after it), in the same session as the table above.", ""]
+        for case, text in phases.items():
+            lines += [f"**{case}**", "", "```", text.rstrip(), "```", ""]
     body = "\n".join(lines) + "\n"
     if preserved:
         body += preserved
@@ -352,6 +364,184 @@ def write_docs(a, rows, t, commands, load):
         f.write(body)
     os.replace(path + ".tmp", path)
     log(f"wrote {path}")
+
+
+def profile_phases(cmd):
+    """The `profile:` lines of one run of `cmd` with NIMETRICS_PROFILE=1."""
+    r = subprocess.run(["bash", "-c", cmd], cwd=ROOT, env=dict(os.environ, NIMETRICS_PROFILE="1"),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return "\n".join(l for l in r.stderr.splitlines() if l.startswith("profile:")) or f"(no profile lines; exit {r.returncode})"
+
+
+def bids_visit(root, subject, files):
+    """A raw-BIDS visit of hard links (copies across file systems) to the benchmark inputs."""
+    for source, target in files.items():
+        path = f"{root}/sub-{subject}/{target.replace('SUB', subject)}"
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if not os.path.exists(path):
+            try:
+                os.link(os.path.realpath(source), path)
+            except OSError:
+                shutil.copyfile(source, path)
+    with open(f"{root}/dataset_description.json", "w") as f:
+        f.write('{"Name": "bench visits", "BIDSVersion": "1.9.0"}\n')
+
+
+def mrtrix_dti(q, dwi, mask, out, extract=None):
+    """MRtrix3's tensor fit and FA/MD maps (dwi2tensor + tensor2metric), 2 threads; `extract`
+    (e.g. "0,1000") first keeps those shells with dwiextract, piped."""
+    grad = f"-fslgrad {dwi}.bvec {dwi}.bval"
+    if extract:
+        src = f"dwiextract -quiet -force -nthreads 2 {grad} -shells {extract} {dwi}.nii.gz - | dwi2tensor -quiet -force -nthreads 2 -mask {mask} -"
+    else:
+        src = f"dwi2tensor -quiet -force -nthreads 2 {grad} -mask {mask} {dwi}.nii.gz"
+    return (f"mkdir -p {out} && {src} {out}/dt.mif && tensor2metric -quiet -force -nthreads 2 -fa {out}/fa.nii.gz "
+            f"-adc {out}/md.nii.gz {out}/dt.mif")
+
+
+def extra_cases(a, cases, d, w, nim, py, q, rows, commands, phases, nim_dti, nim_fmri, mrtrix):
+    """The cases of large and multi-shell scans, uncompressed inputs, a session with two BOLD
+    runs and `run` over many visits."""
+    igzip = shutil.which("igzip")
+    if "large" in cases:
+        dwi, mask = f"{d}/dwi-large/sub-bench_dwi", f"{d}/dwi-large/sub-bench_mask.nii.gz"
+        nim_large = (f"{nim} dti --dwi {dwi}.nii.gz --bval {dwi}.bval --bvec {dwi}.bvec --mask {mask} "
+                     f"--threads 2 --out {w}/nim-dti-large --prefix sub-bench")
+        peer = mrtrix_dti(q, dwi, mask, f"{w}/mrtrix-large")
+        def judge(r):
+            bad = [f"wall {r['ratio']:.3f} = {r['ratio'] / 0.22:.2f}x the target"] if r["ratio"] > 0.22 else []
+            bad += [f"RSS {r['rss_ratio']:.2f} = {r['rss_ratio'] / 0.5:.2f}x the target"] if r["rss_ratio"] > 0.5 else []
+            return "yes" if not bad else "no: " + "; ".join(bad)
+        rows.append(Case("dti large (128x128x80x102)", "nimetrics", nim_large, "MRtrix3", peer, "<= 0.22, RSS <= 0.5",
+                         judge=judge, a_prep=fresh(f"{w}/nim-dti-large"), b_prep=fresh(f"{w}/mrtrix-large")).run(a.pairs).row())
+        commands["dti large"] = [nim_large, peer]
+        if igzip:
+            ig = f"igzip -dc {dwi}.nii.gz > /dev/null"
+            rows.append(Case("dti large vs inflate alone", "nimetrics", nim_large, "igzip -dc", ig, "<= 1.5",
+                             judge=ratio_judge(1.5), a_prep=fresh(f"{w}/nim-dti-large")).run(a.pairs).row())
+            commands["dti large"].append(ig)
+        phases["dti large"] = profile_phases(nim_large)
+    if "multishell" in cases:
+        dwi, mask = f"{d}/dwi-multishell/sub-bench_dwi", f"{d}/dwi-multishell/sub-bench_mask.nii.gz"
+        base = (f"{nim} dti --dwi {dwi}.nii.gz --bval {dwi}.bval --bvec {dwi}.bvec --mask {mask} "
+                f"--threads 2 --prefix sub-bench")
+        low = f"{base} --max-b 1000 --out {w}/nim-ms-low"
+        full = f"{base} --max-b 3000 --out {w}/nim-ms-all"
+        peer_low = mrtrix_dti(q, dwi, mask, f"{w}/mrtrix-ms-low", extract="0,1000")
+        peer_all = mrtrix_dti(q, dwi, mask, f"{w}/mrtrix-ms-all")
+        rows.append(Case("dti multi-shell, b <= 1000 (112x112x72x207 -> 75 volumes)", "nimetrics --max-b 1000", low,
+                         "MRtrix3 (dwiextract -shells 0,1000)", peer_low, "<= 0.22", judge=ratio_judge(0.22),
+                         a_prep=fresh(f"{w}/nim-ms-low"), b_prep=fresh(f"{w}/mrtrix-ms-low")).run(a.pairs).row())
+        rows.append(Case("dti multi-shell, all shells (207 volumes)", "nimetrics --max-b 3000", full, "MRtrix3", peer_all,
+                         "<= 0.22", judge=ratio_judge(0.22),
+                         a_prep=fresh(f"{w}/nim-ms-all"), b_prep=fresh(f"{w}/mrtrix-ms-all")).run(a.pairs).row())
+        commands["dti multi-shell"] = [low, peer_low, full, peer_all]
+        if igzip:
+            ig = f"igzip -dc {dwi}.nii.gz > /dev/null"
+            rows.append(Case("dti multi-shell b <= 1000 vs inflate alone", "nimetrics --max-b 1000", low, "igzip -dc", ig,
+                             "", a_prep=fresh(f"{w}/nim-ms-low")).run(a.pairs).row())
+            commands["dti multi-shell"].append(ig)
+        phases["dti multi-shell --max-b 1000"] = profile_phases(low)
+        phases["dti multi-shell, all shells"] = profile_phases(full)
+    if "nii" in cases:
+        nii = f"{d}/nii"
+        dwi = f"{d}/dwi/sub-bench_dwi"
+        bold_dir = f"{d}/func"
+        fmri_args = (f"--atlas {bold_dir}/atlas-bench_dseg.nii.gz --confounds {bold_dir}/sub-bench_task-rest_desc-confounds_timeseries.tsv "
+                     f"--threads 2 --strategy 6P --high-pass 0.01 --low-pass 0.08 --prefix sub-bench")
+        dti_nii = nim_dti.replace(f"{dwi}.nii.gz", f"{nii}/sub-bench_dwi.nii").replace("/nim-dti ", "/nim-dti-nii ")
+        fmri_nii = f"{nim} fmri --bold {nii}/sub-bench_task-rest_bold.nii {fmri_args} --out {w}/nim-fmri-nii"
+        for label, path in [("dwi", f"{nii}/sub-bench_dwi.nii"), ("bold", f"{nii}/sub-bench_task-rest_bold.nii")]:
+            cat = f"cat {path} > /dev/null"
+            rows.append(Case(f"read {label} .nii ({os.path.getsize(path) / 2**20:.0f} MiB)", "cat (page cache)", cat,
+                             None, None).run(a.pairs).row())
+            commands.setdefault("uncompressed", []).append(cat)
+        rows.append(Case("dti .nii vs .nii.gz", "nimetrics .nii", dti_nii, "nimetrics .nii.gz", nim_dti, "< 1",
+                         judge=ratio_judge(1.0), a_prep=fresh(f"{w}/nim-dti-nii"), b_prep=fresh(f"{w}/nim-dti")).run(a.pairs).row())
+        rows.append(Case("fmri .nii vs .nii.gz", "nimetrics .nii", fmri_nii, "nimetrics .nii.gz", nim_fmri, "< 1",
+                         judge=ratio_judge(1.0), a_prep=fresh(f"{w}/nim-fmri-nii"), b_prep=fresh(f"{w}/nim-fmri")).run(a.pairs).row())
+        commands["uncompressed"] += [dti_nii, fmri_nii]
+        phases["dti .nii"] = profile_phases(dti_nii)
+        phases["fmri .nii"] = profile_phases(fmri_nii)
+    if "fmri" in cases and igzip:
+        bold = f"{d}/func/sub-bench_task-rest_bold.nii.gz"
+        ig = f"igzip -dc {bold} > /dev/null"
+        rows.append(Case("fmri vs inflate alone", "nimetrics", nim_fmri, "igzip -dc", ig, "<= 1.25", judge=ratio_judge(1.25),
+                         a_prep=fresh(f"{w}/nim-fmri")).run(a.pairs).row())
+        commands["fmri"].append(ig)
+        phases["fmri"] = profile_phases(nim_fmri)
+        phases["dti"] = profile_phases(nim_dti)
+    dwi = f"{d}/dwi/sub-bench_dwi"
+    mask = f"{d}/dwi/sub-bench_mask.nii.gz"
+    func = f"{d}/func"
+    atlas = f"{func}/atlas-bench_dseg.nii.gz"
+    conf = f"{func}/sub-bench_task-rest_desc-confounds_timeseries.tsv"
+    nilearn = lambda bold, out: (f"{py} {q(HERE)}/nilearn_fmri.py {bold} {atlas} {conf} {out} "
+                                 "--high-pass 0.01 --low-pass 0.08 --tr 2")
+    dwi_files = {f"{dwi}.nii.gz": "dwi/sub-SUB_dwi.nii.gz", f"{dwi}.bval": "dwi/sub-SUB_dwi.bval",
+                 f"{dwi}.bvec": "dwi/sub-SUB_dwi.bvec"}
+    run_opts = f"--dwi-mask {mask} --func-atlas {atlas} --strategy 6P --high-pass 0.01 --low-pass 0.08 --no-reports"
+    if "session" in cases:
+        root = f"{w}/session-bids"
+        runs = {}
+        for k, folder in [(1, "func"), (2, "func-run2")]:
+            runs[f"{d}/{folder}/sub-bench_task-rest_bold.nii.gz"] = f"func/sub-SUB_task-rest_run-{k}_bold.nii.gz"
+            runs[f"{d}/{folder}/sub-bench_task-rest_bold.json"] = f"func/sub-SUB_task-rest_run-{k}_bold.json"
+            runs[conf.replace("/func/", f"/{folder}/")] = f"func/sub-SUB_task-rest_run-{k}_desc-confounds_timeseries.tsv"
+        bids_visit(root, "bench", {**dwi_files, **runs})
+        nim_run = f"{nim} run {root} {w}/session-run participant --jobs 1 --threads 2 {run_opts}"
+        peers = (mrtrix_dti(q, dwi, mask, f"{w}/session-mrtrix") + " && " + nilearn(f"{d}/func/sub-bench_task-rest_bold.nii.gz", f"{w}/session-nl1.tsv")
+                 + " && " + nilearn(f"{d}/func-run2/sub-bench_task-rest_bold.nii.gz", f"{w}/session-nl2.tsv"))
+        rows.append(Case("session: DWI + two BOLD runs", "run, 1 session", nim_run, "MRtrix3 + nilearn x2", peers, "<= 0.15",
+                         judge=ratio_judge(0.15), a_prep=lambda: shutil.rmtree(f"{w}/session-run", ignore_errors=True),
+                         b_prep=fresh(f"{w}/session-mrtrix")).run(a.pairs).row())
+        commands["session"] = [nim_run, peers]
+    if "visits" in cases:
+        n = a.visits
+        root = f"{w}/visits-{n}-bids"
+        for i in range(n):
+            bids_visit(root, f"v{i:02d}", {**dwi_files,
+                                           f"{func}/sub-bench_task-rest_bold.nii.gz": "func/sub-SUB_task-rest_bold.nii.gz",
+                                           f"{func}/sub-bench_task-rest_bold.json": "func/sub-SUB_task-rest_bold.json",
+                                           conf: "func/sub-SUB_task-rest_desc-confounds_timeseries.tsv"})
+        script = f"{w}/peer-loop-{n}.sh"
+        with open(script, "w") as f:
+            f.write("#!/usr/bin/env bash\n# MRtrix3 (dti) and nilearn (fmri) over every visit, one after another.\nset -e\n")
+            f.write(f"for v in {root}/sub-*; do\n  s=$(basename $v)\n  o={w}/peer-loop/$s\n  mkdir -p $o\n")
+            vd = "$v/dwi/${s}_dwi"
+            f.write(f"  dwi2tensor -quiet -force -nthreads 2 -fslgrad {vd}.bvec {vd}.bval -mask {mask} {vd}.nii.gz $o/dt.mif\n")
+            f.write(f"  tensor2metric -quiet -force -nthreads 2 -fa $o/fa.nii.gz -adc $o/md.nii.gz $o/dt.mif\n")
+            f.write(f"  {py} {q(HERE)}/nilearn_fmri.py $v/func/${{s}}_task-rest_bold.nii.gz {atlas} "
+                    f"$v/func/${{s}}_task-rest_desc-confounds_timeseries.tsv $o/corr.tsv --high-pass 0.01 --low-pass 0.08 --tr 2\n")
+            f.write("done\n")
+        nim_run = f"{nim} run {root} {w}/visits-run participant --jobs 1 --threads 2 {run_opts}"
+        nim_run2 = nim_run.replace("--jobs 1 --threads 2", "--jobs 2 --threads 1").replace("visits-run ", "visits-run-j2 ")
+        loop = f"bash {script}"
+        rows.append(Case(f"run over {n} visits (--jobs 1 --threads 2)", "nimetrics run", nim_run, "MRtrix3 + nilearn loop", loop,
+                         "<= 0.15", judge=ratio_judge(0.15), pairs=a.visit_pairs, warm_up=False,
+                         a_prep=lambda: shutil.rmtree(f"{w}/visits-run", ignore_errors=True),
+                         b_prep=fresh(f"{w}/peer-loop")).run(a.pairs).row())
+        rows.append(Case(f"run over {n} visits: --jobs 2 --threads 1 vs --jobs 1 --threads 2", "--jobs 2 --threads 1", nim_run2,
+                         "--jobs 1 --threads 2", nim_run, "", pairs=a.visit_pairs, warm_up=False,
+                         a_prep=lambda: shutil.rmtree(f"{w}/visits-run-j2", ignore_errors=True),
+                         b_prep=lambda: shutil.rmtree(f"{w}/visits-run", ignore_errors=True)).run(a.pairs).row())
+        commands[f"run over {n} visits"] = [nim_run, nim_run2, loop, "# " + script.replace(ROOT + "/", "") + ":"] + \
+            open(script).read().splitlines()[3:]
+    if "threads" in cases:
+        # --threads 1 against 2 on the large DWI and the standard BOLD run (Amdahl: the serial share).
+        dwi_l, mask_l = f"{d}/dwi-large/sub-bench_dwi", f"{d}/dwi-large/sub-bench_mask.nii.gz"
+        for label, cmd, out in [
+            ("dti large", f"{nim} dti --dwi {dwi_l}.nii.gz --bval {dwi_l}.bval --bvec {dwi_l}.bvec --mask {mask_l} --prefix p", "thr-dti"),
+            ("dti", f"{nim} dti --dwi {dwi}.nii.gz --bval {dwi}.bval --bvec {dwi}.bvec --mask {mask} --prefix p", "thr-dti-std"),
+            ("fmri", nim_fmri.replace(" --threads 2", "").replace(f" --out {w}/nim-fmri", ""), "thr-fmri"),
+        ]:
+            one, two = f"{cmd} --threads 1 --out {w}/{out}-1", f"{cmd} --threads 2 --out {w}/{out}-2"
+            def judge(r):
+                # Amdahl: T2/T1 = s + (1 - s)/2, so the serial share s = 2 T2/T1 - 1.
+                return f"serial share {max(0.0, 2 * r['ratio'] - 1):.2f}"
+            rows.append(Case(f"--threads 2 vs 1: {label}", "--threads 2", two, "--threads 1", one, "", judge=judge,
+                             a_prep=fresh(f"{w}/{out}-2"), b_prep=fresh(f"{w}/{out}-1")).run(a.pairs).row())
+            commands.setdefault("threads", []).extend([two, one])
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@ Writes into OUT (default .cache/bench/data):
 - func/sub-bench_task-rest_bold.nii.gz (+ _bold.json, _desc-confounds_timeseries.tsv),
   func/atlas-bench_dseg.nii.gz (+ .tsv: index, name, network): 64x64x36 x 240, float32,
   TR 2 s, 100 regions in 7 networks, 6 motion parameters with framewise displacement.
+- dwi-large/: the DWI on 128x128x80 x 102 (6 b=0 + 96 at b=1000), 1.75 mm.
+- dwi-multishell/: an HCP-like DWI, b = 0/1000/2000/3000, 1.25 mm, 207 volumes, 112x112x72.
+- func-run2/: a second BOLD run of the standard size (for a session with two runs).
+- nii/: the standard DWI and BOLD run uncompressed (.nii).
 - with --large, func-large/: the same on 91x109x91 x 1200 (4.3 GB uncompressed), written
   volume by volume so generating it needs little memory.
 
@@ -43,11 +47,17 @@ def gradient_directions(n):
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def make_dwi(out, shape=(96, 96, 60), seed=1):
+def make_dwi(out, shape=(96, 96, 60), seed=1, voxel=2.0, shells=((1000, 60),), b0=5):
+    """A DWI of `shape` (mm per voxel `voxel`), `b0` b=0 volumes interleaved with the shells
+    (b, directions), the brain scaled with the grid."""
     os.makedirs(out, exist_ok=True)
     rng = np.random.default_rng(seed)
-    brain, (x, y, z), r2 = ellipsoid(shape, (40, 44, 27))
+    k = np.array(shape) / np.array([96, 96, 60])  # distances below are in voxels of the 96x96x60 grid
+    brain, (x, y, z), r2 = ellipsoid(shape, (40 * k[0], 44 * k[1], 27 * k[2]))
     cx, cy, cz = [(s - 1) / 2 for s in shape]
+    x = cx + (x - cx) / k[0]
+    y = cy + (y - cy) / k[1]
+    z = cz + (z - cz) / k[2]
     n = brain.sum()
     # Tissue: grey matter by default; ventricles (CSF); white matter shell and a
     # superior-inferior tract pair.
@@ -84,24 +94,37 @@ def make_dwi(out, shape=(96, 96, 60), seed=1):
     l1 = bv[:, 0]
     lp = 0.5 * (bv[:, 1] + bv[:, 2])
     D = lp[:, None, None] * np.eye(3)[None] + (l1 - lp)[:, None, None] * e1[:, :, None] * e1[:, None, :]
-    dirs = gradient_directions(60)
-    bvals = np.concatenate([np.zeros(5), np.full(60, 1000.0)])
-    bvecs = np.concatenate([np.zeros((5, 3)), dirs])
-    order = np.r_[0, 5:17, 1, 17:29, 2, 29:41, 3, 41:53, 4, 53:65]  # b=0 interleaved
+    bvals = [np.zeros(b0)]
+    bvecs = [np.zeros((b0, 3))]
+    for b, count in shells:
+        bvals.append(np.full(count, float(b)))
+        bvecs.append(gradient_directions(count))
+    bvals, bvecs = np.concatenate(bvals), np.concatenate(bvecs)
+    weighted = np.arange(b0, len(bvals))
+    # b=0 volumes interleaved: one first, then one after each equal share of the rest.
+    order = np.concatenate([np.r_[i, part] for i, part in enumerate(np.array_split(weighted, b0))])
     bvals, bvecs = bvals[order], bvecs[order]
+    volumes = len(bvals)
     # Signal: with an LAS affine (det < 0) FSL bvecs are in voxel axes as they stand,
     # so the tensor (defined in voxel axes) and the gradients share a frame.
-    adc = np.einsum("vi,nij,vj->nv", bvecs, D, bvecs)  # (n, 65)
-    signal = s0[brain][:, None] * np.exp(-bvals[None, :] * adc)
     sigma = 20.0
-    noisy = np.sqrt((signal + rng.normal(0, sigma, signal.shape)) ** 2 + rng.normal(0, sigma, signal.shape) ** 2)
-    data = np.zeros(shape + (65,), dtype=np.int16)
-    data[brain] = np.clip(np.rint(noisy), 0, 32767).astype(np.int16)
+    data = np.zeros(shape + (volumes,), dtype=np.int16)
+    inside = np.zeros((int(n), volumes), dtype=np.int16)
+    # In blocks of volumes on large grids, to bound memory (one block on the standard grid,
+    # so its noise draws, and so its file, are those of earlier versions).
+    block = volumes if n * volumes <= 60_000_000 else 16
+    for start in range(0, volumes, block):
+        v = slice(start, min(volumes, start + block))
+        adc = np.einsum("vi,nij,vj->nv", bvecs[v], D, bvecs[v])
+        signal = s0[brain][:, None] * np.exp(-bvals[None, v] * adc)
+        noisy = np.sqrt((signal + rng.normal(0, sigma, signal.shape)) ** 2 + rng.normal(0, sigma, signal.shape) ** 2)
+        inside[:, v] = np.clip(np.rint(noisy), 0, 32767).astype(np.int16)
+    data[brain] = inside
     # Background: low Rician noise floor outside the brain.
     bg = ~brain
-    data[bg] = np.rint(np.abs(rng.normal(0, sigma, (bg.sum(), 65)))).astype(np.int16)
-    affine = np.diag([-2.0, 2.0, 2.0, 1.0])
-    affine[:3, 3] = [96.0, -96.0, -60.0]
+    data[bg] = np.rint(np.abs(rng.normal(0, sigma, (bg.sum(), volumes)))).astype(np.int16)
+    affine = np.diag([-voxel, voxel, voxel, 1.0])
+    affine[:3, 3] = [voxel * shape[0] / 2, -voxel * shape[1] / 2, -voxel * shape[2] / 2]
     img = nib.Nifti1Image(data, affine)
     img.header.set_xyzt_units("mm", "sec")
     img.header.set_qform(affine, 1)
@@ -121,7 +144,7 @@ def make_dwi(out, shape=(96, 96, 60), seed=1):
     nib.save(nib.Nifti1Image(atlas, affine), os.path.join(out, "sub-bench_atlas.nii.gz"))
     with open(os.path.join(out, "sub-bench_atlas.tsv"), "w") as f:
         f.write("index\tname\n1\tgrey\n2\twhite_shell\n3\tventricles\n4\tR_tract\n5\tL_tract\n")
-    print(f"dwi: {shape} x 65, brain mask {int(n)} voxels", file=sys.stderr)
+    print(f"dwi: {shape} x {volumes}, brain mask {int(n)} voxels", file=sys.stderr)
 
 
 def lowpass_noise(rng, n, t, tr, cutoff=0.1):
@@ -227,6 +250,15 @@ def main():
     for name, fn, kwargs in [
         ("dwi", make_dwi, {}),
         ("func", make_fmri, {}),
+        # 128x128x80 x 102 (6 b=0 + 96 at b=1000), 1.75 mm, about 480k brain voxels.
+        ("dwi-large", make_dwi, dict(shape=(128, 128, 80), voxel=1.75, shells=((1000, 96),), b0=6, seed=11)),
+        # HCP-like multi-shell: b=0/1000/2000/3000, 1.25 mm, 9 + 3 x 66 = 207 volumes, on a
+        # reduced field of view (112x112x72) so a run takes seconds on 2 cores.
+        ("dwi-multishell", make_dwi, dict(shape=(112, 112, 72), voxel=1.25, shells=((1000, 66), (2000, 66), (3000, 66)),
+                                          b0=9, seed=12)),
+        # A second BOLD run of the standard size (its own noise; the first run's atlas is used).
+        ("func-run2", make_fmri, dict(seed=3)),
+        ("nii", uncompressed_copies, dict(data=a.out)),
     ] + ([("func-large", make_fmri, dict(shape=(91, 109, 91), t=1200, voxel=2.0, level=1))] if a.large else []):
         folder = os.path.join(a.out, name)
         stamp = os.path.join(folder, ".complete")
@@ -235,6 +267,17 @@ def main():
         fn(folder, **kwargs)
         with open(stamp, "w") as f:
             f.write(stamp_version + "\n")
+
+
+def uncompressed_copies(out, data):
+    """nii/: the standard DWI and BOLD run inflated to .nii (same bytes as the .nii.gz hold)."""
+    os.makedirs(out, exist_ok=True)
+    for source, target in [("dwi/sub-bench_dwi.nii.gz", "sub-bench_dwi.nii"),
+                           ("func/sub-bench_task-rest_bold.nii.gz", "sub-bench_task-rest_bold.nii")]:
+        with gzip.open(os.path.join(data, source), "rb") as f, open(os.path.join(out, target) + ".tmp", "wb") as g:
+            while chunk := f.read(1 << 24):
+                g.write(chunk)
+        os.replace(os.path.join(out, target) + ".tmp", os.path.join(out, target))
 
 
 if __name__ == "__main__":

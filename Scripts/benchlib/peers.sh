@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs the benchmark and cross-check peers when missing (idempotent):
-# Debian mrtrix3, hyperfine, libdeflate-tools, time; a venv at $1 with dipy, nibabel,
+# Debian mrtrix3, hyperfine, libdeflate-tools, time, isal (igzip); a venv at $1 with dipy, nibabel,
 # nilearn, numpy, scipy, pandas, statsmodels, and SimpleITK (the transform reference).
 set -euo pipefail
 venv="${1:?usage: peers.sh VENV}"
-packages=(mrtrix3 hyperfine libdeflate-tools time)
+packages=(mrtrix3 hyperfine libdeflate-tools time isal)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

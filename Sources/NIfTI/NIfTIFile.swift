@@ -198,7 +198,10 @@ public final class NIfTIVolumeReader {
     public let header: NIfTIHeader
     /// The index of the next volume `next(into:)` returns.
     public private(set) var nextIndex = 0
-    private let stream: InflateStream
+    /// The inflating reader of a compressed file (nil when the file is mapped).
+    private let stream: InflateStream?
+    /// The map of an uncompressed file: each volume is a view into it, no read or copy.
+    private let mapping: MappedFile?
     /// The bytes of the volume being returned.
     private var raw: ByteBuffer
     /// A second buffer, for the volume read ahead.
@@ -214,9 +217,20 @@ public final class NIfTIVolumeReader {
         header = try NIfTIFile.readHeader(path)
         self.path = path
         let volumeBytes = header.voxelsPerVolume * header.datatype.size
-        stream = try InflateStream(path: header.dataPath, offset: header.dataOffset, reportPath: path,
-                                   expectedBytes: volumeBytes * header.volumeCount)
-        raw = ByteBuffer(count: volumeBytes)
+        let byteCount = volumeBytes * header.volumeCount
+        if !isGzip(header.dataPath) {
+            try checkUncompressedSize(path: header.dataPath, offset: header.dataOffset, byteCount: byteCount, reportPath: path)
+        }
+        if !isGzip(header.dataPath), let mapping = MappedFile(path: header.dataPath),
+           mapping.count >= header.dataOffset + byteCount {
+            self.mapping = mapping
+            stream = nil
+            raw = ByteBuffer(count: 0)
+        } else {
+            mapping = nil
+            stream = try InflateStream(path: header.dataPath, offset: header.dataOffset, reportPath: path, expectedBytes: byteCount)
+            raw = ByteBuffer(count: volumeBytes)
+        }
     }
 
     deinit {
@@ -283,6 +297,7 @@ public final class NIfTIVolumeReader {
     private func advance() throws -> Bool {
         if let failure { throw failure }
         guard nextIndex < header.volumeCount else { return false }
+        guard let stream else { return advanceMapped() }
         do {
             if let job = inFlight {
                 inFlight = nil
@@ -307,6 +322,22 @@ public final class NIfTIVolumeReader {
                 return buffer
             }
         }
+        return true
+    }
+}
+
+extension NIfTIVolumeReader {
+    /// Points `raw` at volume `nextIndex` in the map and moves on; reading ahead becomes a
+    /// hint to the kernel to fetch the next volume's pages.
+    private func advanceMapped() -> Bool {
+        guard let mapping else { return false }
+        let volumeBytes = header.voxelsPerVolume * header.datatype.size
+        let offset = header.dataOffset + nextIndex * volumeBytes
+        // The volume before is done with (`raw` is only read inside `next`): unmap its pages.
+        if nextIndex > 0 { mapping.release(offset: offset - volumeBytes, end: offset) }
+        raw = ByteBuffer(mapping: mapping, offset: offset, count: volumeBytes)
+        nextIndex += 1
+        if readsAhead && nextIndex < header.volumeCount { mapping.prefetch(offset: offset + volumeBytes, count: volumeBytes) }
         return true
     }
 }

@@ -327,16 +327,29 @@ func readHeaderWithLibrary(path: String) throws -> NIfTIHeader {
 /// `@unchecked Sendable`: it owns raw memory that one thread at a time writes (a volume read
 /// ahead is filled by the background read and read by the volume reader only after waiting
 /// for it); once filled, any number of threads may read it.
+///
+/// A buffer made from a ``MappedFile`` owns no memory: it keeps the map alive and its bytes
+/// are the file's own, read-only (nothing writes through `pointer` into such a buffer).
 final class ByteBuffer: @unchecked Sendable {
     private let storage: UnsafeMutableRawPointer
     private let offset: Int
+    private let mapping: MappedFile?
     let count: Int
     init(count: Int, offset: Int = 0) {
         self.count = count
         self.offset = offset
+        mapping = nil
         storage = UnsafeMutableRawPointer.allocate(byteCount: max(count + offset, 1), alignment: 64)
     }
-    deinit { storage.deallocate() }
+    /// `count` bytes of `mapping` from `offset`, which the caller has checked lie in the file.
+    init(mapping: MappedFile, offset: Int, count: Int) {
+        precondition(offset >= 0 && count >= 0 && offset + count <= mapping.count, "a mapped buffer past the end of its file")
+        self.mapping = mapping
+        self.count = count
+        self.offset = offset
+        storage = UnsafeMutableRawPointer(mutating: mapping.base)
+    }
+    deinit { if mapping == nil { storage.deallocate() } }
     /// The start of the `count` bytes.
     var pointer: UnsafeMutableRawPointer { storage + offset }
     /// The start of the whole allocation (header bytes included).
@@ -359,6 +372,8 @@ func isGzip(_ path: String) -> Bool {
 
 /// Reads the data bytes of a whole image.
 ///
+/// Uncompressed files are memory-mapped (``MappedFile``), read with `fread` only where they
+/// cannot be mapped.
 /// Compressed files are read whole and inflated with libdeflate, which is faster than zlib
 /// on a whole buffer (docs/benchmarks.md); if libdeflate refuses the stream (multi-member
 /// oddities, trailing bytes, damage), the streaming reader (``InflateStream``, ISA-L) takes
@@ -377,6 +392,10 @@ func readAllData(header: NIfTIHeader, reportPath: String) throws -> ByteBuffer {
         return buffer
     }
     try checkUncompressedSize(path: path, offset: header.dataOffset, byteCount: byteCount, reportPath: reportPath)
+    // Uncompressed voxels are converted straight from the page cache (no read into a buffer).
+    if let mapping = MappedFile(path: path), mapping.count >= header.dataOffset + byteCount {
+        return ByteBuffer(mapping: mapping, offset: header.dataOffset, count: byteCount)
+    }
     guard let file = fopen(path, "rb") else {
         throw NIfTIError(path: reportPath, kind: .unreadable, reason: "cannot open \(path): \(String(cString: strerror(errno)))")
     }
