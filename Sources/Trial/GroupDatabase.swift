@@ -112,15 +112,21 @@ enum GroupDatabase {
             CREATE INDEX metrics_by_participant ON metrics (participant_id, metric);
             CREATE INDEX metrics_by_metric ON metrics (metric, region);
             """)
-        try db.run("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?\(mixed ? ", ?" : ""))", rows: data.visits.flatMap { visit in
-            visit.metrics.map { m -> [SQLiteValue] in
-                [.text(visit.visit.participantID), visit.visit.sessionID.map(SQLiteValue.text) ?? .null,
-                 .text(m.modality), .text(m.region), .text(m.metric), m.value.isFinite ? .real(m.value) : .null,
-                 m.run.map(SQLiteValue.text) ?? .null, m.atlas.map(SQLiteValue.text) ?? .null,
-                 .text(MetricKind.of(metric: m.metric).rawValue)]
-                + (mixed ? [visit.parametersID(of: m.modality).map(SQLiteValue.text) ?? .null] : [])
-            }
-        })
+        // Visit by visit: the rows of one visit are made, inserted and let go, so the table
+        // never lies whole in memory (millions of rows for ten thousand visits).
+        let sql = "INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?\(mixed ? ", ?" : ""))"
+        let keys = data.catalogue.keys
+        let kinds = keys.map { SQLiteValue.text(MetricKind.of(metric: $0.metric).rawValue) }
+        for visit in data.visits {
+            let participant = SQLiteValue.text(visit.visit.participantID)
+            let session = visit.visit.sessionID.map(SQLiteValue.text) ?? .null
+            try db.run(sql, rows: zip(visit.metricIDs, visit.metricValues).map { id, value -> [SQLiteValue] in
+                let m = keys[Int(id)]
+                return [participant, session, .text(m.modality), .text(m.region), .text(m.metric), value.isFinite ? .real(value) : .null,
+                        m.run.map(SQLiteValue.text) ?? .null, m.atlas.map(SQLiteValue.text) ?? .null, kinds[Int(id)]]
+                    + (mixed ? [visit.parametersID(of: m.modality).map(SQLiteValue.text) ?? .null] : [])
+            })
+        }
     }
 
     static func fillBaselines(_ db: SQLiteDatabase, data: GroupData) throws {

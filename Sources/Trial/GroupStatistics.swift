@@ -199,24 +199,46 @@ extension GroupStatistics {
     ///   - visitMonths: months since baseline per visit; nil for ``defaultVisitMonths(_:warnings:)``.
     ///   - clinicalOutcome: the clinical column whose change the metrics' changes are
     ///     correlated with; nil for `edss` when some visit has it.
-    static func input(_ data: GroupData, changes: [ChangeRow], clinicalOutcome: String?, warnings: inout [String]) -> Input {
-        input(visits: data.visits, changes: changes, baselines: data.baselines.mapValues { $0.session },
-              visitMonths: defaultVisitMonths(data.visits, warnings: &warnings), clinicalOutcome: clinicalOutcome,
-              warnings: &warnings)
+    static func input(_ data: GroupData, changes: [VisitChanges], clinicalOutcome: String?, warnings: inout [String]) -> Input {
+        // One Key per catalogue id, shared by every row (the strings are not copied).
+        let keys = data.catalogue.keys.map { Key(modality: $0.modality, atlas: $0.atlas, region: $0.region, metric: $0.metric) }
+        var tuples: [(visit: VisitKey, key: Key, delta: Double)] = []
+        tuples.reserveCapacity(changes.reduce(0) { $0 + $1.ids.count })
+        for visitChanges in changes {
+            let visit = VisitKey(participant: data.visits[visitChanges.visit].visit.participantID, session: visitChanges.sessionID)
+            for (id, (value, baseline)) in zip(visitChanges.ids, zip(visitChanges.values, visitChanges.baselines)) {
+                tuples.append((visit, keys[Int(id)], ChangeRow.delta(value: value, baseline: baseline)))
+            }
+        }
+        return input(visits: data.visits, changeTuples: tuples, baselines: data.baselines.mapValues { $0.session },
+                     visitMonths: defaultVisitMonths(data.visits, warnings: &warnings), clinicalOutcome: clinicalOutcome,
+                     keys: keys, warnings: &warnings)
     }
 
     static func input(visits: [GroupVisit], changes: [ChangeRow], baselines: [String: String?],
                       visitMonths: [VisitKey: Double]? = nil, clinicalOutcome: String? = nil,
                       warnings: inout [String]) -> Input {
+        func key(_ m: MetricRow) -> Key { Key(modality: m.modality, atlas: m.atlas, region: m.region, metric: m.metric) }
+        return input(visits: visits,
+                     changeTuples: changes.map { (VisitKey(participant: $0.participantID, session: $0.sessionID), key($0.metric), $0.delta) },
+                     baselines: baselines, visitMonths: visitMonths, clinicalOutcome: clinicalOutcome, keys: nil, warnings: &warnings)
+    }
+
+    /// - Parameter keys: the Key of each id of the visits' catalogue; nil to make them per visit.
+    static func input(visits: [GroupVisit], changeTuples: [(visit: VisitKey, key: Key, delta: Double)], baselines: [String: String?],
+                      visitMonths: [VisitKey: Double]?, clinicalOutcome: String?, keys: [Key]?,
+                      warnings: inout [String]) -> Input {
         var input = Input()
         func visitKey(_ visit: GroupVisit) -> VisitKey? {
             visit.visit.sessionID.map { VisitKey(participant: visit.visit.participantID, session: $0) }
         }
-        func key(_ m: MetricRow) -> Key { Key(modality: m.modality, atlas: m.atlas, region: m.region, metric: m.metric) }
-        input.changes = changes.map { (VisitKey(participant: $0.participantID, session: $0.sessionID), key($0.metric), $0.delta) }
+        input.changes = changeTuples
         for visit in visits {
             guard let id = visitKey(visit) else { continue }
-            for m in visit.metrics where m.run == nil { input.values.append((id, key(m), m.value)) }
+            let own = keys ?? visit.catalogue.keys.map { Key(modality: $0.modality, atlas: $0.atlas, region: $0.region, metric: $0.metric) }
+            for (k, value) in zip(visit.metricIDs, visit.metricValues) where visit.catalogue.keys[Int(k)].run == nil {
+                input.values.append((id, own[Int(k)], value))
+            }
         }
         input.visitMonths = visitMonths ?? defaultVisitMonths(visits, warnings: &warnings)
         var order: [String: (Double, Int)] = [:]
@@ -248,7 +270,7 @@ extension GroupStatistics {
             order[id] = Double(visit.sessionOrder)
             if let month = visit.visitMonth, month.isFinite {
                 months[id] = month
-            } else if !visit.metrics.isEmpty {
+            } else if !visit.hasNoMetrics {
                 complete = false
             }
         }
@@ -264,12 +286,18 @@ extension GroupStatistics {
         func number(_ visit: GroupVisit) -> Double? {
             visit.visit.clinicalValue(outcome).flatMap(Double.init).flatMap { $0.isFinite ? $0 : nil }
         }
+        // The first listed visit of each participant and session, found once (not searched per visit).
+        var listed: [String: [String: Int]] = [:]
+        for (i, visit) in visits.enumerated() {
+            guard let session = visit.visit.session, listed[visit.visit.participant]?[session] == nil else { continue }
+            listed[visit.visit.participant, default: [:]][session] = i
+        }
         var result: [VisitKey: Double] = [:]
         for visit in visits {
             guard let session = visit.visit.sessionID, let value = number(visit),
                   let baselineLabel = baselines[visit.visit.participant] ?? nil,
-                  let baseline = visits.first(where: { $0.visit.participant == visit.visit.participant && $0.visit.session == baselineLabel }),
-                  let start = number(baseline) else { continue }
+                  let index = listed[visit.visit.participant]?[baselineLabel],
+                  let start = number(visits[index]) else { continue }
             result[VisitKey(participant: visit.visit.participantID, session: session)] = value - start
         }
         return result
