@@ -53,6 +53,12 @@ enum GroupStatistics {
         var sessionOrder: [String] = []
         /// Random draws of the permutation tests too large to enumerate.
         var draws = PermutationTests.defaultDraws
+        /// ``changes`` grouped by key and follow-up session, outcome metrics only, in the
+        /// order of ``changes``; when set, ``changes`` is not read. The group stage fills this
+        /// rather than the list, so each of its millions of rows is held once, compactly.
+        var changesByKey: [Key: [String: [(participant: String, delta: Double)]]]? = nil
+        /// ``values`` grouped by key, outcome metrics only, likewise.
+        var valuesByKey: [Key: [(visit: VisitKey, value: Double)]]? = nil
     }
 
     /// True for the quality-control numbers (``MetricKind/of(metric:)``): they describe the
@@ -114,9 +120,11 @@ enum GroupStatistics {
     /// The per-row statistics, computed in parallel into fixed slots (each row is independent
     /// and seeds its own draws, so the result does not depend on the thread count).
     static func computeChangeStatistics(_ input: Input, threads: Int) -> [ChangeStatistics] {
-        var grouped: [Key: [String: [(participant: String, delta: Double)]]] = [:]
-        for change in input.changes where !isQualityControl(metric: change.key.metric) {
-            grouped[change.key, default: [:]][change.visit.session, default: []].append((change.visit.participant, change.delta))
+        var grouped: [Key: [String: [(participant: String, delta: Double)]]] = input.changesByKey ?? [:]
+        if input.changesByKey == nil {
+            for change in input.changes where !isQualityControl(metric: change.key.metric) {
+                grouped[change.key, default: [:]][change.visit.session, default: []].append((change.visit.participant, change.delta))
+            }
         }
         let rank = Dictionary(input.sessionOrder.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         let jobs: [(key: Key, session: String, changes: [(participant: String, delta: Double)])] =
@@ -154,9 +162,11 @@ enum GroupStatistics {
     /// intercepts (0 on the boundary) and of the residual. `n/a` where the model cannot be
     /// estimated (fewer than two participants, one month, no repeated visit, a perfect fit).
     static func trendTable(_ input: Input, threads: Int = ProcessInfo.processInfo.activeProcessorCount) -> TSVTable {
-        var grouped: [Key: [(visit: VisitKey, value: Double)]] = [:]
-        for row in input.values where !isQualityControl(metric: row.key.metric) {
-            grouped[row.key, default: []].append((row.visit, row.value))
+        var grouped: [Key: [(visit: VisitKey, value: Double)]] = input.valuesByKey ?? [:]
+        if input.valuesByKey == nil {
+            for row in input.values where !isQualityControl(metric: row.key.metric) {
+                grouped[row.key, default: []].append((row.visit, row.value))
+            }
         }
         let keys = grouped.keys.sorted(by: Key.less)
         let series = keys.map { grouped[$0]! }
@@ -200,19 +210,30 @@ extension GroupStatistics {
     ///   - clinicalOutcome: the clinical column whose change the metrics' changes are
     ///     correlated with; nil for `edss` when some visit has it.
     static func input(_ data: GroupData, changes: [VisitChanges], clinicalOutcome: String?, warnings: inout [String]) -> Input {
-        // One Key per catalogue id, shared by every row (the strings are not copied).
-        let keys = data.catalogue.keys.map { Key(modality: $0.modality, atlas: $0.atlas, region: $0.region, metric: $0.metric) }
-        var tuples: [(visit: VisitKey, key: Key, delta: Double)] = []
-        tuples.reserveCapacity(changes.reduce(0) { $0 + $1.ids.count })
+        // Grouped by catalogue id first (an array index, not a hash of four strings), then
+        // keyed: among the session values (run n/a) an id and a Key are one to one.
+        let catalogue = data.catalogue.keys
+        let outcome = catalogue.map { $0.run == nil && !isQualityControl(metric: $0.metric) }
+        var changesByID = [[String: [(participant: String, delta: Double)]]](repeating: [:], count: catalogue.count)
         for visitChanges in changes {
-            let visit = VisitKey(participant: data.visits[visitChanges.visit].visit.participantID, session: visitChanges.sessionID)
-            for (id, (value, baseline)) in zip(visitChanges.ids, zip(visitChanges.values, visitChanges.baselines)) {
-                tuples.append((visit, keys[Int(id)], ChangeRow.delta(value: value, baseline: baseline)))
+            let participant = data.visits[visitChanges.visit].visit.participantID
+            for (id, (value, baseline)) in zip(visitChanges.ids, zip(visitChanges.values, visitChanges.baselines)) where outcome[Int(id)] {
+                changesByID[Int(id)][visitChanges.sessionID, default: []].append((participant, ChangeRow.delta(value: value, baseline: baseline)))
             }
         }
-        return input(visits: data.visits, changeTuples: tuples, baselines: data.baselines.mapValues { $0.session },
-                     visitMonths: defaultVisitMonths(data.visits, warnings: &warnings), clinicalOutcome: clinicalOutcome,
-                     keys: keys, warnings: &warnings)
+        var valuesByID = [[(visit: VisitKey, value: Double)]](repeating: [], count: catalogue.count)
+        for visit in data.visits {
+            guard let session = visit.visit.sessionID else { continue }
+            let id = VisitKey(participant: visit.visit.participantID, session: session)
+            for (k, value) in zip(visit.metricIDs, visit.metricValues) where outcome[Int(k)] { valuesByID[Int(k)].append((id, value)) }
+        }
+        func key(_ k: Int) -> Key { Key(modality: catalogue[k].modality, atlas: catalogue[k].atlas, region: catalogue[k].region, metric: catalogue[k].metric) }
+        var result = input(visits: data.visits, changeTuples: [], baselines: data.baselines.mapValues { $0.session },
+                           visitMonths: defaultVisitMonths(data.visits, warnings: &warnings), clinicalOutcome: clinicalOutcome,
+                           fillValues: false, warnings: &warnings)
+        result.changesByKey = Dictionary(uniqueKeysWithValues: changesByID.indices.filter { !changesByID[$0].isEmpty }.map { (key($0), changesByID[$0]) })
+        result.valuesByKey = Dictionary(uniqueKeysWithValues: valuesByID.indices.filter { !valuesByID[$0].isEmpty }.map { (key($0), valuesByID[$0]) })
+        return result
     }
 
     static func input(visits: [GroupVisit], changes: [ChangeRow], baselines: [String: String?],
@@ -221,23 +242,22 @@ extension GroupStatistics {
         func key(_ m: MetricRow) -> Key { Key(modality: m.modality, atlas: m.atlas, region: m.region, metric: m.metric) }
         return input(visits: visits,
                      changeTuples: changes.map { (VisitKey(participant: $0.participantID, session: $0.sessionID), key($0.metric), $0.delta) },
-                     baselines: baselines, visitMonths: visitMonths, clinicalOutcome: clinicalOutcome, keys: nil, warnings: &warnings)
+                     baselines: baselines, visitMonths: visitMonths, clinicalOutcome: clinicalOutcome, fillValues: true, warnings: &warnings)
     }
 
-    /// - Parameter keys: the Key of each id of the visits' catalogue; nil to make them per visit.
+    /// - Parameter fillValues: fill ``Input/values`` from the visits' metrics.
     static func input(visits: [GroupVisit], changeTuples: [(visit: VisitKey, key: Key, delta: Double)], baselines: [String: String?],
-                      visitMonths: [VisitKey: Double]?, clinicalOutcome: String?, keys: [Key]?,
+                      visitMonths: [VisitKey: Double]?, clinicalOutcome: String?, fillValues: Bool,
                       warnings: inout [String]) -> Input {
         var input = Input()
         func visitKey(_ visit: GroupVisit) -> VisitKey? {
             visit.visit.sessionID.map { VisitKey(participant: visit.visit.participantID, session: $0) }
         }
         input.changes = changeTuples
-        for visit in visits {
+        for visit in visits where fillValues {
             guard let id = visitKey(visit) else { continue }
-            let own = keys ?? visit.catalogue.keys.map { Key(modality: $0.modality, atlas: $0.atlas, region: $0.region, metric: $0.metric) }
-            for (k, value) in zip(visit.metricIDs, visit.metricValues) where visit.catalogue.keys[Int(k)].run == nil {
-                input.values.append((id, own[Int(k)], value))
+            for m in visit.metrics where m.run == nil {
+                input.values.append((id, Key(modality: m.modality, atlas: m.atlas, region: m.region, metric: m.metric), m.value))
             }
         }
         input.visitMonths = visitMonths ?? defaultVisitMonths(visits, warnings: &warnings)

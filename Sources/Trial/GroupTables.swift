@@ -246,9 +246,7 @@ extension TrialRunner {
         defer { groupLock.release() }
         var data = try groupData(dataset: dataset, output: output, options: options)
         let changes = changeRows(data)
-        let statistics = GroupStatistics.input(data, changes: changes, clinicalOutcome: options.clinicalOutcome,
-                                               warnings: &data.warnings)
-        let statisticsTables = [("stats", GroupStatistics.statsTable(statistics)), ("trend", GroupStatistics.trendTable(statistics))]
+        let statisticsTables = statisticsTables(&data, changes: changes, options: options)
 
         // Written as one set: a kill or a full disk leaves the previous tables or the new ones.
         let set = try writeGroupSet(output: output, holding: groupLock) { set in
@@ -268,6 +266,12 @@ extension TrialRunner {
         var counts: [VisitStatus: Int] = [:]
         for visit in data.visits { counts[visit.status, default: 0] += 1 }
         return GroupSummary(folder: set.folder, files: set.files, statusCounts: counts, warnings: data.warnings)
+    }
+
+    /// stats.tsv and trend.tsv; their inputs (a value per row of the tables) are let go on return.
+    static func statisticsTables(_ data: inout GroupData, changes: [VisitChanges], options: GroupOptions) -> [(String, TSVTable)] {
+        let statistics = GroupStatistics.input(data, changes: changes, clinicalOutcome: options.clinicalOutcome, warnings: &data.warnings)
+        return [("stats", GroupStatistics.statsTable(statistics)), ("trend", GroupStatistics.trendTable(statistics))]
     }
 
     /// ``runGroup(dataset:output:options:)`` with only a baseline session.
