@@ -41,6 +41,11 @@ enum GroupDatabase {
             try AtomicFile.write(to: path, durable: true) { temporary in
                 let db = try SQLiteDatabase(path: temporary)
                 try db.execute("PRAGMA journal_mode = MEMORY")
+                // A page cache that holds the metrics indexes (about 35 bytes a row each): with
+                // SQLite's default 2 MiB, the index on (metric, region), which every visit's rows
+                // enter all over, went to the disk for each insert at ten thousand visits.
+                // The cache changes the speed only, not the pages written.
+                try db.execute("PRAGMA cache_size = -262144")
                 try db.transaction {
                     try fillParticipants(db, data: data, dataset: dataset)
                     try fillVisits(db, data: data)
