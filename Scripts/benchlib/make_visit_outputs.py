@@ -62,7 +62,9 @@ def complete_participants(data, output):
 
 def copy_visit_inputs(source, target, old, new):
     for root, _, files in os.walk(source):
-        destination = rename(root.replace(source, target, 1), old, new)
+        # Only the part below `source` is renamed: `target` already holds the new name, which
+        # may begin with the old one (sub-02 -> sub-0227).
+        destination = os.path.join(target, rename(os.path.relpath(root, source), old, new))
         os.makedirs(destination, exist_ok=True)
         for name in files:
             os.link(os.path.join(root, name), os.path.join(destination, rename(name, old, new)))
