@@ -8,12 +8,15 @@ From a processed demo trial (TEMPLATE_DATA, the BIDS dataset; TEMPLATE_OUTPUT, i
 links to the template's (discovery only lists them), and OUT/derivatives, each visit's
 records, metrics tables and DWI sidecar: the files the group level reads. The template's
 participants whose every session was processed are cycled through; each new participant's
-metric values are the template's scaled by a factor of its own (1 +- 2%), so the tables hold
-distinct numbers. Standard library only.
+metric values are the template's scaled by a factor of its own (1 +- 2%) and by one of its
+site's (1 +- 1%), so the tables hold distinct numbers. The cohort is multi-site: participants
+are dealt round robin to --sites sites (participants.tsv gains a `site` column, site-01, ...).
+Standard library only.
 
-    python3 Scripts/benchlib/make_visit_outputs.py TEMPLATE_DATA TEMPLATE_OUTPUT OUT [--visits 1000]
+    python3 Scripts/benchlib/make_visit_outputs.py TEMPLATE_DATA TEMPLATE_OUTPUT OUT [--visits 1000] [--sites 8]
 """
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -59,7 +62,9 @@ def complete_participants(data, output):
 
 def copy_visit_inputs(source, target, old, new):
     for root, _, files in os.walk(source):
-        destination = rename(root.replace(source, target, 1), old, new)
+        # Only the part below `source` is renamed: `target` already holds the new name, which
+        # may begin with the old one (sub-02 -> sub-0227).
+        destination = os.path.join(target, rename(os.path.relpath(root, source), old, new))
         os.makedirs(destination, exist_ok=True)
         for name in files:
             os.link(os.path.join(root, name), os.path.join(destination, rename(name, old, new)))
@@ -90,6 +95,7 @@ def main():
     parser.add_argument("template_output")
     parser.add_argument("out")
     parser.add_argument("--visits", type=int, default=1000)
+    parser.add_argument("--sites", type=int, default=8)
     args = parser.parse_args()
     templates = [t for t in complete_participants(args.template_data, args.template_output) if len(t[1]) == 4]
     if not templates:
@@ -98,18 +104,19 @@ def main():
     if os.path.exists(args.out):
         sys.exit(f"make_visit_outputs: {args.out} exists")
     os.makedirs(data)
-    for name in ("dataset_description.json", "README", "participants.json"):
+    for name in ("dataset_description.json", "README"):
         if os.path.exists(os.path.join(args.template_data, name)):
             shutil.copyfile(os.path.join(args.template_data, name), os.path.join(data, name))
     shutil.copytree(os.path.join(args.template_data, "atlas"), os.path.join(data, "atlas"))
     header, rows = read_tsv(os.path.join(args.template_data, "participants.tsv"))
     clinical = {row[0][4:]: row[1:] for row in rows}
-    participants = ["\t".join(header)]
+    participants = ["\t".join(header + ["site"])]
     for k in range(args.visits // 4):
         old, sessions = templates[k % len(templates)]
         new = f"{k + 1:04d}"
-        factor = 1 + 0.02 * (((k * 7919) % 201) - 100) / 100
-        participants.append("\t".join([f"sub-{new}"] + clinical.get(old, ["n/a"] * (len(header) - 1))))
+        site = k % max(args.sites, 1)
+        factor = (1 + 0.02 * (((k * 7919) % 201) - 100) / 100) * (1 + 0.01 * (((site * 37) % 21) - 10) / 10)
+        participants.append("\t".join([f"sub-{new}"] + clinical.get(old, ["n/a"] * (len(header) - 1)) + [f"site-{site + 1:02d}"]))
         source = os.path.join(args.template_data, f"sub-{old}")
         os.makedirs(os.path.join(data, f"sub-{new}"))
         shutil.copyfile(os.path.join(source, f"sub-{old}_sessions.tsv"), os.path.join(data, f"sub-{new}", f"sub-{new}_sessions.tsv"))
@@ -117,9 +124,14 @@ def main():
             copy_visit_inputs(os.path.join(source, session), os.path.join(data, f"sub-{new}", session), old, new)
             copy_visit_outputs(os.path.join(args.template_output, f"sub-{old}", session),
                                os.path.join(derivatives, f"sub-{new}", session), old, new, factor)
+    sidecar = os.path.join(args.template_data, "participants.json")
+    described = json.load(open(sidecar)) if os.path.exists(sidecar) else {}
+    described["site"] = {"Description": "acquisition site of the fabricated multi-site cohort"}
+    with open(os.path.join(data, "participants.json"), "w") as f:
+        json.dump(described, f, indent=2)
     with open(os.path.join(data, "participants.tsv"), "w") as f:
         f.write("\n".join(participants) + "\n")
-    print(f"make_visit_outputs: {4 * (args.visits // 4)} visits of {args.visits // 4} participants in {args.out}")
+    print(f"make_visit_outputs: {4 * (args.visits // 4)} visits of {args.visits // 4} participants in {args.sites} sites in {args.out}")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,14 @@ public enum TrialReport {
         return path
     }
 
+    /// Above this many participants the report is a summary (``largeTrialSummary(output:tables:generator:)``):
+    /// its figures draw one line per participant in every panel, and at 250 participants the
+    /// page already weighs 32 MB, at 2 500 it would take hours and hundreds of MB to build.
+    /// The demo's cap is 99 participants, so every demo trial gets the full report.
+    public static let participantLimit = 100
+
     public static func render(output: String, tables: String? = nil, metrics: [String], generator: String) throws -> String {
+        if let summary = try largeTrialSummary(output: output, tables: tables, generator: generator) { return summary }
         let data = try TrialData(output: output, tables: tables)
         var page = HTMLPage(title: "nimetrics trial report")
         page.add("<nav><a href=\"#visits\">Visits</a><a href=\"#trajectories\">Trajectories</a><a href=\"#change\">Change from baseline</a><a href=\"#edss\">Change vs EDSS</a><a href=\"#qc\">QC</a><a href=\"#parameters\">Parameters</a></nav>")
@@ -50,6 +57,42 @@ public enum TrialReport {
         addQC(&page, data: data, output: output)
         page.heading("Parameters used", id: "parameters")
         addParameters(&page, output: output, tables: data.tablesFolder)
+        return page.rendered(generator: generator)
+    }
+
+    /// The report of a trial of more than ``participantLimit`` participants: the visit counts
+    /// by status and the parameter sets used (their ids and visit counts), with a pointer to the group tables, which hold every
+    /// value; nil for a smaller trial (or a visit table without participants, which the full
+    /// report then reports).
+    static func largeTrialSummary(output: String, tables: String?, generator: String) throws -> String? {
+        let visitsPath = (tables ?? output + "/group") + "/visits.tsv"
+        let visits: TSVTable
+        do { visits = try TSVTable.read(visitsPath) } catch { throw ReportError(visitsPath, "cannot read the visit table: \(error)") }
+        guard let p = visits.index(of: "participant_id") else { return nil }
+        let participants = Set(visits.rows.map { $0[p] }).count
+        guard participants > participantLimit else { return nil }
+        var page = HTMLPage(title: "nimetrics trial report")
+        page.paragraph("\(participants) participants, \(visits.rows.count) visits.", cssClass: "muted")
+        page.paragraph("More than \(participantLimit) participants: the figures, which draw one line per participant, and the "
+                       + "per-visit tables are left out of this report. The group tables (metrics_long.tsv, change_from_baseline.tsv, "
+                       + "stats.tsv, trend.tsv, nimetrics.sqlite) hold every value.", cssClass: "warning")
+        page.heading("Visits", id: "visits")
+        var counts: [String: Int] = [:]
+        if let status = visits.index(of: "status") { for row in visits.rows { counts[row[status], default: 0] += 1 } }
+        page.add(HTMLPage.table(header: ["status", "visits"], rows: counts.keys.sorted().map { [$0, String(counts[$0]!)] }))
+        // The parameter sets by their ids in visits.tsv (reading every visit record, as the
+        // full report does, took a quarter of the group stage at 10 000 visits); the
+        // database's `parameters` table holds each set in full.
+        page.heading("Parameters used", id: "parameters")
+        var rows: [[String]] = []
+        for modality in ["dwi", "func"] {
+            guard let column = visits.index(of: modality + "_parameters") else { continue }
+            var used: [String: Int] = [:]
+            for row in visits.rows where row[column] != "n/a" { used[row[column], default: 0] += 1 }
+            rows += used.keys.sorted().map { [modality, $0, String(used[$0]!)] }
+        }
+        page.add(HTMLPage.table(header: ["modality", "parameters_id", "visits"], rows: rows,
+                                caption: "Each set in full: table parameters of nimetrics.sqlite."))
         return page.rendered(generator: generator)
     }
 

@@ -53,6 +53,12 @@ enum GroupStatistics {
         var sessionOrder: [String] = []
         /// Random draws of the permutation tests too large to enumerate.
         var draws = PermutationTests.defaultDraws
+        /// ``changes`` grouped by key and follow-up session, outcome metrics only, in the
+        /// order of ``changes``; when set, ``changes`` is not read. The group stage fills this
+        /// rather than the list, so each of its millions of rows is held once, compactly.
+        var changesByKey: [Key: [String: [(participant: String, delta: Double)]]]? = nil
+        /// ``values`` grouped by key, outcome metrics only, likewise.
+        var valuesByKey: [Key: [(visit: VisitKey, value: Double)]]? = nil
     }
 
     /// True for the quality-control numbers (``MetricKind/of(metric:)``): they describe the
@@ -114,9 +120,11 @@ enum GroupStatistics {
     /// The per-row statistics, computed in parallel into fixed slots (each row is independent
     /// and seeds its own draws, so the result does not depend on the thread count).
     static func computeChangeStatistics(_ input: Input, threads: Int) -> [ChangeStatistics] {
-        var grouped: [Key: [String: [(participant: String, delta: Double)]]] = [:]
-        for change in input.changes where !isQualityControl(metric: change.key.metric) {
-            grouped[change.key, default: [:]][change.visit.session, default: []].append((change.visit.participant, change.delta))
+        var grouped: [Key: [String: [(participant: String, delta: Double)]]] = input.changesByKey ?? [:]
+        if input.changesByKey == nil {
+            for change in input.changes where !isQualityControl(metric: change.key.metric) {
+                grouped[change.key, default: [:]][change.visit.session, default: []].append((change.visit.participant, change.delta))
+            }
         }
         let rank = Dictionary(input.sessionOrder.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         let jobs: [(key: Key, session: String, changes: [(participant: String, delta: Double)])] =
@@ -154,9 +162,11 @@ enum GroupStatistics {
     /// intercepts (0 on the boundary) and of the residual. `n/a` where the model cannot be
     /// estimated (fewer than two participants, one month, no repeated visit, a perfect fit).
     static func trendTable(_ input: Input, threads: Int = ProcessInfo.processInfo.activeProcessorCount) -> TSVTable {
-        var grouped: [Key: [(visit: VisitKey, value: Double)]] = [:]
-        for row in input.values where !isQualityControl(metric: row.key.metric) {
-            grouped[row.key, default: []].append((row.visit, row.value))
+        var grouped: [Key: [(visit: VisitKey, value: Double)]] = input.valuesByKey ?? [:]
+        if input.valuesByKey == nil {
+            for row in input.values where !isQualityControl(metric: row.key.metric) {
+                grouped[row.key, default: []].append((row.visit, row.value))
+            }
         }
         let keys = grouped.keys.sorted(by: Key.less)
         let series = keys.map { grouped[$0]! }
@@ -199,24 +209,56 @@ extension GroupStatistics {
     ///   - visitMonths: months since baseline per visit; nil for ``defaultVisitMonths(_:warnings:)``.
     ///   - clinicalOutcome: the clinical column whose change the metrics' changes are
     ///     correlated with; nil for `edss` when some visit has it.
-    static func input(_ data: GroupData, changes: [ChangeRow], clinicalOutcome: String?, warnings: inout [String]) -> Input {
-        input(visits: data.visits, changes: changes, baselines: data.baselines.mapValues { $0.session },
-              visitMonths: defaultVisitMonths(data.visits, warnings: &warnings), clinicalOutcome: clinicalOutcome,
-              warnings: &warnings)
+    static func input(_ data: GroupData, changes: [VisitChanges], clinicalOutcome: String?, warnings: inout [String]) -> Input {
+        // Grouped by catalogue id first (an array index, not a hash of four strings), then
+        // keyed: among the session values (run n/a) an id and a Key are one to one.
+        let catalogue = data.catalogue.keys
+        let outcome = catalogue.map { $0.run == nil && !isQualityControl(metric: $0.metric) }
+        var changesByID = [[String: [(participant: String, delta: Double)]]](repeating: [:], count: catalogue.count)
+        for visitChanges in changes {
+            let participant = data.visits[visitChanges.visit].visit.participantID
+            for (id, (value, baseline)) in zip(visitChanges.ids, zip(visitChanges.values, visitChanges.baselines)) where outcome[Int(id)] {
+                changesByID[Int(id)][visitChanges.sessionID, default: []].append((participant, ChangeRow.delta(value: value, baseline: baseline)))
+            }
+        }
+        var valuesByID = [[(visit: VisitKey, value: Double)]](repeating: [], count: catalogue.count)
+        for visit in data.visits {
+            guard let session = visit.visit.sessionID else { continue }
+            let id = VisitKey(participant: visit.visit.participantID, session: session)
+            for (k, value) in zip(visit.metricIDs, visit.metricValues) where outcome[Int(k)] { valuesByID[Int(k)].append((id, value)) }
+        }
+        func key(_ k: Int) -> Key { Key(modality: catalogue[k].modality, atlas: catalogue[k].atlas, region: catalogue[k].region, metric: catalogue[k].metric) }
+        var result = input(visits: data.visits, changeTuples: [], baselines: data.baselines.mapValues { $0.session },
+                           visitMonths: defaultVisitMonths(data.visits, warnings: &warnings), clinicalOutcome: clinicalOutcome,
+                           fillValues: false, warnings: &warnings)
+        result.changesByKey = Dictionary(uniqueKeysWithValues: changesByID.indices.filter { !changesByID[$0].isEmpty }.map { (key($0), changesByID[$0]) })
+        result.valuesByKey = Dictionary(uniqueKeysWithValues: valuesByID.indices.filter { !valuesByID[$0].isEmpty }.map { (key($0), valuesByID[$0]) })
+        return result
     }
 
     static func input(visits: [GroupVisit], changes: [ChangeRow], baselines: [String: String?],
                       visitMonths: [VisitKey: Double]? = nil, clinicalOutcome: String? = nil,
                       warnings: inout [String]) -> Input {
+        func key(_ m: MetricRow) -> Key { Key(modality: m.modality, atlas: m.atlas, region: m.region, metric: m.metric) }
+        return input(visits: visits,
+                     changeTuples: changes.map { (VisitKey(participant: $0.participantID, session: $0.sessionID), key($0.metric), $0.delta) },
+                     baselines: baselines, visitMonths: visitMonths, clinicalOutcome: clinicalOutcome, fillValues: true, warnings: &warnings)
+    }
+
+    /// - Parameter fillValues: fill ``Input/values`` from the visits' metrics.
+    static func input(visits: [GroupVisit], changeTuples: [(visit: VisitKey, key: Key, delta: Double)], baselines: [String: String?],
+                      visitMonths: [VisitKey: Double]?, clinicalOutcome: String?, fillValues: Bool,
+                      warnings: inout [String]) -> Input {
         var input = Input()
         func visitKey(_ visit: GroupVisit) -> VisitKey? {
             visit.visit.sessionID.map { VisitKey(participant: visit.visit.participantID, session: $0) }
         }
-        func key(_ m: MetricRow) -> Key { Key(modality: m.modality, atlas: m.atlas, region: m.region, metric: m.metric) }
-        input.changes = changes.map { (VisitKey(participant: $0.participantID, session: $0.sessionID), key($0.metric), $0.delta) }
-        for visit in visits {
+        input.changes = changeTuples
+        for visit in visits where fillValues {
             guard let id = visitKey(visit) else { continue }
-            for m in visit.metrics where m.run == nil { input.values.append((id, key(m), m.value)) }
+            for m in visit.metrics where m.run == nil {
+                input.values.append((id, Key(modality: m.modality, atlas: m.atlas, region: m.region, metric: m.metric), m.value))
+            }
         }
         input.visitMonths = visitMonths ?? defaultVisitMonths(visits, warnings: &warnings)
         var order: [String: (Double, Int)] = [:]
@@ -248,7 +290,7 @@ extension GroupStatistics {
             order[id] = Double(visit.sessionOrder)
             if let month = visit.visitMonth, month.isFinite {
                 months[id] = month
-            } else if !visit.metrics.isEmpty {
+            } else if !visit.hasNoMetrics {
                 complete = false
             }
         }
@@ -264,12 +306,18 @@ extension GroupStatistics {
         func number(_ visit: GroupVisit) -> Double? {
             visit.visit.clinicalValue(outcome).flatMap(Double.init).flatMap { $0.isFinite ? $0 : nil }
         }
+        // The first listed visit of each participant and session, found once (not searched per visit).
+        var listed: [String: [String: Int]] = [:]
+        for (i, visit) in visits.enumerated() {
+            guard let session = visit.visit.session, listed[visit.visit.participant]?[session] == nil else { continue }
+            listed[visit.visit.participant, default: [:]][session] = i
+        }
         var result: [VisitKey: Double] = [:]
         for visit in visits {
             guard let session = visit.visit.sessionID, let value = number(visit),
                   let baselineLabel = baselines[visit.visit.participant] ?? nil,
-                  let baseline = visits.first(where: { $0.visit.participant == visit.visit.participant && $0.visit.session == baselineLabel }),
-                  let start = number(baseline) else { continue }
+                  let index = listed[visit.visit.participant]?[baselineLabel],
+                  let start = number(visits[index]) else { continue }
             result[VisitKey(participant: visit.visit.participantID, session: session)] = value - start
         }
         return result

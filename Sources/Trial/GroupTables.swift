@@ -27,8 +27,12 @@ struct GroupVisit {
     var error: String?
     /// Each modality discovered or recorded, with its status.
     var scans: [(modality: Modality, status: VisitStatus)]
-    /// In ``TrialRunner/metricOrder(_:_:)``; the metrics of the modalities that are ok.
-    var metrics: [MetricRow]
+    /// The keys of ``metrics`` (ids into ``catalogue``), in ``TrialRunner/metricOrder(_:_:)``.
+    var metricIDs: [UInt32] = []
+    /// The values of ``metrics``, one per id.
+    var metricValues: [Double] = []
+    /// The table of keys ``metricIDs`` point into, shared by the visits of one group stage.
+    var catalogue: MetricCatalogue
     /// The non-zero shells the tensor was fitted to, from the visit's DWI sidecar; nil when
     /// the DWI is not ok, absent, or its sidecar does not list them.
     var dwiShells: [Double]? = nil
@@ -37,6 +41,30 @@ struct GroupVisit {
     var parameters: [Modality: ParameterSet] = [:]
     /// The visit's month (see ``Baselines/assignMonths(_:baselines:)``); nil when unknown.
     var visitMonth: Double? = nil
+
+    init(visit: VisitInput, sessionOrder: Int, status: VisitStatus, error: String?,
+         scans: [(modality: Modality, status: VisitStatus)], metrics: [MetricRow], catalogue: MetricCatalogue = MetricCatalogue()) {
+        self.visit = visit
+        self.sessionOrder = sessionOrder
+        self.status = status
+        self.error = error
+        self.scans = scans
+        self.catalogue = catalogue
+        self.metrics = metrics
+    }
+
+    /// In ``TrialRunner/metricOrder(_:_:)``; the metrics of the modalities that are ok, made
+    /// from ``metricIDs`` and ``metricValues`` on each read (the group tables read those).
+    var metrics: [MetricRow] {
+        get { zip(metricIDs, metricValues).map { catalogue.row($0, value: $1) } }
+        set {
+            metricIDs = newValue.map(catalogue.id)
+            metricValues = newValue.map(\.value)
+        }
+    }
+
+    /// True when the visit has no metrics.
+    var hasNoMetrics: Bool { metricIDs.isEmpty }
 
     /// The protocol cell of visits.tsv: the shells joined by commas ("1000", "1000,2000").
     var dwiShellsText: String? { dwiShells.map { $0.map(formatJSONNumber).joined(separator: ",") } }
@@ -106,6 +134,8 @@ struct GroupData {
     /// True with `--allow-mixed-parameters`: metric rows carry their `parameters_id`.
     var mixedParameters: Bool
     var warnings: [String]
+    /// The metric keys the visits' ids point into.
+    var catalogue: MetricCatalogue
 
     /// The value of a visit's clinical column (by name as read), `n/a` when absent.
     static func clinicalCell(_ visit: GroupVisit, _ source: String) -> String {
@@ -130,10 +160,32 @@ struct ChangeRow {
     /// The parameters ids of the value and of the baseline value (for `--allow-mixed-parameters`).
     var parametersID: String?
     var baselineParametersID: String?
-    var delta: Double { metric.value - baseline }
+    var delta: Double { Self.delta(value: metric.value, baseline: baseline) }
     /// 100 · delta / |baseline|: the sign follows the change even for a negative baseline;
     /// NaN when the baseline is 0 or missing.
-    var percentChange: Double { baseline.isNaN || baseline == 0 ? .nan : 100 * delta / abs(baseline) }
+    var percentChange: Double { Self.percentChange(delta: delta, baseline: baseline) }
+
+    static func delta(value: Double, baseline: Double) -> Double { value - baseline }
+    static func percentChange(delta: Double, baseline: Double) -> Double {
+        baseline.isNaN || baseline == 0 ? .nan : 100 * delta / abs(baseline)
+    }
+}
+
+/// The rows of change_from_baseline of one follow-up visit, compactly: its session values
+/// (run `n/a`) and its baseline's on the same key (NaN and not found when the baseline has none).
+struct VisitChanges {
+    /// Index of the visit in ``GroupData/visits``.
+    var visit: Int
+    /// Index of its participant's baseline visit; nil when that visit is not listed.
+    var baseline: Int?
+    /// `ses-<label>` of the visit and of its baseline.
+    var sessionID: String
+    var baselineSessionID: String?
+    var ids: [UInt32] = []
+    var values: [Double] = []
+    var baselines: [Double] = []
+    /// True where the baseline has the key (its value may still be n/a).
+    var found: [Bool] = []
 }
 
 extension TrialRunner {
@@ -194,15 +246,13 @@ extension TrialRunner {
         defer { groupLock.release() }
         var data = try groupData(dataset: dataset, output: output, options: options)
         let changes = changeRows(data)
-        let statistics = GroupStatistics.input(data, changes: changes, clinicalOutcome: options.clinicalOutcome,
-                                               warnings: &data.warnings)
-        let statisticsTables = [("stats", GroupStatistics.statsTable(statistics)), ("trend", GroupStatistics.trendTable(statistics))]
+        let statisticsTables = statisticsTables(&data, changes: changes, options: options)
 
         // Written as one set: a kill or a full disk leaves the previous tables or the new ones.
         let set = try writeGroupSet(output: output, holding: groupLock) { set in
-            try set.write(metricsLongTable(data), "metrics_long.tsv")
+            try set.write("metrics_long.tsv") { path in try writeMetricsLong(data, to: path) }
             try set.write(visitsTable(data), "visits.tsv")
-            try set.write(changeTable(changes, mixedParameters: data.mixedParameters), "change_from_baseline.tsv")
+            try set.write("change_from_baseline.tsv") { path in try writeChangeTable(changes, data: data, to: path) }
             for (name, table) in statisticsTables { try set.write(table, name + ".tsv") }
             try set.write("nimetrics.sqlite") { path in
                 try GroupDatabase.write(to: path, data: data, dataset: dataset, tables: statisticsTables)
@@ -216,6 +266,12 @@ extension TrialRunner {
         var counts: [VisitStatus: Int] = [:]
         for visit in data.visits { counts[visit.status, default: 0] += 1 }
         return GroupSummary(folder: set.folder, files: set.files, statusCounts: counts, warnings: data.warnings)
+    }
+
+    /// stats.tsv and trend.tsv; their inputs (a value per row of the tables) are let go on return.
+    static func statisticsTables(_ data: inout GroupData, changes: [VisitChanges], options: GroupOptions) -> [(String, TSVTable)] {
+        let statistics = GroupStatistics.input(data, changes: changes, clinicalOutcome: options.clinicalOutcome, warnings: &data.warnings)
+        return [("stats", GroupStatistics.statsTable(statistics)), ("trend", GroupStatistics.trendTable(statistics))]
     }
 
     /// ``runGroup(dataset:output:options:)`` with only a baseline session.
@@ -243,7 +299,8 @@ extension TrialRunner {
         var seen = Set<String>()
         return GroupData(visits: visits, baselines: baselines, clinical: clinical, participantColumns: participantColumns,
                          descriptions: descriptions, mixedParameters: options.allowMixedParameters,
-                         warnings: warnings.filter { seen.insert($0).inserted })
+                         warnings: warnings.filter { seen.insert($0).inserted },
+                         catalogue: visits.first?.catalogue ?? MetricCatalogue())
     }
 
     // MARK: - Reading the visit folders
@@ -254,25 +311,28 @@ extension TrialRunner {
     static func collectVisits(dataset: Dataset, output: String) throws -> [GroupVisit] {
         var result: [GroupVisit] = []
         var rankInParticipant: [String: Int] = [:]
+        let catalogue = MetricCatalogue()
         for visit in Dataset.sortVisits(dataset.visits) {
             let rank = rankInParticipant[visit.participant, default: 0]
             rankInParticipant[visit.participant] = rank + 1
             let folder = try SafePath.join(output, visit.relativeFolder)
-            var entry = GroupVisit(visit: visit, sessionOrder: rank, status: .ok, error: nil, scans: [], metrics: [])
+            var entry = GroupVisit(visit: visit, sessionOrder: rank, status: .ok, error: nil, scans: [], metrics: [],
+                                   catalogue: catalogue)
             var errors: [String] = []
+            var metrics: [MetricRow] = []
             for modality in Modality.allCases {
                 var unit = visit
                 unit.modality = modality
                 guard let scan = try readScan(unit, folder: folder, expected: visit.modalities.contains(modality)) else { continue }
                 entry.scans.append((modality, scan.status))
-                entry.metrics += scan.metrics
+                metrics += scan.metrics
                 if scan.status == .ok, let record = scan.record {
                     entry.parameters[modality] = ParameterSet(record.parameters)
                     if modality == .dwi { entry.dwiShells = dwiShells(record, folder: folder) }
                 }
                 if let error = scan.error { errors.append("\(modality.rawValue): \(error)") }
             }
-            entry.metrics.sort(by: metricOrder)
+            entry.metrics = metrics.sorted(by: metricOrder)
             let severity: [VisitStatus] = [.failed, .incomplete, .missing]
             entry.status = severity.first { worst in entry.scans.contains { $0.status == worst } } ?? (entry.scans.isEmpty ? .missing : .ok)
             entry.error = errors.isEmpty ? nil : errors.joined(separator: "; ")
@@ -340,43 +400,64 @@ extension TrialRunner {
         }
     }
 
-    static func changeRows(_ data: GroupData) -> [ChangeRow] {
-        var rows: [ChangeRow] = []
-        let visits = data.visits
-        // Per modality: the metrics of a visit are those of its modalities that are ok, so a
-        // failed DWI leaves the functional changes in place, and the other way round.
-        for visit in visits where !visit.metrics.isEmpty {
+    /// The change rows of every follow-up visit, in visit order: per modality, as the
+    /// metrics of a visit are those of its modalities that are ok, so a failed DWI leaves the
+    /// functional changes in place, and the other way round. Each baseline is found once
+    /// (a dictionary, not a search of the visits per visit).
+    static func changeRows(_ data: GroupData) -> [VisitChanges] {
+        var baselineIndex: [String: Int] = [:]
+        for (i, visit) in data.visits.enumerated() {
+            guard let session = visit.visit.session, let baseline = data.baselines[visit.visit.participant],
+                  baseline.session == session, baselineIndex[visit.visit.participant] == nil else { continue }
+            baselineIndex[visit.visit.participant] = i
+        }
+        var result: [VisitChanges] = []
+        for (i, visit) in data.visits.enumerated() where !visit.hasNoMetrics {
             guard let session = visit.visit.session, let baseline = data.baselines[visit.visit.participant] else { continue }
             if baseline.session == session { continue }
-            let baselineVisit = visits.first { $0.visit.participant == visit.visit.participant && $0.visit.session == baseline.session }
-            var byKey: [String: Double] = [:]
-            func key(_ row: MetricRow) -> String { "\(row.modality)\t\(row.region)\t\(row.metric)\t\(row.atlas ?? "")" }
-            // Change is measured on the session's values, not on single runs, atlas by atlas.
-            for row in baselineVisit?.metrics ?? [] where row.run == nil { byKey[key(row)] = row.value }
-            for metric in visit.metrics where metric.run == nil {
-                let value = byKey[key(metric)]
-                rows.append(ChangeRow(participantID: visit.visit.participantID, sessionID: "ses-" + session,
-                                      baselineSessionID: baseline.sessionID, metric: metric, baseline: value ?? .nan,
-                                      parametersID: visit.parametersID(of: metric.modality),
-                                      baselineParametersID: value == nil ? nil : baselineVisit?.parametersID(of: metric.modality)))
+            let b = baselineIndex[visit.visit.participant]
+            // Change is measured on the session's values, not on single runs, atlas by atlas:
+            // an id with no run stands for (modality, region, metric, atlas).
+            var byKey: [UInt32: Double] = [:]
+            if let b {
+                let other = data.visits[b]
+                for (id, value) in zip(other.metricIDs, other.metricValues) where other.catalogue.keys[Int(id)].run == nil {
+                    byKey[other.catalogue === visit.catalogue ? id : visit.catalogue.id(other.catalogue.row(id, value: value))] = value
+                }
             }
+            var changes = VisitChanges(visit: i, baseline: b, sessionID: "ses-" + session, baselineSessionID: baseline.sessionID)
+            for (id, value) in zip(visit.metricIDs, visit.metricValues) where visit.catalogue.keys[Int(id)].run == nil {
+                let start = byKey[id]
+                changes.ids.append(id)
+                changes.values.append(value)
+                changes.baselines.append(start ?? .nan)
+                changes.found.append(start != nil)
+            }
+            result.append(changes)
         }
-        return rows
+        return result
     }
 
     // MARK: - Tables
 
-    static func metricsLongTable(_ data: GroupData) -> TSVTable {
-        var table = TSVTable(columns: ["participant_id", "session_id", "modality", "region", "metric", "value", "run", "atlas", "kind"]
-                             + (data.mixedParameters ? ["parameters_id"] : []))
-        for visit in data.visits {
-            for m in visit.metrics {
-                table.append([visit.visit.participantID, visit.visit.sessionID ?? "n/a", m.modality, m.region, m.metric,
-                              tsvCell(m.value), m.run ?? "n/a", m.atlas ?? "n/a", MetricKind.of(metric: m.metric).rawValue]
-                             + (data.mixedParameters ? [visit.parametersID(of: m.modality) ?? "n/a"] : []))
+    static let metricsLongColumns = ["participant_id", "session_id", "modality", "region", "metric", "value", "run", "atlas", "kind"]
+
+    /// Writes metrics_long.tsv row by row (see ``runGroup(dataset:output:options:)``).
+    static func writeMetricsLong(_ data: GroupData, to path: String) throws {
+        let pieces = data.catalogue.textPieces()
+        try TSVStream.write(to: path, columns: metricsLongColumns + (data.mixedParameters ? ["parameters_id"] : [])) { out in
+            for visit in data.visits {
+                precondition(visit.catalogue === data.catalogue, "the visits of a group stage share one catalogue")
+                let prefix = visit.visit.participantID + "\t" + (visit.visit.sessionID ?? "n/a") + "\t"
+                for (id, value) in zip(visit.metricIDs, visit.metricValues) {
+                    let k = Int(id)
+                    var line = prefix + pieces.before[k] + tsvCell(value) + pieces.after[k]
+                    if data.mixedParameters { line += "\t" + (visit.parametersID(of: data.catalogue.keys[k].modality) ?? "n/a") }
+                    out.line(line)
+                }
+                try out.flushIfFull()
             }
         }
-        return table
     }
 
     /// Clinical column names over all visits, in order of first appearance.
@@ -401,17 +482,38 @@ extension TrialRunner {
         return table
     }
 
-    static func changeTable(_ rows: [ChangeRow], mixedParameters: Bool) -> TSVTable {
-        var table = TSVTable(columns: ["participant_id", "session_id", "baseline_session_id", "modality", "region", "metric",
-                                       "baseline_value", "value", "delta", "percent_change", "atlas", "kind"]
-                             + (mixedParameters ? ["parameters_id", "baseline_parameters_id"] : []))
-        for row in rows {
-            table.append([row.participantID, row.sessionID, row.baselineSessionID ?? "n/a", row.metric.modality, row.metric.region,
-                          row.metric.metric, tsvCell(row.baseline), tsvCell(row.metric.value), tsvCell(row.delta),
-                          tsvCell(row.percentChange), row.metric.atlas ?? "n/a", MetricKind.of(metric: row.metric.metric).rawValue]
-                         + (mixedParameters ? [row.parametersID ?? "n/a", row.baselineParametersID ?? "n/a"] : []))
+    static func changeColumns(mixedParameters: Bool) -> [String] {
+        ["participant_id", "session_id", "baseline_session_id", "modality", "region", "metric", "baseline_value", "value",
+         "delta", "percent_change", "atlas", "kind"] + (mixedParameters ? ["parameters_id", "baseline_parameters_id"] : [])
+    }
+
+    /// Writes change_from_baseline.tsv row by row (see ``runGroup(dataset:output:options:)``).
+    static func writeChangeTable(_ changes: [VisitChanges], data: GroupData, to path: String) throws {
+        let pieces = data.catalogue.textPieces()
+        let mixed = data.mixedParameters
+        try TSVStream.write(to: path, columns: changeColumns(mixedParameters: mixed)) { out in
+            for visitChanges in changes {
+                let visit = data.visits[visitChanges.visit]
+                let baselineVisit = visitChanges.baseline.map { data.visits[$0] }
+                let prefix = visit.visit.participantID + "\t" + visitChanges.sessionID + "\t"
+                    + (visitChanges.baselineSessionID ?? "n/a") + "\t"
+                for j in visitChanges.ids.indices {
+                    let k = Int(visitChanges.ids[j])
+                    let value = visitChanges.values[j], baseline = visitChanges.baselines[j]
+                    let delta = ChangeRow.delta(value: value, baseline: baseline)
+                    var line = prefix + pieces.before[k] + tsvCell(baseline) + "\t" + tsvCell(value) + "\t" + tsvCell(delta) + "\t"
+                        + tsvCell(ChangeRow.percentChange(delta: delta, baseline: baseline)) + pieces.changeAfter[k]
+                    if mixed {
+                        let modality = data.catalogue.keys[k].modality
+                        let own = visit.parametersID(of: modality)
+                        let theirs = visitChanges.found[j] ? baselineVisit?.parametersID(of: modality) : nil
+                        line += "\t" + (own ?? "n/a") + "\t" + (theirs ?? "n/a")
+                    }
+                    out.line(line)
+                }
+                try out.flushIfFull()
+            }
         }
-        return table
     }
 
     /// Text made safe for a TSV cell: tabs and line breaks become spaces, empty becomes `n/a`.

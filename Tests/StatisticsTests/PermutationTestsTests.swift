@@ -125,4 +125,35 @@ struct PermutationTestsTests {
             for j in p.indices where p[i] < p[j] { #expect(adjusted[i] <= adjusted[j]) }
         }
     }
+
+    @Test("above the asymptotic limit the p-values are the permutation distribution's normal limit, close to the draws'")
+    func asymptoticRegime() throws {
+        var generator = SplitMix64(seed: 7)
+        func normal() -> Double {
+            let u = (Double(generator.next() >> 11) + 0.5) / 9_007_199_254_740_992
+            let v = Double(generator.next() >> 11) / 9_007_199_254_740_992
+            return (-2 * log(u)).squareRoot() * cos(2 * Double.pi * v)
+        }
+        let n = PermutationTests.asymptoticLimit + 1
+        var worst = (sign: 0.0, rank: 0.0)
+        for shift in [0.0, 0.05, 0.1, 0.2, 0.3] {
+            let d = (0..<n).map { _ in normal() + shift }
+            let y = d.map { shift * $0 + normal() }
+            let limit = try #require(PermutationTests.signFlip(d)), drawn = try #require(PermutationTests.signFlip(d, asymptoticAbove: .max))
+            #expect(!limit.exact && limit.resamples == 0 && drawn.resamples == PermutationTests.defaultDraws)
+            #expect(limit.statistic == drawn.statistic)
+            worst.sign = max(worst.sign, abs(limit.pValue - drawn.pValue))
+            let rho = try #require(PermutationTests.spearman(d, y)), rhoDrawn = try #require(PermutationTests.spearman(d, y, asymptoticAbove: .max))
+            #expect(rho.statistic == rhoDrawn.statistic && rho.resamples == 0)
+            worst.rank = max(worst.rank, abs(rho.pValue - rhoDrawn.pValue))
+        }
+        // 100 000 draws have a standard error of at most 0.0016; the normal limit's error at
+        // n ≈ 100 is of order 1/n for these symmetric null distributions.
+        #expect(worst.sign < 0.01, "sign flip: normal limit vs draws \(worst.sign)")
+        #expect(worst.rank < 0.01, "Spearman: normal limit vs draws \(worst.rank)")
+        // At the limit itself the draws are used, as before.
+        let atLimit = (0..<PermutationTests.asymptoticLimit).map { _ in normal() }
+        #expect(PermutationTests.signFlip(atLimit) == PermutationTests.signFlip(atLimit, asymptoticAbove: .max))
+        #expect(PermutationTests.signFlip(atLimit)?.resamples == PermutationTests.defaultDraws)
+    }
 }
