@@ -157,7 +157,11 @@ struct TrialData {
               let low = Self.firstColumn(stats, ["ci_low", "ci_lower", "ci95_low", "ci_95_low", "mean_change_ci_low"]),
               let high = Self.firstColumn(stats, ["ci_high", "ci_upper", "ci95_high", "ci_95_high", "mean_change_ci_high"]) else { return [] }
         let atlas = stats.index(of: "atlas")
-        let sessionMonths = Dictionary(monthOf.map { ($0.key.split(separator: " ").last.map(String.init) ?? "", $0.value) }, uniquingKeysWith: { a, _ in a })
+        // A session's month on the x axis: the median of its visits' months (lower median),
+        // so the figure does not depend on the order a dictionary is walked in.
+        var monthsOfSession: [String: [Double]] = [:]
+        for (visit, month) in monthOf { monthsOfSession[visit.split(separator: " ").last.map(String.init) ?? "", default: []].append(month) }
+        let sessionMonths = monthsOfSession.mapValues { months in months.sorted()[(months.count - 1) / 2] }
         return stats.rows.compactMap { row in
             guard row[m] == metric, row[r] == key.region, atlas.map({ row[$0] == key.atlas }) ?? true,
                   let month = sessionMonths[row[s]], let lo = ReportInputs.number(row[low]), let hi = ReportInputs.number(row[high]) else { return nil }
