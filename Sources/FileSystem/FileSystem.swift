@@ -23,6 +23,14 @@ public struct FileSystemError: Error, CustomStringConvertible, Equatable, Sendab
     public var description: String { "\(path): \(reason)" }
 }
 
+extension FileSystemError {
+    /// A problem with a file that no system call reported (a malformed transform, an
+    /// unreadable report input): the path and the reason.
+    public init(_ path: String, _ reason: String) {
+        self.init(path: path, reason: reason)
+    }
+}
+
 /// What a path names, as `stat(2)` reports it (links followed).
 public enum FileKind: Equatable, Sendable {
     case regularFile, folder, fifo, characterDevice, blockDevice, socket, other

@@ -2,16 +2,8 @@ import FileSystem
 import Foundation
 import Tabular
 
-/// A report could not be written: the file and the reason.
-public struct ReportError: Error, CustomStringConvertible, Sendable {
-    public let path: String
-    public let reason: String
-    public init(_ path: String, _ reason: String) {
-        self.path = path
-        self.reason = reason
-    }
-    public var description: String { "\(path): \(reason)" }
-}
+/// A report could not be read from the outputs or written: the file and the reason, in one line.
+public typealias ReportError = FileSystemError
 
 extension JSONValue {
     var stringValue: String? { if case .string(let s) = self { s } else { nil } }

@@ -124,7 +124,7 @@ public enum ReportWriter {
         page.add("<table><caption>Visits of \(escapeXML(participant))</caption><thead><tr><th>visit report</th><th>DWI status</th><th>DWI warnings</th><th>DWI error</th><th>fMRI status</th><th>fMRI warnings</th><th>fMRI error</th></tr></thead><tbody>"
                  + rows.joined() + "</tbody></table>")
         let path = output + "/" + participant + ".html"
-        do { try AtomicFile.write(page.rendered(generator: generator), to: path) } catch { throw ReportError(path, "cannot write: \(error)") }
+        try AtomicFile.write(page.rendered(generator: generator), to: path)
         return path
     }
 }

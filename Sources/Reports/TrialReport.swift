@@ -28,7 +28,7 @@ public enum TrialReport {
                              generator: String) throws -> String {
         let html = try render(output: output, tables: tables, metrics: metrics ?? defaultMetrics, generator: generator)
         let path = path ?? output + "/group/report.html"
-        do { try AtomicFile.write(html, to: path) } catch { throw ReportError(path, "cannot write: \(error)") }
+        try AtomicFile.write(html, to: path)
         return path
     }
 

@@ -16,7 +16,7 @@ public enum VisitReport {
     public static func write(folder: String, prefix: String, generator: String) throws -> String {
         let html = try render(folder: folder, prefix: prefix, generator: generator)
         let path = folder + "/" + fileName(prefix: prefix)
-        do { try AtomicFile.write(html, to: path) } catch { throw ReportError(path, "cannot write: \(error)") }
+        try AtomicFile.write(html, to: path)
         return path
     }
 

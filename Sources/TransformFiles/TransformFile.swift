@@ -4,17 +4,7 @@ import Geometry
 import NIfTI
 
 /// A transform file that cannot be used, with the file and the problem in one line.
-public struct TransformFileError: Error, CustomStringConvertible, Equatable {
-    public let path: String
-    public let reason: String
-
-    public init(_ path: String, _ reason: String) {
-        self.path = path
-        self.reason = reason
-    }
-
-    public var description: String { "\(path): \(reason)" }
-}
+public typealias TransformFileError = FileSystemError
 
 /// Reading transform files as antsApplyTransforms reads them, into ``Geometry``'s transforms
 /// (LPS millimetres, see ``LPS``):
