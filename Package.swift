@@ -98,7 +98,7 @@ let package = Package(
 
         // MARK: - Tests
         /// Helpers shared by the test targets (a seeded generator, folder-tree snapshots).
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Statistics"], path: "Tests/TestSupport"),
         .testTarget(name: "GeometryTests", dependencies: ["TestSupport", "Geometry"]),
         .testTarget(name: "NIfTITests", dependencies: ["Geometry", "NIfTI"]),
         .testTarget(name: "TransformFilesTests", dependencies: ["CHDF5", "Geometry", "NIfTI", "TransformFiles"]),

@@ -137,16 +137,20 @@ public enum TrialReport {
         var panels: [Panel] = []
         if let edss = data.clinicalPanel("edss") { panels.append(edss) }
         for key in regions {
-            let series = data.participants.enumerated().map { k, participant in
-                PlotSeries(name: participant, colour: categoricalColours[k % categoricalColours.count],
-                           points: data.values(metric: metric, key: key, participant: participant))
-            }
+            let series = participantSeries(data) { data.values(metric: metric, key: key, participant: $0) }
             panels.append(Panel(title: key.title, series: series))
         }
         let svg = Charts.smallMultiples(panels, title: "Trajectories of \(metric)",
                                         summary: "\(metric) (\(unit(metric))) of every participant across visit months, one panel per region, EDSS first.",
                                         xLabel: "visit month", yLabel: "\(metric) (\(unit(metric)))", xTicks: data.months)
         page.add("<figure id=\"trajectory-\(escapeXML(metric))\">\(svg)<figcaption>\(escapeXML(metric)) (\(unit(metric))) per participant and visit month; the first panel is EDSS (score) on the same time axis.</figcaption></figure>")
+    }
+
+    /// One line per participant, coloured by its place in the trial, through `points`.
+    static func participantSeries(_ data: TrialData, points: (String) -> [(x: Double, y: Double?)]) -> [PlotSeries] {
+        data.participants.enumerated().map { k, participant in
+            PlotSeries(name: participant, colour: categoricalColours[k % categoricalColours.count], points: points(participant))
+        }
     }
 
     /// Each participant's change from baseline per region, with the mean change and its 95%
@@ -156,12 +160,10 @@ public enum TrialReport {
         guard !regions.isEmpty, data.change != nil else { return }
         var panels: [Panel] = []
         for key in regions {
-            let series = data.participants.enumerated().map { k, participant in
-                PlotSeries(name: participant, colour: categoricalColours[k % categoricalColours.count],
-                           points: data.changes(metric: metric, key: key, participant: participant))
-            }
-            let intervals = data.intervals(metric: metric, key: key).map { (x: $0.x, low: $0.low, high: $0.high, colour: "#000") }
-            let mean = PlotSeries(name: "mean change (stats.tsv)", colour: "#000", points: data.intervals(metric: metric, key: key).map { ($0.x, $0.mean) }, dashed: true)
+            let series = participantSeries(data) { data.changes(metric: metric, key: key, participant: $0) }
+            let statistics = data.intervals(metric: metric, key: key)
+            let intervals = statistics.map { (x: $0.x, low: $0.low, high: $0.high, colour: "#000") }
+            let mean = PlotSeries(name: "mean change (stats.tsv)", colour: "#000", points: statistics.map { ($0.x, $0.mean) }, dashed: true)
             panels.append(Panel(title: key.title, series: series + (intervals.isEmpty ? [] : [mean]), intervals: intervals,
                                 referenceY: 0, note: data.slope(metric: metric, key: key)))
         }

@@ -1,20 +1,13 @@
 import Foundation
+import Statistics
 
-/// A small seeded generator (SplitMix64; Steele, Lea & Flood 2014) so every test builds the
-/// same data on every machine, without system randomness. Shared by the test targets.
-public struct SplitMix64: RandomNumberGenerator {
-    public var state: UInt64
+/// The seeded generator of ``Statistics`` (SplitMix64; Steele, Lea & Flood 2014), so every
+/// test builds the same data on every machine, without system randomness.
+public typealias SplitMix64 = Statistics.SplitMix64
 
-    public init(state: UInt64) { self.state = state }
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// The draws the tests build their data from.
+extension Statistics.SplitMix64 {
+    public init(state: UInt64) { self.init(seed: state) }
 
     /// Uniform in [0, 1).
     public mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
