@@ -1,14 +1,6 @@
 import Foundation
 import SlabParallel
 
-/// A DWI signal gathered voxel-compact (only the mask's voxels), volume-major: element
-/// `k * n + j` is mask voxel j of volume k. Integers are kept as stored when the series has
-/// no scaling, at half the memory of floats; the fit is the same.
-public enum MaskedSignal: Sendable {
-    case float([Float])
-    case int16([Int16])
-}
-
 extension TensorModel {
     /// Fits the tensor to the mask's voxels and places the fit on the whole grid.
     ///
@@ -19,15 +11,18 @@ extension TensorModel {
     ///   - threads: slabs of the fit and of the scatter; the result does not depend on it.
     /// - Throws: ``TensorModelError`` when sizes disagree.
     ///
-    /// The signal is consumed: when the caller hands over its only reference (`consume`), it
-    /// is freed as soon as the compact fit exists, before the grid maps are allocated, so
-    /// the two never take memory at once.
-    public func fit(_ signal: consuming MaskedSignal, voxels: [Int32], gridVoxelCount: Int, threads: Int) throws -> MaskedTensorFit {
-        let compact = switch signal {
-        case .float(let values): try fit(data: values, volumeCount: table.count, voxelCount: voxels.count, threads: threads)
-        case .int16(let values): try fit(data: values, volumeCount: table.count, voxelCount: voxels.count, threads: threads)
+    /// The signal is consumed chunk by chunk: each chunk is freed as soon as it is fitted,
+    /// and the compact fit's memory is taken as voxels are fitted, so the two never take
+    /// their full memory at once; the grid maps are made after the last chunk is freed.
+    public func fit(_ signal: MaskedSignal, voxels: [Int32], gridVoxelCount: Int, threads: Int) throws -> MaskedTensorFit {
+        guard signal.volumeCount == table.count else {
+            throw TensorModelError.volumeCountMismatch(entries: table.count, volumes: signal.volumeCount)
         }
-        _ = consume signal
+        guard signal.voxelCount == voxels.count else {
+            throw TensorModelError.dataSizeMismatch(expected: voxels.count * table.count, actual: signal.voxelCount * signal.volumeCount)
+        }
+        precondition(signal.isComplete, "every volume of the signal is stored before the fit")
+        let compact = fitConsuming(signal, threads: threads)
         return MaskedTensorFit(compact, voxels: voxels, voxelCount: gridVoxelCount, threads: threads)
     }
 }

@@ -143,7 +143,8 @@ extension TensorModel {
         var fitted = [Bool](repeating: false, count: voxelCount)
         var residuals = [Float](repeating: 0, count: voxelCount)
 
-        let kernel = TensorKernel(model: self)
+        let isInteger = if case .int16 = data { true } else { false }
+        let kernel = TensorKernel(model: self, integers: isInteger)
         voxels.withUnsafeBufferPointer { voxelList in
             let list = SharedReadBuffer(voxelList)
             tensors.withUnsafeMutableBufferPointer { t in
@@ -181,6 +182,50 @@ extension TensorModel {
     }
 }
 
+extension TensorModel {
+    /// Fits every voxel of a masked signal, chunk by chunk, freeing each chunk once fitted.
+    ///
+    /// The chunks are split into `threads` contiguous slabs; each voxel's fit is written once,
+    /// by the slab holding its chunk, and does not depend on the block or lane it fell in, so
+    /// the result is the same for any thread count (and the same as the grid fit of the same
+    /// signal). The outputs are allocated without being filled: every voxel's entries are
+    /// written by its fit (zeros when it fails), so their memory is taken as chunks are
+    /// fitted and freed.
+    func fitConsuming(_ signal: MaskedSignal, threads: Int) -> TensorFit {
+        let n = signal.voxelCount
+        func uninitialized<T>(_ count: Int) -> [T] {
+            [T](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+        }
+        var tensors: [Float] = uninitialized(6 * n), s0: [Float] = uninitialized(n)
+        var eigenvalues: [Float] = uninitialized(3 * n), v1: [Float] = uninitialized(3 * n)
+        var fitted: [Bool] = uninitialized(n), residuals: [Float] = uninitialized(n)
+        let kernel = TensorKernel(model: self, integers: signal.storage == .int16)
+        let local = Array(0..<MaskedSignal.chunkVoxels)
+        local.withUnsafeBufferPointer { localBuffer in
+            let list = SharedReadBuffer(localBuffer)
+            tensors.withUnsafeMutableBufferPointer { t in
+            s0.withUnsafeMutableBufferPointer { s in
+            eigenvalues.withUnsafeMutableBufferPointer { e in
+            v1.withUnsafeMutableBufferPointer { v in
+            fitted.withUnsafeMutableBufferPointer { f in
+            residuals.withUnsafeMutableBufferPointer { r in
+                let out = TensorOutputs(tensors: SharedBuffer(t), s0: SharedBuffer(s), eigenvalues: SharedBuffer(e),
+                                        v1: SharedBuffer(v), fitted: SharedBuffer(f), residuals: SharedBuffer(r))
+                forEachSlab(count: signal.chunkCount, threads: threads) { chunks in
+                    for c in chunks {
+                        let voxels = signal.voxelRange(ofChunk: c)
+                        kernel.fit(voxels: list, range: 0..<voxels.count, data: signal.chunkSamples(c), voxelCount: voxels.count,
+                                   out: out, outputOffset: voxels.lowerBound)
+                        signal.release(chunk: c)
+                    }
+                }
+            }}}}}}
+        }
+        return TensorFit(voxelCount: n, tensors: tensors, s0: s0, eigenvalues: eigenvalues,
+                         principalEigenvectors: v1, fitted: fitted, residuals: residuals)
+    }
+}
+
 /// The signal the kernel reads, as it is stored.
 enum SignalSamples: Sendable {
     case float(SharedReadBuffer<Float>)
@@ -214,11 +259,15 @@ struct TensorKernel: Sendable {
     let passes: Int
     let minimumSignal: Double
     let bScale: Double
+    /// The logarithm of every 16-bit value, for an int16 signal (empty otherwise): looking
+    /// them up gives the bits the kernel would compute, at a fraction of the time.
+    let logTable: [Double]
 
     /// Voxels whose parameters are held at once per slab: 7 x 256 doubles (14 KB) stay in L1/L2.
     static let blockSize = 256
 
-    init(model: TensorModel) {
+    /// - Parameter integers: the signal is stored as 16-bit integers (a log table is made).
+    init(model: TensorModel, integers: Bool) {
         n = model.table.count
         rows = model.rows
         pinvColumns = model.pinvColumns
@@ -226,9 +275,17 @@ struct TensorKernel: Sendable {
         passes = model.method == .wls ? model.iterations : 0
         minimumSignal = Double(model.minimumSignal)
         bScale = model.bScale
+        let minimumSignal = minimumSignal
+        logTable = integers ? [Double](unsafeUninitializedCapacity: Int(NM_TENSOR_LOG_TABLE_COUNT)) { table, count in
+            nm_tensor_log_table(minimumSignal, table.baseAddress)
+            count = Int(NM_TENSOR_LOG_TABLE_COUNT)
+        } : []
     }
 
-    func fit(voxels: SharedReadBuffer<Int>, range: Range<Int>, data: SignalSamples, voxelCount: Int, out: TensorOutputs) {
+    /// Fits the voxels `voxels[range]` of `data` (rows `voxelCount` apart) and writes voxel
+    /// `voxels[k] + outputOffset` of the outputs for each: its fit, or zeros and not fitted.
+    func fit(voxels: SharedReadBuffer<Int>, range: Range<Int>, data: SignalSamples, voxelCount: Int, out: TensorOutputs,
+             outputOffset: Int = 0) {
         let block = Self.blockSize
         // Per-slab scratch, allocated once: the kernel's log signal and weights (64-byte
         // aligned vectors), and a block's parameters, residuals and flags.
@@ -240,8 +297,10 @@ struct TensorKernel: Sendable {
         rows.withUnsafeBufferPointer { rows in
         pinvColumns.withUnsafeBufferPointer { pinv in
         outer.withUnsafeBufferPointer { outer in
+        logTable.withUnsafeBufferPointer { logTable in
             var design = nm_tensor_design(volume_count: Int32(n), passes: Int32(passes), minimum_signal: minimumSignal,
-                                          rows: rows.baseAddress, pinv: pinv.baseAddress, outer: outer.baseAddress)
+                                          rows: rows.baseAddress, pinv: pinv.baseAddress, outer: outer.baseAddress,
+                                          log_table: logTable.baseAddress)
             var start = range.lowerBound
             while start < range.upperBound {
                 let count = min(block, range.upperBound - start)
@@ -251,24 +310,27 @@ struct TensorKernel: Sendable {
                 case .int16(let values):
                     nm_tensor_fit_int16(&design, values.base, voxelCount, voxels.base + start, count, scratch, beta, sumSquares, ok)
                 }
-                for k in 0..<count where ok[k] != 0 {
-                    store(beta: beta + 7 * k, sumSquares: sumSquares[k], voxel: voxels[start + k], out: out)
+                for k in 0..<count {
+                    let voxel = voxels[start + k] + outputOffset
+                    if ok[k] == 0 || !store(beta: beta + 7 * k, sumSquares: sumSquares[k], voxel: voxel, out: out) {
+                        clear(voxel: voxel, out: out)
+                    }
                 }
                 start += count
             }
-        }}}
+        }}}}
     }
 
     /// Scales the parameters of one voxel to mm²/s, decomposes the tensor and writes the
-    /// voxel's outputs (left zero, and unfitted, when anything is not finite).
+    /// voxel's outputs; false (nothing written) when anything is not finite.
     @inline(__always)
-    func store(beta b: UnsafePointer<Double>, sumSquares: Double, voxel: Int, out: TensorOutputs) {
+    func store(beta b: UnsafePointer<Double>, sumSquares: Double, voxel: Int, out: TensorOutputs) -> Bool {
         let scale = 1 / bScale
         let d11 = b[0] * scale, d12 = b[1] * scale, d13 = b[2] * scale
         let d22 = b[3] * scale, d23 = b[4] * scale, d33 = b[5] * scale
         let eigen = SymmetricEigen3.principal(d11, d12, d13, d22, d23, d33)
         let s0 = Foundation.exp(b[6])
-        guard s0.isFinite, (eigen.values * eigen.values).sum().isFinite else { return }
+        guard s0.isFinite, (eigen.values * eigen.values).sum().isFinite else { return false }
         let t = voxel * 6
         out.tensors[t] = Float(d11); out.tensors[t + 1] = Float(d12); out.tensors[t + 2] = Float(d13)
         out.tensors[t + 3] = Float(d22); out.tensors[t + 4] = Float(d23); out.tensors[t + 5] = Float(d33)
@@ -281,5 +343,16 @@ struct TensorKernel: Sendable {
         out.v1[e] = Float(v.x); out.v1[e + 1] = Float(v.y); out.v1[e + 2] = Float(v.z)
         out.residuals[voxel] = Float((sumSquares / Double(n)).squareRoot())
         out.fitted[voxel] = true
+        return true
+    }
+
+    /// Writes a voxel that was not fitted: zeros, and not fitted.
+    @inline(__always)
+    func clear(voxel: Int, out: TensorOutputs) {
+        for c in 0..<6 { out.tensors[voxel * 6 + c] = 0 }
+        for c in 0..<3 { out.eigenvalues[voxel * 3 + c] = 0; out.v1[voxel * 3 + c] = 0 }
+        out.s0[voxel] = 0
+        out.residuals[voxel] = 0
+        out.fitted[voxel] = false
     }
 }

@@ -238,8 +238,15 @@ public final class NIfTIVolumeReader {
         inFlight?.waitIgnoringErrors()
     }
 
-    /// Threads used to convert each volume (the result does not depend on it).
+    /// Threads given to the reader; see ``threadsForVolumeWork``.
     public var threads = 1
+
+    /// Threads for the work on each volume (the conversion here, and the caller's): all of
+    /// ``threads`` but the one inflating the next volume while a compressed series is read
+    /// ahead, so that the inflate, the serial part of reading, never waits for a core.
+    public var threadsForVolumeWork: Int {
+        readsAhead && stream != nil ? max(1, threads - 1) : threads
+    }
 
     /// Inflate the next volume on a background thread during the caller's work on this one
     /// (default false; one more volume of memory). The volumes returned do not depend on it.
@@ -251,7 +258,7 @@ public final class NIfTIVolumeReader {
         guard try advance() else { return false }
         let count = header.voxelsPerVolume
         if volume.count != count { volume = [Scalar](repeating: 0, count: count) }
-        volume.withUnsafeMutableBufferPointer { convertVoxels(raw.bytes, header: header, into: $0, threads: threads) }
+        volume.withUnsafeMutableBufferPointer { convertVoxels(raw.bytes, header: header, into: $0, threads: threadsForVolumeWork) }
         return true
     }
 
@@ -445,6 +452,13 @@ private func convertRange<Stored: StoredVoxel, Scalar: NIfTIScalar>(
     _ start: Int, _ end: Int, _ swapped: Bool, _ scaling: (slope: Double, intercept: Double)?
 ) {
     let size = Stored.self == Float32Bits.self ? 4 : Stored.self == Float64Bits.self ? 8 : MemoryLayout<Stored>.size
+    if Stored.self == Float32Bits.self, Scalar.self == Float.self, !swapped, scaling == nil {
+        // Stored as wanted: a copy.
+        (destination + start).withMemoryRebound(to: UInt8.self, capacity: 4 * (end - start)) { bytes in
+            bytes.update(from: source.assumingMemoryBound(to: UInt8.self) + 4 * start, count: 4 * (end - start))
+        }
+        return
+    }
     if let (slope, intercept) = scaling {
         for i in start..<end {
             destination[i] = Scalar(Stored.value(at: source + i * size, swapped: swapped) * slope + intercept)

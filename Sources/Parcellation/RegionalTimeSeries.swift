@@ -37,11 +37,13 @@ public struct RegionalTimeSeries: Sendable {
 /// Builds ``RegionalTimeSeries`` one volume at a time, so a 4D series is never held whole.
 ///
 /// For each volume, each region's mean over its brain voxels (non-finite values left out),
-/// and for every brain voxel a running mean and sum of squared deviations (Welford 1962,
-/// "Note on a method for calculating corrected sums of squares and products"), from which
-/// voxelwise tSNR = mean / sd (sd with n - 1) is taken at the end. Each region is summed in
-/// voxel order by one slab and each voxel updated by the slab that holds it, so the result
-/// does not depend on the thread count.
+/// and for every brain voxel the sums of its values and squared values shifted by its first
+/// value, from which voxelwise tSNR = mean / sd (sd with n - 1) is taken at the end: the
+/// shifted-data algorithm (Chan, Golub & LeVeque 1983, "Algorithms for computing the sample
+/// variance", Am Stat 37:242), as accurate as Welford's update for a series that stays near
+/// its first value, with no division per voxel and volume. Each region is summed in voxel
+/// order by one slab and each voxel updated by the slab that holds it, so the result does not
+/// depend on the thread count.
 public struct RegionalTimeSeriesAccumulator {
     private let volumes: Int
     private let skipVolumesForTSNR: Int
@@ -54,8 +56,10 @@ public struct RegionalTimeSeriesAccumulator {
     /// Region means, region-major: `sums[r * volumes + t]`.
     private var sums: [Double]
     private var nonFiniteCounts: [Int]
-    private var voxelMean: [Double]
-    private var voxelM2: [Double]
+    /// Per brain voxel: its first tSNR value (the shift K), and the sums of x - K and (x - K)².
+    private var voxelShift: [Double]
+    private var voxelSum: [Double]
+    private var voxelSquares: [Double]
     private var tsnrSamples = 0
     private var time = 0
     /// The carpet's voxels and regions, and their values, row-major: `carpet[k * volumes + t]`.
@@ -104,8 +108,9 @@ public struct RegionalTimeSeriesAccumulator {
         maskIndexes = (0..<labels.count).filter { mask[$0] }.map(Int32.init)
         sums = [Double](repeating: .nan, count: regionIndexes.count * volumes)
         nonFiniteCounts = [Int](repeating: 0, count: regionIndexes.count)
-        voxelMean = [Double](repeating: 0, count: maskIndexes.count)
-        voxelM2 = [Double](repeating: 0, count: maskIndexes.count)
+        voxelShift = [Double](repeating: 0, count: maskIndexes.count)
+        voxelSum = [Double](repeating: 0, count: maskIndexes.count)
+        voxelSquares = [Double](repeating: 0, count: maskIndexes.count)
     }
 
     /// Adds the next volume (one value per voxel). Volumes past `volumes` are ignored.
@@ -115,19 +120,20 @@ public struct RegionalTimeSeriesAccumulator {
         let time = self.time, volumes = self.volumes, threads = self.threads
         for (k, voxel) in carpetVoxels.enumerated() { carpet[k * volumes + time] = volume[Int(voxel)] }
         let updatesTSNR = time >= skipVolumesForTSNR
+        let firstTSNR = updatesTSNR && tsnrSamples == 0
         if updatesTSNR { tsnrSamples += 1 }
-        let n = Double(tsnrSamples)
         volume.withUnsafeBufferPointer { valuesBuffer in
         members.withUnsafeBufferPointer { listsBuffer in
         maskIndexes.withUnsafeBufferPointer { indexBuffer in
         sums.withUnsafeMutableBufferPointer { sumsBuffer in
         nonFiniteCounts.withUnsafeMutableBufferPointer { nonFiniteBuffer in
-        voxelMean.withUnsafeMutableBufferPointer { meanBuffer in
-        voxelM2.withUnsafeMutableBufferPointer { m2Buffer in
+        voxelShift.withUnsafeMutableBufferPointer { shiftBuffer in
+        voxelSum.withUnsafeMutableBufferPointer { sumBuffer in
+        voxelSquares.withUnsafeMutableBufferPointer { squaresBuffer in
             let values = SharedReadBuffer(valuesBuffer), lists = SharedReadBuffer(listsBuffer)
             let indexes = SharedReadBuffer(indexBuffer)
             let out = SharedBuffer(sumsBuffer), bad = SharedBuffer(nonFiniteBuffer)
-            let mean = SharedBuffer(meanBuffer), m2 = SharedBuffer(m2Buffer)
+            let shift = SharedBuffer(shiftBuffer), sum = SharedBuffer(sumBuffer), squares = SharedBuffer(squaresBuffer)
             forEachSlab(count: lists.count, threads: threads) { regions in
                 for r in regions {
                     var sum = 0.0
@@ -141,14 +147,16 @@ public struct RegionalTimeSeriesAccumulator {
             }
             guard updatesTSNR else { return }
             forEachSlab(count: indexes.count, threads: threads) { range in
+                if firstTSNR {
+                    for k in range { shift[k] = Double(values[Int(indexes[k])]) }
+                }
                 for k in range {
-                    let x = Double(values[Int(indexes[k])])
-                    let delta = x - mean[k]
-                    mean[k] += delta / n
-                    m2[k] += delta * (x - mean[k])
+                    let d = Double(values[Int(indexes[k])]) - shift[k]
+                    sum[k] += d
+                    squares[k] += d * d
                 }
             }
-        }}}}}}}
+        }}}}}}}}
         self.time += 1
     }
 
@@ -156,9 +164,13 @@ public struct RegionalTimeSeriesAccumulator {
     public func result() -> RegionalTimeSeries {
         var voxelTSNR = [Double](repeating: .nan, count: voxelCount)
         var brainSum = 0.0, brainUsed = 0
+        let n = Double(tsnrSamples)
+        let voxelMean = maskIndexes.indices.map { voxelShift[$0] + voxelSum[$0] / n }
         if tsnrSamples >= 2 {
             for (k, voxel) in maskIndexes.enumerated() {
-                let sd = (voxelM2[k] / Double(tsnrSamples - 1)).squareRoot()
+                // Σ(x - K)² - (Σ(x - K))²/n: the sum of squared deviations, never below 0.
+                let deviations = max(0, voxelSquares[k] - voxelSum[k] * voxelSum[k] / n)
+                let sd = (deviations / Double(tsnrSamples - 1)).squareRoot()
                 guard voxelMean[k].isFinite, sd > 0 else { continue }
                 let value = voxelMean[k] / sd
                 voxelTSNR[Int(voxel)] = value

@@ -94,15 +94,13 @@ public enum DiffusionPipeline {
     public static func run(_ options: DiffusionOptions) throws -> DiffusionResult {
         var timer = PhaseTimer("dti")
         var inputs = try readInputs(options)
-        // The masked series is freed as soon as it is fitted.
+        // The masked series is freed chunk by chunk as it is fitted.
         let (fit, mask, maskSource, maskVoxelCount) = try { () throws -> (MaskedTensorFit, [Bool], String, Int) in
             var series = try readMaskedSeries(options, inputs: inputs)
             timer.lap("read + mask + gather")
             try checkSignal(&series, &inputs, options)
-            // Hand the signal over whole, so the fit frees it before the grid maps exist.
-            let signal = series.signal
-            series.signal = .float([])
-            return (try fitTensors(consume signal, voxels: series.voxels, inputs, options), series.mask, series.source, series.voxels.count)
+            let fit = try fitTensors(series.signal, voxels: series.voxels, inputs, options)
+            return (fit, series.mask, series.source, series.voxels.count)
         }()
         timer.lap("fit")
         let quality = fit.quality
@@ -278,8 +276,7 @@ public enum DiffusionPipeline {
     /// left is checked again; and the mean diffusion-weighted signal must be below the mean
     /// b=0 signal (diffusion only attenuates), else the b-values label the wrong volumes.
     static func checkSignal(_ series: inout MaskedSeries, _ inputs: inout Inputs, _ options: DiffusionOptions) throws {
-        let voxels = series.voxels.count
-        let fractions = series.signal.nonFiniteFractions(voxelCount: voxels)
+        let fractions = series.signal.nonFiniteFractions()
         let unusable = fractions.indices.filter { fractions[$0] > maximumNonFiniteVolumeFraction }
         if !unusable.isEmpty {
             for k in unusable {
@@ -288,7 +285,7 @@ public enum DiffusionPipeline {
                                               URL(fileURLWithPath: options.dwiPath).lastPathComponent, 100 * fractions[k]))
             }
             inputs.unusableVolumes = Set(unusable)
-            series.signal = series.signal.removingVolumes(inputs.unusableVolumes, voxelCount: voxels)
+            series.signal = series.signal.removingVolumes(inputs.unusableVolumes)
             let table = inputs.fittedTable
             guard !table.b0Indices.isEmpty else {
                 throw PipelineError(options.dwiPath, "every b=0 volume is mostly not finite (volumes \(unusable.map { String(inputs.volumeIndices[$0]) }.joined(separator: ", "))): no b=0 signal to fit")
@@ -296,7 +293,7 @@ public enum DiffusionPipeline {
             try checkDesign(table, options, leftOut: "; \(unusable.count) non-finite volume(s) left out")
         }
         let table = inputs.fittedTable
-        let means = series.signal.meanSignals(isB0: table.isB0, voxelCount: voxels)
+        let means = series.signal.meanSignals(isB0: table.isB0)
         if means.b0.isFinite, means.weighted.isFinite, means.weighted >= means.b0 {
             let bPath = options.bvalPath ?? options.gradientTablePath ?? table.source
             throw PipelineError(bPath, String(
@@ -333,13 +330,13 @@ public enum DiffusionPipeline {
     // MARK: - Computing
 
     /// Fits the tensor to the mask's voxels and places the fit on the grid.
-    static func fitTensors(_ signal: consuming MaskedSignal, voxels: [Int32], _ inputs: Inputs, _ options: DiffusionOptions) throws
+    static func fitTensors(_ signal: MaskedSignal, voxels: [Int32], _ inputs: Inputs, _ options: DiffusionOptions) throws
         -> MaskedTensorFit {
         let model = try wrap(options.dwiPath) {
             try TensorModel(table: inputs.fittedTable, method: options.parameters.method, iterations: options.parameters.iterations)
         }
         do {
-            return try model.fit(consume signal, voxels: voxels, gridVoxelCount: inputs.header.voxelsPerVolume, threads: options.threads)
+            return try model.fit(signal, voxels: voxels, gridVoxelCount: inputs.header.voxelsPerVolume, threads: options.threads)
         } catch { throw PipelineError(options.dwiPath, "\(error)") }
     }
 
@@ -548,19 +545,22 @@ public enum DiffusionPipeline {
             guard try volume.read(from: reader) else { break }
             if mask == nil, b0Volumes.contains(v) { volume.add(to: &meanB0) }
             if let k = position[v] {
-                if gatherer != nil { gatherer!.gather(volume, at: k) } else { pending.append((k, volume)) }
+                if let gatherer { gatherer.gather(volume, at: k) } else { pending.append((k, volume)) }
             }
             if mask == nil, v == lastB0 {
                 let scale = 1 / Float(b0Volumes.count)
                 for i in 0..<voxelCount { meanB0[i] *= scale }
                 let automatic = try wrap(options.dwiPath) { try brainMask(meanB0: meanB0, shape: inputs.header.spatialShape, threads: options.threads) }
                 mask = automatic
-                gatherer = try SignalGatherer(mask: automatic, volumes: inputs.volumeIndices.count, integers: reader.storesSmallIntegers, source: options)
-                for (k, kept) in pending { gatherer!.gather(kept, at: k) }
+                let made = try SignalGatherer(mask: automatic, volumes: inputs.volumeIndices.count, integers: reader.storesSmallIntegers, source: options)
+                for (k, kept) in pending { made.gather(kept, at: k) }
+                gatherer = made
                 pending = []
             }
         }
-        guard let mask, let gatherer else { throw PipelineError(options.dwiPath, "the series ended before its last b=0 volume") }
+        guard let mask, let gatherer, gatherer.signal.isComplete else {
+            throw PipelineError(options.dwiPath, "the series ended before its last fitted volume")
+        }
         let source = options.maskPath ?? "automatic (median filter + Otsu on the mean b=0)"
         return MaskedSeries(mask: mask, source: source, voxels: gatherer.voxels, signal: gatherer.signal)
     }
@@ -718,37 +718,25 @@ struct StoredVolume {
     }
 }
 
-/// Keeps the mask's voxels of each listed volume, volume-major: element `k * n + j` is mask
-/// voxel j of the k-th listed volume.
+/// Keeps the mask's voxels of each listed volume in a ``MaskedSignal``.
 struct SignalGatherer {
     let voxels: [Int32]
-    private var floats: [Float]
-    private var integers: [Int16]
-    private let keepsIntegers: Bool
+    let signal: MaskedSignal
 
     init(mask: [Bool], volumes: Int, integers: Bool, source options: DiffusionOptions) throws {
         voxels = mask.indices.filter { mask[$0] }.map { Int32($0) }
         guard !voxels.isEmpty else { throw PipelineError(options.maskPath ?? options.dwiPath, "the brain mask is empty") }
-        keepsIntegers = integers
-        floats = [Float](repeating: 0, count: integers ? 0 : volumes * voxels.count)
-        self.integers = [Int16](repeating: 0, count: integers ? volumes * voxels.count : 0)
+        signal = MaskedSignal(voxelCount: voxels.count, volumeCount: volumes, storage: integers ? .int16 : .float)
     }
 
-    var signal: MaskedSignal { keepsIntegers ? .int16(integers) : .float(floats) }
-
-    mutating func gather(_ volume: StoredVolume, at k: Int) {
-        if volume.isInteger { Self.gather(volume.integers, voxels, into: &integers, at: k) } else {
-            Self.gather(volume.floats, voxels, into: &floats, at: k)
-        }
-    }
-
-    private static func gather<T>(_ volume: [T], _ voxels: [Int32], into target: inout [T], at k: Int) {
-        let n = voxels.count
+    /// Stores `volume` as the k-th listed volume.
+    func gather(_ volume: StoredVolume, at k: Int) {
         voxels.withUnsafeBufferPointer { list in
-        volume.withUnsafeBufferPointer { from in
-        target.withUnsafeMutableBufferPointer { to in
-            let base = to.baseAddress! + k * n
-            for j in 0..<n { base[j] = from[Int(list[j])] }
-        }}}
+            if volume.isInteger {
+                volume.integers.withUnsafeBufferPointer { signal.store(volume: k, gathering: list, from: $0) }
+            } else {
+                volume.floats.withUnsafeBufferPointer { signal.store(volume: k, gathering: list, from: $0) }
+            }
+        }
     }
 }

@@ -42,7 +42,7 @@ public enum RegionalTimeSeriesExtractor {
         let mask = brainMask ?? volume.map { $0.isFinite && $0 != 0 }
         var accumulator = RegionalTimeSeriesAccumulator(
             labels: labels, regionIndexes: regionIndexes, mask: mask, volumes: header.volumeCount,
-            skipVolumesForTSNR: skipVolumesForTSNR, threads: parallelVolumes ? threads : 1, carpetRows: carpetRows)
+            skipVolumesForTSNR: skipVolumesForTSNR, threads: parallelVolumes ? reader.threadsForVolumeWork : 1, carpetRows: carpetRows)
         repeat {
             accumulator.add(volume)
         } while try reader.next(into: &volume)

@@ -197,8 +197,24 @@ NM_INLINE void fit_lanes(const nm_tensor_design *design, const void *signal, int
     const vd floor = splat(design->minimum_signal);
     int contiguous = 1;
     for (int l = 1; l < LANES; l++) contiguous &= lane_voxels[l] == lane_voxels[0] + l;
-    for (int v = 0; v < n; v++)
-        y[v] = log_lanes(load_signal(signal, is_int16, (ptrdiff_t)v * stride, lane_voxels, contiguous, floor));
+    if (is_int16 && design->log_table) {
+        // Logarithms of stored integers are looked up (nm_tensor_log_table): the same bits.
+        const double *table = design->log_table + 32768;
+        for (int v = 0; v < n; v++) {
+            const int16_t *values = (const int16_t *)signal + (ptrdiff_t)v * stride;
+            double s[LANES];
+            if (contiguous) {
+                values += lane_voxels[0];
+                for (int l = 0; l < LANES; l++) s[l] = table[values[l]];
+            } else {
+                for (int l = 0; l < LANES; l++) s[l] = table[values[lane_voxels[l]]];
+            }
+            y[v] = load(s);
+        }
+    } else {
+        for (int v = 0; v < n; v++)
+            y[v] = log_lanes(load_signal(signal, is_int16, (ptrdiff_t)v * stride, lane_voxels, contiguous, floor));
+    }
 
     // OLS.
     vd b[7] = {0};
@@ -279,6 +295,22 @@ NM_INLINE void fit_voxels(const nm_tensor_design *design, const void *signal, in
             ok[start + l] = good[l] != 0;
         }
     }
+}
+
+NM_INLINE void fill_log_table(double minimum_signal, double *table) {
+    const vd floor = splat(minimum_signal);
+    for (int start = 0; start < NM_TENSOR_LOG_TABLE_COUNT; start += LANES) {
+        int16_t values[LANES];
+        for (int l = 0; l < LANES; l++) values[l] = (int16_t)(start + l - 32768);
+        const ptrdiff_t lanes[LANES] = {0, 1, 2, 3, 4, 5, 6, 7};
+        const vd y = log_lanes(load_signal(values, 1, 0, lanes, 1, floor));
+        memcpy(table + start, &y, sizeof y);
+    }
+}
+
+NM_MULTIVERSION
+void nm_tensor_log_table(double minimum_signal, double *table) {
+    fill_log_table(minimum_signal, table);
 }
 
 NM_MULTIVERSION

@@ -40,12 +40,15 @@ struct FitPreconditionTests {
     @Test("non-finite fractions, removing volumes and the mean b=0 and weighted signals")
     func signal() throws {
         // Three volumes of two voxels: b=0, weighted, weighted all NaN.
-        let signal = MaskedSignal.float([1000, 800, 400, 300, .nan, .nan])
-        #expect(signal.nonFiniteFractions(voxelCount: 2) == [0, 0, 1])
-        guard case .float(let kept) = signal.removingVolumes([2], voxelCount: 2) else { Issue.record("type"); return }
-        #expect(kept == [1000, 800, 400, 300])
-        let means = signal.meanSignals(isB0: [true, false, false], voxelCount: 2)
+        let signal = MaskedSignal(float: [1000, 800, 400, 300, .nan, .nan], voxelCount: 2)
+        #expect(signal.nonFiniteFractions() == [0, 0, 1])
+        let kept = signal.removingVolumes([2])
+        #expect(kept.volumeCount == 2 && kept.values(volume: 0) == [1000, 800] && kept.values(volume: 1) == [400, 300])
+        #expect(kept.nonFiniteFractions() == [0, 0])
+        let means = signal.meanSignals(isB0: [true, false, false])
         #expect(means.b0 == 900 && means.weighted == 350)
+        let integers = MaskedSignal(int16: [1000, 800, 400, 300, -2, 6], voxelCount: 2)
+        #expect(integers.meanSignals(isB0: [true, false, true]).b0 == 451)
         let table = try GradientTable(bValues: [0] + [Double](repeating: 1000, count: 6), directions: [.zero] + Self.sixDirections)
         #expect(table.removing(volumes: [0, 3]).bValues == [Double](repeating: 1000, count: 5))
     }

@@ -400,4 +400,80 @@ struct IntegerSignalTests {
         #expect(a.tensors == b.tensors && a.s0 == b.s0 && a.fitted == b.fitted && a.residuals == b.residuals)
         #expect(a.fitted.contains(true))
     }
+
+    @Test("the looked-up logarithms of every 16-bit value, the floor and the extremes included, are the computed ones")
+    func everyValue() throws {
+        let model = try TensorModel(table: try standardTable())
+        let volumes = model.table.count
+        // Every int16 value appears in some voxel and volume: negative, zero and tiny values
+        // (raised to the minimum signal) as well as the extremes.
+        let voxels = (65_536 + volumes - 1) / volumes
+        let stored: [Int16] = (0..<(voxels * volumes)).map { Int16(truncatingIfNeeded: $0 * 7919 + 32_768) }
+        #expect(Set(stored).count == 65_536)
+        let a = try model.fit(data: stored, volumeCount: volumes, voxelCount: voxels, threads: 3)
+        let b = try model.fit(data: stored.map(Float.init), volumeCount: volumes, voxelCount: voxels, threads: 3)
+        #expect(a.tensors == b.tensors && a.s0 == b.s0 && a.fitted == b.fitted && a.residuals == b.residuals)
+    }
+}
+
+@Suite("Masked signal")
+struct MaskedSignalTests {
+    /// A phantom of `voxels` voxels, several chunks long, with a few voxels that cannot be fitted.
+    static func phantom(voxels: Int, model: TensorModel) -> (floats: [Float], integers: [Int16]) {
+        var rng = SplitMix64(state: 11)
+        let volumes = model.table.count
+        var integers: [Int16] = (0..<(voxels * volumes)).map { _ in Int16(300 + rng.uniform() * 700) }
+        for k in 0..<volumes { integers[k * voxels + 4097] = 0 } // raised to the floor: fitted
+        var floats = integers.map(Float.init)
+        for k in 0..<volumes { floats[k * voxels + 5] = .nan } // not fitted
+        return (floats, integers)
+    }
+
+    @Test("the chunked fit of a masked signal equals the grid fit, for any thread count, and frees the signal",
+          arguments: [1, 2, 3])
+    func chunkedFit(threads: Int) throws {
+        let model = try TensorModel(table: try standardTable())
+        let n = 2 * MaskedSignal.chunkVoxels + 123, volumes = model.table.count
+        let (floats, integers) = Self.phantom(voxels: n, model: model)
+        // Every other grid voxel is in the mask.
+        let grid = 2 * n
+        let voxels = (0..<n).map { Int32(2 * $0) }
+        for (signal, expected) in [(MaskedSignal(float: floats, voxelCount: n), try model.fit(data: floats, volumeCount: volumes, voxelCount: n)),
+                                   (MaskedSignal(int16: integers, voxelCount: n), try model.fit(data: integers, volumeCount: volumes, voxelCount: n))] {
+            let fit = try model.fit(signal, voxels: voxels, gridVoxelCount: grid, threads: threads)
+            #expect(expected.fitted[5] == (signal.storage == .int16) && expected.fitted[4097])
+            #expect(expected.fitted.filter { $0 }.count >= n - 1)
+            for j in [0, 5, 4095, 4096, 4097, n - 1] {
+                #expect(fit.fitted[2 * j] == expected.fitted[j] && !fit.fitted[2 * j + 1])
+                #expect(fit.s0[2 * j] == expected.s0[j])
+            }
+            #expect(fit.quality == expected.quality)
+            let tensor = fit.chunk(of: .tensor, 0..<(6 * grid))
+            for c in 0..<6 {
+                #expect((0..<n).allSatisfy { tensor[c * grid + 2 * $0] == expected.tensors[6 * $0 + c] })
+            }
+            #expect((0..<n).allSatisfy { fit.map(.fractionalAnisotropy)[2 * $0] == Float(fractionalAnisotropy(eigenvalues: expected.eigenvalues(at: $0))) })
+        }
+    }
+
+    @Test("a volume's sums are kept as it is stored, and removing volumes keeps them")
+    func volumeSums() throws {
+        let voxels: [Int32] = [3, 0, 2]
+        let signal = MaskedSignal(voxelCount: 3, volumeCount: 2, storage: .float)
+        #expect(!signal.isComplete)
+        func store(_ k: Int, _ volume: [Float]) {
+            volume.withUnsafeBufferPointer { values in voxels.withUnsafeBufferPointer { signal.store(volume: k, gathering: $0, from: values) } }
+        }
+        // Voxel 1 of the grid is not in the mask: its infinity is not counted.
+        store(1, [10, .infinity, 30, 40])
+        #expect(signal.values(volume: 1) == [40, 10, 30] && signal.nonFiniteFractions()[1] == 0)
+        store(0, [1, 2, .nan, 4])
+        #expect(signal.isComplete)
+        #expect(signal.values(volume: 0).map(\.isNaN) == [false, false, true])
+        #expect(signal.nonFiniteFractions() == [1.0 / 3, 0])
+        let means = signal.meanSignals(isB0: [true, false])
+        #expect(means.b0 == 2.5 && means.weighted == 80.0 / 3)
+        let second = signal.removingVolumes([0])
+        #expect(second.values(volume: 0) == [40, 10, 30] && second.meanSignals(isB0: [false]).weighted == 80.0 / 3)
+    }
 }

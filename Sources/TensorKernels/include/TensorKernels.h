@@ -22,7 +22,18 @@ typedef struct nm_tensor_design {
     const double *pinv;
     /// Packed upper triangle of x_i x_iᵀ at outer[28 i], row-major.
     const double *outer;
+    /// For int16 signals, nil or the log signal of every stored value s at log_table[s + 32768]
+    /// (nm_tensor_log_table of this minimum signal): the fit then looks logarithms up.
+    const double *log_table;
 } nm_tensor_design;
+
+/// Entries of a log table: one per 16-bit integer.
+#define NM_TENSOR_LOG_TABLE_COUNT 65536
+
+/// Fills `table` (NM_TENSOR_LOG_TABLE_COUNT doubles) with ln max(s, minimum_signal) for
+/// s = -32768 ... 32767, computed as nm_tensor_fit_int16 computes each sample's logarithm, so
+/// a fit that looks them up gives the same bits as one that computes them.
+void nm_tensor_log_table(double minimum_signal, double *table);
 
 /// Bytes of scratch `nm_tensor_fit_*` needs (64-byte aligned) for a design of N volumes.
 size_t nm_tensor_scratch_bytes(int32_t volume_count);
