@@ -299,6 +299,26 @@ public final class NIfTIVolumeReader {
         return true
     }
 
+    /// Reads the next volume and passes its voxels as stored 16-bit integers to `body`, or
+    /// returns nil after the last: the reader's own bytes when the file stores native-order
+    /// int16 (no copy), else the volume converted into `scratch` (see
+    /// ``next(integersInto:)``). The buffer is valid only inside `body`.
+    public func next<R>(integers scratch: inout [Int16], _ body: (UnsafeBufferPointer<Int16>) throws -> R) throws -> R? {
+        if header.datatype == .int16, !header.byteSwapped, storesSmallIntegers {
+            guard try advance() else { return nil }
+            let count = header.voxelsPerVolume
+            let bytes = UnsafeRawBufferPointer(rebasing: raw.bytes.prefix(2 * count))
+            if Int(bitPattern: bytes.baseAddress) % MemoryLayout<Int16>.alignment == 0 {
+                return try bytes.withMemoryRebound(to: Int16.self, body)
+            }
+            if scratch.count != count { scratch = [Int16](repeating: 0, count: count) }
+            scratch.withUnsafeMutableBytes { $0.copyMemory(from: bytes) }
+            return try scratch.withUnsafeBufferPointer(body)
+        }
+        guard try next(integersInto: &scratch) else { return nil }
+        return try scratch.withUnsafeBufferPointer(body)
+    }
+
     /// Makes `raw` hold volume `nextIndex` (from the read ahead, or read now), starts reading
     /// the volume after it when reading ahead, and moves on.
     private func advance() throws -> Bool {

@@ -1,7 +1,6 @@
 // The only file that touches niftilib, zlib and libdeflate; their C pointers stay here.
 // (ISA-L's streaming inflate is in InflateStream.swift.)
 import CDeflate
-import CISAL
 import CNIfTI
 import FileSystem
 import Foundation
@@ -542,12 +541,7 @@ func encodeHeader(_ header: NIfTIHeader, datatype: NIfTIDataType, path: String) 
 }
 
 /// One chunk of an image being written: its bytes as stored and, for `.gz`, the gzip member
-/// made of them.
-///
-/// Level 1 (the maps' default) is ISA-L's level 1 (`isal_deflate_stateless`), about three
-/// times as fast as libdeflate's level 1 on float maps for 0.7% more bytes
-/// (docs/benchmarks.md); levels 2 to 12 are libdeflate's (`libdeflate_gzip_compress`). Both
-/// give the same bytes for the same chunk on one machine, whatever thread compresses it.
+/// libdeflate made of them (`libdeflate_gzip_compress`).
 ///
 /// `@unchecked Sendable`: a slot is used by one thread at a time (filled by the writer,
 /// compressed by one worker, read back by the writer after the workers have joined).
@@ -557,54 +551,32 @@ final class ChunkSlot: @unchecked Sendable {
     /// Bytes of `input` in use.
     var inputCount = 0
     private let capacity: Int
-    private let compressor: Compressor?
+    private let compressor: OpaquePointer?
     private var memberStorage: UnsafeMutableRawPointer?
     private var memberCapacity = 0
     private var memberCount = 0
     private let path: String
 
-    /// The engine behind a level.
-    private enum Compressor {
-        /// ISA-L level 1, with its stream state and level buffer (owned by the slot).
-        case isal(UnsafeMutablePointer<isal_zstream>, UnsafeMutableRawPointer)
-        case libdeflate(OpaquePointer)
-    }
-
-    /// Bytes of ISA-L's level-1 work buffer (its default size).
-    private static let isalLevelBufferBytes = 4 * 1024 + 2 * Int(IGZIP_LVL1_HASH_SIZE) + 4 * 64 * 1024
-
     /// - Parameter level: the gzip level, or nil for a slot that only holds stored bytes.
-    /// - Throws: ``NIfTIError`` (`writeFailed`) when there is no compressor for `level`.
+    /// - Throws: ``NIfTIError`` (`writeFailed`) when libdeflate has no compressor for `level`.
     init(capacity: Int, level: Int?, path: String) throws {
         self.capacity = max(capacity, 1)
         self.path = path
-        switch level {
-        case nil:
-            compressor = nil
-        case 1?:
-            let stream = UnsafeMutablePointer<isal_zstream>.allocate(capacity: 1)
-            compressor = .isal(stream, .allocate(byteCount: Self.isalLevelBufferBytes, alignment: 64))
-        case let level?:
+        if let level {
             guard let compressor = libdeflate_alloc_compressor(Int32(level)) else {
                 throw NIfTIError(path: path, kind: .writeFailed, reason: "cannot create a gzip compressor at level \(level)")
             }
-            self.compressor = .libdeflate(compressor)
+            self.compressor = compressor
+        } else {
+            compressor = nil
         }
-        input = .allocate(byteCount: self.capacity + Self.inputPadding, alignment: 64)
+        input = .allocate(byteCount: self.capacity, alignment: 64)
     }
-
-    /// Zeroed bytes kept after the input: ISA-L's level 1 loads whole words at the end of its
-    /// input, and bytes there that differed from one member to the next changed its output.
-    private static let inputPadding = 64
 
     deinit {
         input.deallocate()
         memberStorage?.deallocate()
-        switch compressor {
-        case .isal(let stream, let buffer)?: stream.deallocate(); buffer.deallocate()
-        case .libdeflate(let compressor)?: libdeflate_free_compressor(compressor)
-        case nil: break
-        }
+        if let compressor { libdeflate_free_compressor(compressor) }
     }
 
     var inputBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: input, count: inputCount) }
@@ -614,59 +586,26 @@ final class ChunkSlot: @unchecked Sendable {
 
     /// Compresses the stored bytes into ``output``.
     func compressInput() throws {
-        (input + inputCount).initializeMemory(as: UInt8.self, repeating: 0, count: Self.inputPadding)
         try compressMember(UnsafeRawBufferPointer(start: input, count: inputCount))
     }
 
     /// Compresses `bytes` (a header, say) as a gzip member of their own and returns it.
     func compress(_ bytes: [UInt8]) throws -> [UInt8] {
-        try (bytes + [UInt8](repeating: 0, count: Self.inputPadding)).withUnsafeBytes {
-            try compressMember(UnsafeRawBufferPointer(rebasing: $0.prefix(bytes.count)))
-        }
+        try bytes.withUnsafeBytes { try compressMember($0) }
         return [UInt8](output)
     }
 
     private func compressMember(_ bytes: UnsafeRawBufferPointer) throws {
         guard let compressor else { preconditionFailure("ChunkSlot made without a compression level") }
-        switch compressor {
-        case .isal(let stream, let levelBuffer):
-            // Stored blocks bound the output: the input, 5 bytes per 64 KiB block, the
-            // gzip header and trailer, and a block header.
-            reserveMember(bytes.count + 5 * (bytes.count / 65_535 + 1) + 18 + Int(ISAL_DEF_MAX_HDR_SIZE) + 64)
-            // ISA-L leaves its hash tables as the last member left them, and their contents
-            // steer its match search: cleared, every member's bytes depend on its input alone.
-            levelBuffer.initializeMemory(as: UInt8.self, repeating: 0, count: Self.isalLevelBufferBytes)
-            stream.initialize(to: isal_zstream())
-            isal_deflate_stateless_init(stream)
-            stream.pointee.level = 1
-            stream.pointee.level_buf = levelBuffer.assumingMemoryBound(to: UInt8.self)
-            stream.pointee.level_buf_size = UInt32(Self.isalLevelBufferBytes)
-            stream.pointee.gzip_flag = UInt16(IGZIP_GZIP)
-            stream.pointee.end_of_stream = 1
-            stream.pointee.flush = UInt16(NO_FLUSH)
-            stream.pointee.next_in = UnsafeMutablePointer(mutating: bytes.baseAddress?.assumingMemoryBound(to: UInt8.self))
-            stream.pointee.avail_in = UInt32(bytes.count)
-            stream.pointee.next_out = memberStorage!.assumingMemoryBound(to: UInt8.self)
-            stream.pointee.avail_out = UInt32(memberCapacity)
-            let status = isal_deflate_stateless(stream)
-            guard status == COMP_OK, stream.pointee.avail_in == 0 else {
-                throw NIfTIError(path: path, kind: .writeFailed, reason: "gzip compression failed (ISA-L status \(status))")
-            }
-            memberCount = memberCapacity - Int(stream.pointee.avail_out)
-        case .libdeflate(let compressor):
-            reserveMember(libdeflate_gzip_compress_bound(compressor, bytes.count))
-            memberCount = libdeflate_gzip_compress(compressor, bytes.baseAddress, bytes.count, memberStorage, memberCapacity)
-            guard memberCount > 0 else {
-                throw NIfTIError(path: path, kind: .writeFailed, reason: "gzip compression failed")
-            }
+        let bound = libdeflate_gzip_compress_bound(compressor, bytes.count)
+        if bound > memberCapacity {
+            memberStorage?.deallocate()
+            memberStorage = .allocate(byteCount: bound, alignment: 64)
+            memberCapacity = bound
         }
-    }
-
-    /// Makes room for a member of up to `bound` bytes.
-    private func reserveMember(_ bound: Int) {
-        guard bound > memberCapacity else { return }
-        memberStorage?.deallocate()
-        memberStorage = .allocate(byteCount: bound, alignment: 64)
-        memberCapacity = bound
+        memberCount = libdeflate_gzip_compress(compressor, bytes.baseAddress, bytes.count, memberStorage, memberCapacity)
+        guard memberCount > 0 else {
+            throw NIfTIError(path: path, kind: .writeFailed, reason: "gzip compression failed")
+        }
     }
 }

@@ -542,6 +542,14 @@ public enum DiffusionPipeline {
         let lastB0 = b0Volumes.max() ?? -1
         var volume = StoredVolume.empty(integers: reader.storesSmallIntegers)
         for v in 0...(inputs.volumeIndices.last ?? 0) {
+            if let gatherer, volume.isInteger {
+                // The mask is known: the kept voxels are gathered straight from the reader.
+                let gathered: Void? = try reader.next(integers: &volume.integers) { (stored: UnsafeBufferPointer<Int16>) in
+                    if let k = position[v] { gatherer.gather(stored, at: k) }
+                }
+                guard gathered != nil else { break }
+                continue
+            }
             guard try volume.read(from: reader) else { break }
             if mask == nil, b0Volumes.contains(v) { volume.add(to: &meanB0) }
             if let k = position[v] {
@@ -727,6 +735,11 @@ struct SignalGatherer {
         voxels = mask.indices.filter { mask[$0] }.map { Int32($0) }
         guard !voxels.isEmpty else { throw PipelineError(options.maskPath ?? options.dwiPath, "the brain mask is empty") }
         signal = MaskedSignal(voxelCount: voxels.count, volumeCount: volumes, storage: integers ? .int16 : .float)
+    }
+
+    /// Stores a volume of stored integers as the k-th listed volume.
+    func gather(_ stored: UnsafeBufferPointer<Int16>, at k: Int) {
+        voxels.withUnsafeBufferPointer { signal.store(volume: k, gathering: $0, from: stored) }
     }
 
     /// Stores `volume` as the k-th listed volume.

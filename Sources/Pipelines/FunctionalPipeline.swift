@@ -78,6 +78,9 @@ public enum FunctionalPipeline {
         let measures = try computeMeasures(options, inputs: inputs, regional: regional)
         inputs.warnings += cleaningWarnings(inputs: inputs, regional: regional, qc: measures.cleaned.qc)
         timer.lap("cleaning + connectivity + amplitude")
+        // Nothing is written before the run is known to be usable (bad input leaves no output).
+        let streamOutputs = try startStreamOutputs(options, inputs: inputs, regional: regional, inBackground: options.threads > 1)
+        defer { streamOutputs.waitIgnoringErrors() }
         let amplitudeMapFiles = options.parameters.amplitudeMaps
             ? try writeAmplitudeMaps(options, confounds: inputs.confounds, cleaning: measures.amplitudeCleaning,
                                      repetitionTime: inputs.repetitionTime, mask: inputs.mask)
@@ -85,7 +88,7 @@ public enum FunctionalPipeline {
         let summary = try summaryMetrics(options, inputs: inputs, regional: regional, measures: measures)
         var files = try writeTables(options, inputs: inputs, regional: regional, measures: measures, summary: summary.rows)
         files.insert(contentsOf: amplitudeMapFiles, at: files.count - 1)
-        files.insert(contentsOf: try writeQualityOutputs(options, inputs: inputs, regional: regional, qc: measures.cleaned.qc),
+        files.insert(contentsOf: try finishQualityOutputs(streamOutputs, options, inputs: inputs, qc: measures.cleaned.qc),
                      at: files.count - 1)
         timer.lap("summaries + outputs")
         return FunctionalResult(regionNames: inputs.entries.map(\.name), pearson: measures.pearson, metrics: summary.metrics,

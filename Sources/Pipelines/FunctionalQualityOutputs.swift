@@ -3,6 +3,7 @@ import Foundation
 import Functional
 import NIfTI
 import Parcellation
+import SlabParallel
 import Tabular
 
 /// Brain voxels kept whole for the carpet plot of a run's report: more rows than the plot
@@ -20,22 +21,38 @@ extension FunctionalPipeline {
     ///   for non-finite values, and kept;
     /// - `P_desc-carpet_bold.tsv` (+ `.json`): a sample of brain voxels grouped by region,
     ///   each row one voxel's raw values at every volume.
-    /// Returns the paths written.
-    static func writeQualityOutputs(_ options: FunctionalOptions, inputs: Inputs, regional: RegionalSeries,
-                                    qc: CleaningQC) throws -> [String] {
+    ///
+    /// The maps and the carpet depend on the stream alone: this starts writing them (with two
+    /// threads or more on a second thread, while the series are cleaned and correlated), and
+    /// ``finishQualityOutputs(_:_:inputs:qc:)`` writes the censoring table and returns
+    /// every path, in the order above.
+    static func startStreamOutputs(_ options: FunctionalOptions, inputs: Inputs, regional: RegionalSeries,
+                                   inBackground: Bool) throws -> BackgroundWork<(maps: [String], carpet: [String])> {
+        try createOutputFolder(options.outputFolder)
         let base = options.outputFolder + "/" + options.prefix
-        let extracted = regional.extracted
-        let shape = [inputs.header.spatialShape.x, inputs.header.spatialShape.y, inputs.header.spatialShape.z]
-        var files: [String] = []
-        for (suffix, values, what) in [("_stat-mean_boldmap.nii.gz", extracted.voxelMean, "mean BOLD"),
-                                       ("_stat-tsnr_boldmap.nii.gz", extracted.voxelTSNR, "tSNR")] where values.count == shape.reduce(1, *) {
-            try NIfTIFile.write(values, shape: shape, geometry: inputs.header, to: base + suffix,
-                                description: "nimetrics \(what)", compressionLevel: 1, threads: options.threads)
-            files.append(base + suffix)
+        let (extracted, header, threads) = (regional.extracted, inputs.header, options.threads)
+        let (regionNames, repetitionTime) = (inputs.entries.map(\.name), inputs.repetitionTime)
+        return BackgroundWork(inBackground: inBackground) {
+            let shape = [header.spatialShape.x, header.spatialShape.y, header.spatialShape.z]
+            var maps: [String] = []
+            for (suffix, values, what) in [("_stat-mean_boldmap.nii.gz", extracted.voxelMean, "mean BOLD"),
+                                           ("_stat-tsnr_boldmap.nii.gz", extracted.voxelTSNR, "tSNR")] where values.count == shape.reduce(1, *) {
+                try NIfTIFile.write(values, shape: shape, geometry: header, to: base + suffix,
+                                    description: "nimetrics \(what)", compressionLevel: 1, threads: threads)
+                maps.append(base + suffix)
+            }
+            let carpet = try writeCarpet(base: base, volumes: header.volumeCount, regionNames: regionNames,
+                                         repetitionTime: repetitionTime, extracted: extracted)
+            return (maps, carpet)
         }
-        files += try writeCensoring(base: base, inputs: inputs, qc: qc)
-        files += try writeCarpet(base: base, inputs: inputs, extracted: extracted)
-        return files
+    }
+
+    /// The censoring table, once the stream outputs are written: every path, in order.
+    static func finishQualityOutputs(_ started: BackgroundWork<(maps: [String], carpet: [String])>, _ options: FunctionalOptions,
+                                     inputs: Inputs, qc: CleaningQC) throws -> [String] {
+        let censoring = try writeCensoring(base: options.outputFolder + "/" + options.prefix, inputs: inputs, qc: qc)
+        let written = try started.wait()
+        return written.maps + censoring + written.carpet
     }
 
     static func writeCensoring(base: String, inputs: Inputs, qc: CleaningQC) throws -> [String] {
@@ -63,17 +80,17 @@ extension FunctionalPipeline {
         return [base + "_desc-censoring_timeseries.tsv", base + "_desc-censoring_timeseries.json"]
     }
 
-    static func writeCarpet(base: String, inputs: Inputs, extracted: RegionalTimeSeries) throws -> [String] {
-        let volumes = inputs.header.volumeCount
+    static func writeCarpet(base: String, volumes: Int, regionNames: [String], repetitionTime: Double,
+                            extracted: RegionalTimeSeries) throws -> [String] {
         var table = TSVTable(columns: ["region", "voxel"] + (0..<volumes).map { "vol\($0)" })
         for (k, row) in extracted.carpet.enumerated() {
-            table.append([inputs.entries[extracted.carpetRegions[k]].name, String(extracted.carpetVoxels[k])] + row.map { tsvCell($0) })
+            table.append([regionNames[extracted.carpetRegions[k]], String(extracted.carpetVoxels[k])] + row.map { tsvCell($0) })
         }
         try table.write(to: base + "_desc-carpet_bold.tsv")
         let sidecar = JSONValue.object([
             ("Description", .string("A sample of brain voxels for a carpet plot (Power 2017): every k-th brain voxel of each atlas region, grouped by region in atlas order; one row per voxel (its file-order index), one column per volume, raw values")),
             ("MaximumRows", .int(carpetRows)),
-            ("RepetitionTime", .number(inputs.repetitionTime)),
+            ("RepetitionTime", .number(repetitionTime)),
             ("GeneratedBy", .string("nimetrics \(NimetricsVersion.string)")),
         ])
         try AtomicFile.write(sidecar.rendered() + "\n", to: base + "_desc-carpet_bold.json")
