@@ -198,21 +198,28 @@ public enum PNG {
 extension [UInt8] {
     /// Base64 (RFC 4648) of the bytes, for `data:` URIs.
     public var base64: String {
-        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity((count + 2) / 3 * 4)
-        var i = 0
-        while i + 2 < count {
-            let n = (Int(self[i]) << 16) | (Int(self[i + 1]) << 8) | Int(self[i + 2])
-            out += [alphabet[n >> 18], alphabet[(n >> 12) & 63], alphabet[(n >> 6) & 63], alphabet[n & 63]]
-            i += 3
-        }
-        if i + 1 == count {
-            let n = Int(self[i]) << 16
-            out += [alphabet[n >> 18], alphabet[(n >> 12) & 63], 61, 61]
-        } else if i + 2 == count {
-            let n = (Int(self[i]) << 16) | (Int(self[i + 1]) << 8)
-            out += [alphabet[n >> 18], alphabet[(n >> 12) & 63], alphabet[(n >> 6) & 63], 61]
+        let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        let length = (count + 2) / 3 * 4
+        let out = [UInt8](unsafeUninitializedCapacity: length) { out, initialized in
+            alphabet.withUnsafeBufferPointer { alphabet in
+            withUnsafeBufferPointer { bytes in
+                var i = 0, o = 0
+                while i + 2 < bytes.count {
+                    let n = (Int(bytes[i]) << 16) | (Int(bytes[i + 1]) << 8) | Int(bytes[i + 2])
+                    out[o] = alphabet[n >> 18]; out[o + 1] = alphabet[(n >> 12) & 63]
+                    out[o + 2] = alphabet[(n >> 6) & 63]; out[o + 3] = alphabet[n & 63]
+                    i += 3; o += 4
+                }
+                // The last one or two bytes, padded with "=".
+                if i < bytes.count {
+                    let second = i + 1 < bytes.count ? Int(bytes[i + 1]) : 0
+                    let n = (Int(bytes[i]) << 16) | (second << 8)
+                    out[o] = alphabet[n >> 18]; out[o + 1] = alphabet[(n >> 12) & 63]
+                    out[o + 2] = i + 1 < bytes.count ? alphabet[(n >> 6) & 63] : 61
+                    out[o + 3] = 61
+                }
+            }}
+            initialized = length
         }
         return String(decoding: out, as: UTF8.self)
     }

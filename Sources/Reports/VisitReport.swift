@@ -1,6 +1,7 @@
 import AtomicFiles
 import Foundation
 import NIfTI
+import Synchronization
 import Tabular
 
 /// The report of one visit, `sub-XX_ses-YY_report.html` in the visit's output folder, built
@@ -119,19 +120,18 @@ enum DiffusionSection {
     static func addMosaics(_ page: inout HTMLPage, base: String, sidecar: JSONValue) throws {
         let maskPath = base + "_desc-brain_mask.nii.gz"
         guard FileManager.default.fileExists(atPath: maskPath) else { return }
-        let mask = try OrientedVolume.read(maskPath)
-        let s0 = try OrientedVolume.read(base + "_model-tensor_param-s0_dwimap.nii.gz")
+        let maps = try DiffusionMaps(base: base)
+        let (mask, s0, faImage) = (maps.mask!, maps.s0!, maps.fa!)
         var s0Layers = MosaicLayers(base: .grey(s0, low: 0, high: s0.percentile(0.99)))
         s0Layers.outlines = [(mask, [255, 60, 60])]
         s0Layers.extent = mask
         page.figure(VisitReport.mosaic(s0Layers, alt: "S0 with the brain mask outlined in red, axial, coronal and sagittal slices"),
                     caption: "S0 (the fitted b=0 signal, arbitrary units), brain mask outlined in red. Rows: axial, coronal, sagittal; subject's left on the left.")
-        let faImage = try NIfTIFile.read(base + "_model-tensor_param-fa_dwimap.nii.gz", as: Float.self)
         let fa = OrientedVolume.reoriented(faImage.voxels, header: faImage.header)
         var faLayers = MosaicLayers(base: .grey(fa, low: 0, high: 1))
         faLayers.extent = mask
         page.figure(VisitReport.mosaic(faLayers, alt: "Fractional anisotropy map"), caption: "Fractional anisotropy (0 black to 1 white, unitless).")
-        if let dec = try decLayers(base: base, fa: faImage, sidecar: sidecar, mask: mask) {
+        if let v1 = maps.v1, let dec = decLayers(v1: v1, fa: faImage, sidecar: sidecar, mask: mask) {
             page.figure(VisitReport.mosaic(dec, alt: "Direction-encoded colour map"),
                         caption: "Direction-encoded colour: |V1| x FA as red (left-right), green (anterior-posterior), blue (inferior-superior).")
         }
@@ -156,10 +156,7 @@ enum DiffusionSection {
 
     /// |V1| x FA as RGB, each channel on the world axis it shows. V1 is in the voxel axes
     /// (FSL frame, signs aside) unless the sidecar says `world`.
-    static func decLayers(base: String, fa: NIfTIImage<Float>, sidecar: JSONValue, mask: OrientedVolume) throws -> MosaicLayers? {
-        let path = base + "_model-tensor_param-v1_dwimap.nii.gz"
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
-        let v1 = try NIfTIFile.read(path, as: Float.self)
+    static func decLayers(v1: NIfTIImage<Float>, fa: NIfTIImage<Float>, sidecar: JSONValue, mask: OrientedVolume) -> MosaicLayers? {
         guard v1.header.volumeCount == 3, v1.header.voxelsPerVolume == fa.header.voxelsPerVolume else { return nil }
         let world = sidecar["VectorFrame"]?.stringValue == "world"
         let order = OrientedVolume.axisOrder(fa.header).voxelOf
@@ -179,6 +176,33 @@ enum DiffusionSection {
         var layers = MosaicLayers(base: .rgb(channels[0], channels[1], channels[2]))
         layers.extent = mask
         return layers
+    }
+
+    /// The maps the section shows, read at once (each is an inflate of its own, the larger
+    /// part of the section's time): the mask and S0 as shown, FA and V1 as stored; V1 nil
+    /// when there is none.
+    final class DiffusionMaps: @unchecked Sendable {
+        // Each is written by one iteration of the read below, then only read.
+        var mask: OrientedVolume?, s0: OrientedVolume?, fa: NIfTIImage<Float>?, v1: NIfTIImage<Float>?
+
+        init(base: String) throws {
+            let v1Path = base + "_model-tensor_param-v1_dwimap.nii.gz"
+            let errors = Mutex<[(Int, any Error)]>([])
+            DispatchQueue.concurrentPerform(iterations: 4) { k in
+                do {
+                    switch k {
+                    case 0: mask = try OrientedVolume.read(base + "_desc-brain_mask.nii.gz")
+                    case 1: s0 = try OrientedVolume.read(base + "_model-tensor_param-s0_dwimap.nii.gz")
+                    case 2: fa = try NIfTIFile.read(base + "_model-tensor_param-fa_dwimap.nii.gz", as: Float.self)
+                    default: if FileManager.default.fileExists(atPath: v1Path) { v1 = try NIfTIFile.read(v1Path, as: Float.self) }
+                    }
+                } catch {
+                    errors.withLock { $0.append((k, error)) }
+                }
+            }
+            // The first failing map in the order above, whichever thread met it first.
+            if let first = errors.withLock({ $0.min { $0.0 < $1.0 } }) { throw first.1 }
+        }
     }
 
     static func addQC(_ page: inout HTMLPage, sidecar: JSONValue) {
