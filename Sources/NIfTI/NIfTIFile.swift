@@ -1,5 +1,6 @@
 import Foundation
 import SlabParallel
+import Synchronization
 
 /// The floating-point types voxels are converted to on reading.
 public protocol NIfTIScalar: BinaryFloatingPoint, Sendable {
@@ -204,11 +205,9 @@ public final class NIfTIVolumeReader {
     private let mapping: MappedFile?
     /// The bytes of the volume being returned.
     private var raw: ByteBuffer
-    /// A second buffer, for the volume read ahead.
-    private var spare: ByteBuffer?
-    /// The background read of volume `nextIndex` (into the spare buffer, which it returns),
-    /// when one is in flight.
-    private var inFlight: BackgroundWork<ByteBuffer>?
+    /// The inflate running ahead of the caller, once the first volume is asked for with
+    /// ``readsAhead`` set.
+    private var ahead: ReadAhead?
     /// The error that ended the stream: every later call throws it again.
     private var failure: (any Error)?
     private let path: String
@@ -234,8 +233,8 @@ public final class NIfTIVolumeReader {
     }
 
     deinit {
-        // The background read uses the stream and the spare buffer: let it finish first.
-        inFlight?.waitIgnoringErrors()
+        // The inflate ahead uses the stream and the buffers: stop it and let it finish first.
+        ahead?.stop()
     }
 
     /// Threads given to the reader; see ``threadsForVolumeWork``.
@@ -319,18 +318,17 @@ public final class NIfTIVolumeReader {
         return try scratch.withUnsafeBufferPointer(body)
     }
 
-    /// Makes `raw` hold volume `nextIndex` (from the read ahead, or read now), starts reading
-    /// the volume after it when reading ahead, and moves on.
+    /// Makes `raw` hold volume `nextIndex` (from the inflate ahead, or read now) and moves on.
     private func advance() throws -> Bool {
         if let failure { throw failure }
         guard nextIndex < header.volumeCount else { return false }
         guard let stream else { return advanceMapped() }
         do {
-            if let job = inFlight {
-                inFlight = nil
-                let buffer = try job.wait()
-                spare = raw
-                raw = buffer
+            if readsAhead && ahead == nil {
+                ahead = ReadAhead(stream: stream, first: raw, volumeBytes: raw.count, from: nextIndex, to: header.volumeCount)
+            }
+            if let ahead {
+                raw = try ahead.take(nextIndex)
             } else {
                 try stream.read(into: raw.pointer, count: raw.count, alreadyRead: nextIndex * raw.count)
             }
@@ -339,17 +337,68 @@ public final class NIfTIVolumeReader {
             throw error
         }
         nextIndex += 1
-        if readsAhead && nextIndex < header.volumeCount {
-            let buffer = spare ?? ByteBuffer(count: raw.count)
-            spare = nil
-            let stream = stream, alreadyRead = nextIndex * raw.count
-            // The stream and the buffer belong to the background read until `wait()` returns.
-            inFlight = BackgroundWork {
-                try stream.read(into: buffer.pointer, count: buffer.count, alreadyRead: alreadyRead)
-                return buffer
+        return true
+    }
+}
+
+/// Volumes inflated one after another on a thread of their own into two buffers, while the
+/// caller works on the volume before: the inflate (the serial part of reading a compressed
+/// series) never waits for a hand-over, only for the caller to be done with a buffer.
+///
+/// `@unchecked Sendable`: the stream and the buffers are shared by the two threads under the
+/// semaphores' protocol. The inflating thread writes buffer `v % 2` only after the caller has
+/// handed it back (the `free` semaphore) and hands it over with `filled`; the caller reads a
+/// buffer only between `take` and its next `take`.
+private final class ReadAhead: @unchecked Sendable {
+    private let buffers: [ByteBuffer]
+    private let first: Int
+    private let free = DispatchSemaphore(value: 2)
+    private let filled = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+    /// The volume whose read failed, and the error; set before `filled` is signalled.
+    private let failure = Mutex<(volume: Int, error: any Error)?>(nil)
+    private let cancelled = Mutex(false)
+    /// Whether the caller holds a buffer (each `take` after the first hands one back).
+    private var holding = false
+
+    /// Starts inflating volumes `start ..< end` of `stream`, `volumeBytes` each, into `first`
+    /// and one more buffer.
+    init(stream: InflateStream, first buffer: ByteBuffer, volumeBytes: Int, from start: Int, to end: Int) {
+        buffers = [buffer, ByteBuffer(count: volumeBytes)]
+        first = start
+        // The thread holds this object until it finishes, which `stop` waits for.
+        DispatchQueue(label: "nimetrics.inflate-ahead").async { [self] in
+            defer { finished.signal() }
+            for v in start..<end {
+                free.wait()
+                if cancelled.withLock({ $0 }) { return }
+                do {
+                    try stream.read(into: buffers[(v - start) % 2].pointer, count: volumeBytes, alreadyRead: v * volumeBytes)
+                } catch {
+                    failure.withLock { $0 = (v, error) }
+                    filled.signal()
+                    return
+                }
+                filled.signal()
             }
         }
-        return true
+    }
+
+    /// The buffer of volume `v` (the next one), once inflated; hands the one before back.
+    func take(_ v: Int) throws -> ByteBuffer {
+        if holding { free.signal() }
+        holding = true
+        filled.wait()
+        if let failed = failure.withLock({ $0 }), failed.volume == v { throw failed.error }
+        return buffers[(v - first) % 2]
+    }
+
+    /// Stops the inflate (after the volume in progress) and waits for its thread to finish.
+    func stop() {
+        cancelled.withLock { $0 = true }
+        free.signal()
+        free.signal()
+        finished.wait()
     }
 }
 
