@@ -352,7 +352,10 @@ public final class NIfTIVolumeReader {
 private final class ReadAhead: @unchecked Sendable {
     private let buffers: [ByteBuffer]
     private let first: Int
-    private let free = DispatchSemaphore(value: 2)
+    /// Buffers the inflate may fill. Every semaphore starts at 0 (libdispatch traps when one
+    /// is freed below its starting value, as `free` is when the caller stops early); the two
+    /// buffers are signalled free in `init`.
+    private let free = DispatchSemaphore(value: 0)
     private let filled = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
     /// The volume whose read failed, and the error; set before `filled` is signalled.
@@ -366,6 +369,8 @@ private final class ReadAhead: @unchecked Sendable {
     init(stream: InflateStream, first buffer: ByteBuffer, volumeBytes: Int, from start: Int, to end: Int) {
         buffers = [buffer, ByteBuffer(count: volumeBytes)]
         first = start
+        free.signal()
+        free.signal()
         // The thread holds this object until it finishes, which `stop` waits for.
         DispatchQueue(label: "nimetrics.inflate-ahead").async { [self] in
             defer { finished.signal() }

@@ -109,6 +109,34 @@ struct VolumeReaderTests {
     }
 }
 
+@Suite("Reading ahead")
+struct ReadAheadTests {
+    let identity = Affine(rows: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+
+    @Test("a reader dropped after any number of volumes read ahead stops its inflate cleanly, and the volumes are the file's",
+          arguments: [0, 1, 2, 5, 8])
+    func stopEarly(volumesRead: Int) throws {
+        let folder = makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        // Volumes large enough to be worth reading ahead; eight of them.
+        let shape = [64, 64, 20, 8]
+        let perVolume = 64 * 64 * 20
+        let values = (0..<(perVolume * 8)).map { Float(($0 * 37) % 1000) }
+        let path = folder + "/series.nii.gz"
+        try NIfTIFile.write(values, shape: shape, geometry: NIfTIHeader.make(shape: shape, affine: identity), to: path)
+        for _ in 0..<3 {
+            let reader = try NIfTIFile.volumes(path)
+            reader.readsAhead = true
+            var volume: [Float] = []
+            for k in 0..<volumesRead {
+                #expect(try reader.next(into: &volume))
+                #expect(volume == Array(values[(k * perVolume)..<((k + 1) * perVolume)]))
+            }
+            if volumesRead == 8 { #expect(try !reader.next(into: &volume)) }
+        }
+    }
+}
+
 @Suite("Chunked writing")
 struct ChunkedWriteTests {
     let identity = Affine(rows: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
