@@ -63,17 +63,8 @@ public struct SHA256: Sendable {
     /// - Throws: ``TrialError/io(path:reason:)`` naming the file when it is missing, not a
     ///   regular file ("not a regular file (a FIFO)"), or cannot be opened or read.
     public static func hex(ofFile path: String) throws(TrialError) -> String {
-        do { try FileSystem.checkRegularFile(path) } catch { throw TrialError.io(path: path, reason: error.reason) }
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard descriptor >= 0 else {
-            let code = errno
-            throw TrialError.io(path: path, reason: code == ENOENT ? "no such file" : "cannot open the file for hashing: \(String(cString: strerror(code)))")
-        }
+        let descriptor = try openRegularFile(path)
         defer { close(descriptor) }
-        var info = stat()
-        guard fstat(descriptor, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
-            throw TrialError.io(path: path, reason: "not a regular file")
-        }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: fileBlockBytes, alignment: 64)
         defer { buffer.deallocate() }
         var hasher = SHA256()
@@ -88,6 +79,29 @@ public struct SHA256: Sendable {
             hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
         }
         return hexString(hasher.finalize())
+    }
+
+    /// Checks that `path` can be hashed (a regular file that opens), with the errors of
+    /// ``hex(ofFile:)``, without reading it: a visit whose inputs are hashed while it is
+    /// processed still fails on a missing input before anything is done.
+    public static func checkHashable(_ path: String) throws(TrialError) {
+        close(try openRegularFile(path))
+    }
+
+    /// Opens a regular file for reading, checked as ``hex(ofFile:)`` describes.
+    private static func openRegularFile(_ path: String) throws(TrialError) -> Int32 {
+        do { try FileSystem.checkRegularFile(path) } catch { throw TrialError.io(path: path, reason: error.reason) }
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard descriptor >= 0 else {
+            let code = errno
+            throw TrialError.io(path: path, reason: code == ENOENT ? "no such file" : "cannot open the file for hashing: \(String(cString: strerror(code)))")
+        }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            close(descriptor)
+            throw TrialError.io(path: path, reason: "not a regular file")
+        }
+        return descriptor
     }
 
     static func hexString(_ digest: [UInt8]) -> String {

@@ -155,19 +155,33 @@ public enum TrialRunner {
         let recordPath = folder + "/" + VisitFiles.record(visit)
         let metricsPath = folder + "/" + VisitFiles.metrics(visit)
         do {
-            for (role, path) in try context.processor.inputFiles(for: visit) {
-                record.inputs.append(.init(role: role, path: displayPath(path, root: context.datasetRoot), sha256: try SHA256.hex(ofFile: path)))
+            let inputs = try context.processor.inputFiles(for: visit)
+            let inBackground = !hasOkRecord(recordPath)
+            // A missing or unreadable input fails the visit before anything is done, either way.
+            if inBackground { for input in inputs { try SHA256.checkHashable(input.path) } }
+            let hashes = inputHashes(inputs, root: context.datasetRoot, whileProcessing: inBackground)
+            do {
+                // With an ok record the inputs are hashed first: they decide whether the visit
+                // is redone at all.
+                if !hashes.isInBackground {
+                    record.inputs = try hashes.work.wait()
+                    if isUpToDate(recordPath: recordPath, folder: folder, expected: record) { return outcome(.ok, skipped: true) }
+                }
+                // From here the folder is being rewritten: no old `ok` record may survive a kill.
+                try removeIfPresent(recordPath)
+                try removeIfPresent(metricsPath)
+                let result = try context.processor.process(visit: visit, outputFolder: folder, threads: context.threads)
+                try MetricsTable.validate(result.metrics, modality: visit.modality)
+                try MetricsTable.table(result.metrics).write(to: metricsPath)
+                record.outputs = result.files.map { relativeOutput($0, folder: folder) } + [VisitFiles.metrics(visit)]
+                record.warnings = result.warnings
+                record.status = .ok
+            } catch {
+                // An input that cannot be hashed is the visit's error, as when it was hashed first.
+                _ = try hashes.work.wait()
+                throw error
             }
-            if isUpToDate(recordPath: recordPath, folder: folder, expected: record) { return outcome(.ok, skipped: true) }
-            // From here the folder is being rewritten: no old `ok` record may survive a kill.
-            try removeIfPresent(recordPath)
-            try removeIfPresent(metricsPath)
-            let result = try context.processor.process(visit: visit, outputFolder: folder, threads: context.threads)
-            try MetricsTable.validate(result.metrics, modality: visit.modality)
-            try MetricsTable.table(result.metrics).write(to: metricsPath)
-            record.outputs = result.files.map { relativeOutput($0, folder: folder) } + [VisitFiles.metrics(visit)]
-            record.warnings = result.warnings
-            record.status = .ok
+            record.inputs = try hashes.work.wait()
         } catch {
             record.status = .failed
             record.error = oneLine(error)
@@ -181,6 +195,22 @@ public enum TrialRunner {
             return outcome(.failed, error: (record.error.map { $0 + "; " } ?? "") + "cannot write the visit record: \(oneLine(error))")
         }
         return outcome(record.status, error: record.error)
+    }
+
+    /// The SHA-256 of each input file, in order. Without an ok record the visit is processed
+    /// whatever the hashes are, so they are computed on a second thread during the processing
+    /// (the read of a compressed series leaves a core mostly idle); with one, first.
+    static func inputHashes(_ inputs: [(role: String, path: String)], root: String, whileProcessing: Bool)
+        -> (work: BackgroundWork<[VisitRecord.Input]>, isInBackground: Bool) {
+        let work = BackgroundWork(inBackground: whileProcessing) {
+            try inputs.map { VisitRecord.Input(role: $0.role, path: displayPath($0.path, root: root), sha256: try SHA256.hex(ofFile: $0.path)) }
+        }
+        return (work, whileProcessing)
+    }
+
+    /// Whether a record of this unit says ok (only then can the visit be up to date).
+    static func hasOkRecord(_ recordPath: String) -> Bool {
+        FileManager.default.fileExists(atPath: recordPath) && (try? VisitRecord.read(recordPath))?.status == .ok
     }
 
     /// True when the stored record says ok for the same inputs and parameters, and every
