@@ -136,32 +136,17 @@ extension TensorModel {
             voxels = Array(0..<voxelCount)
         }
 
-        var tensors = [Float](repeating: 0, count: 6 * voxelCount)
-        var s0 = [Float](repeating: 0, count: voxelCount)
-        var eigenvalues = [Float](repeating: 0, count: 3 * voxelCount)
-        var v1 = [Float](repeating: 0, count: 3 * voxelCount)
-        var fitted = [Bool](repeating: false, count: voxelCount)
-        var residuals = [Float](repeating: 0, count: voxelCount)
-
         let isInteger = if case .int16 = data { true } else { false }
         let kernel = TensorKernel(model: self, integers: isInteger)
-        voxels.withUnsafeBufferPointer { voxelList in
+        return voxels.withUnsafeBufferPointer { voxelList in
             let list = SharedReadBuffer(voxelList)
-            tensors.withUnsafeMutableBufferPointer { t in
-            s0.withUnsafeMutableBufferPointer { s in
-            eigenvalues.withUnsafeMutableBufferPointer { e in
-            v1.withUnsafeMutableBufferPointer { v in
-            fitted.withUnsafeMutableBufferPointer { f in
-            residuals.withUnsafeMutableBufferPointer { r in
-                let out = TensorOutputs(tensors: SharedBuffer(t), s0: SharedBuffer(s), eigenvalues: SharedBuffer(e),
-                                        v1: SharedBuffer(v), fitted: SharedBuffer(f), residuals: SharedBuffer(r))
+            // Voxels outside the mask are never visited: the outputs start at zero.
+            return TensorFit.make(voxelCount: voxelCount, zeroed: true) { out in
                 forEachSlab(count: list.count, threads: threads) { range in
                     kernel.fit(voxels: list, range: range, data: data, voxelCount: voxelCount, out: out)
                 }
-            }}}}}}
+            }
         }
-        return TensorFit(voxelCount: voxelCount, tensors: tensors, s0: s0, eigenvalues: eigenvalues,
-                         principalEigenvectors: v1, fitted: fitted, residuals: residuals)
     }
 
     /// Fits the tensor in every masked voxel of an array; see
@@ -192,25 +177,11 @@ extension TensorModel {
     /// written by its fit (zeros when it fails), so their memory is taken as chunks are
     /// fitted and freed.
     func fitConsuming(_ signal: MaskedSignal, threads: Int) -> TensorFit {
-        let n = signal.voxelCount
-        func uninitialized<T>(_ count: Int) -> [T] {
-            [T](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
-        }
-        var tensors: [Float] = uninitialized(6 * n), s0: [Float] = uninitialized(n)
-        var eigenvalues: [Float] = uninitialized(3 * n), v1: [Float] = uninitialized(3 * n)
-        var fitted: [Bool] = uninitialized(n), residuals: [Float] = uninitialized(n)
         let kernel = TensorKernel(model: self, integers: signal.storage == .int16)
         let local = Array(0..<MaskedSignal.chunkVoxels)
-        local.withUnsafeBufferPointer { localBuffer in
+        return local.withUnsafeBufferPointer { localBuffer in
             let list = SharedReadBuffer(localBuffer)
-            tensors.withUnsafeMutableBufferPointer { t in
-            s0.withUnsafeMutableBufferPointer { s in
-            eigenvalues.withUnsafeMutableBufferPointer { e in
-            v1.withUnsafeMutableBufferPointer { v in
-            fitted.withUnsafeMutableBufferPointer { f in
-            residuals.withUnsafeMutableBufferPointer { r in
-                let out = TensorOutputs(tensors: SharedBuffer(t), s0: SharedBuffer(s), eigenvalues: SharedBuffer(e),
-                                        v1: SharedBuffer(v), fitted: SharedBuffer(f), residuals: SharedBuffer(r))
+            return TensorFit.make(voxelCount: signal.voxelCount, zeroed: false) { out in
                 forEachSlab(count: signal.chunkCount, threads: threads) { chunks in
                     for c in chunks {
                         let voxels = signal.voxelRange(ofChunk: c)
@@ -219,8 +190,31 @@ extension TensorModel {
                         signal.release(chunk: c)
                     }
                 }
-            }}}}}}
+            }
         }
+    }
+}
+
+extension TensorFit {
+    /// A fit of `voxelCount` voxels whose outputs `body` writes through the shared views.
+    /// - Parameter zeroed: start every output at zero (and not fitted); otherwise they are
+    ///   allocated unfilled, and `body` must write every voxel.
+    static func make(voxelCount n: Int, zeroed: Bool, _ body: (TensorOutputs) -> Void) -> TensorFit {
+        func allocate<T>(_ count: Int, _ zero: T) -> [T] {
+            zeroed ? [T](repeating: zero, count: count) : [T](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+        }
+        var tensors = allocate(6 * n, Float(0)), s0 = allocate(n, Float(0))
+        var eigenvalues = allocate(3 * n, Float(0)), v1 = allocate(3 * n, Float(0))
+        var fitted = allocate(n, false), residuals = allocate(n, Float(0))
+        tensors.withUnsafeMutableBufferPointer { t in
+        s0.withUnsafeMutableBufferPointer { s in
+        eigenvalues.withUnsafeMutableBufferPointer { e in
+        v1.withUnsafeMutableBufferPointer { v in
+        fitted.withUnsafeMutableBufferPointer { f in
+        residuals.withUnsafeMutableBufferPointer { r in
+            body(TensorOutputs(tensors: SharedBuffer(t), s0: SharedBuffer(s), eigenvalues: SharedBuffer(e),
+                               v1: SharedBuffer(v), fitted: SharedBuffer(f), residuals: SharedBuffer(r)))
+        }}}}}}
         return TensorFit(voxelCount: n, tensors: tensors, s0: s0, eigenvalues: eigenvalues,
                          principalEigenvectors: v1, fitted: fitted, residuals: residuals)
     }
