@@ -98,9 +98,9 @@ let package = Package(
 
         // MARK: - Tests
         /// Helpers shared by the test targets (a seeded generator, folder-tree snapshots).
-        .target(name: "TestSupport", dependencies: ["Statistics"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["CDeflate", "Statistics"], path: "Tests/TestSupport"),
         .testTarget(name: "GeometryTests", dependencies: ["TestSupport", "Geometry"]),
-        .testTarget(name: "NIfTITests", dependencies: ["Geometry", "NIfTI"]),
+        .testTarget(name: "NIfTITests", dependencies: ["TestSupport", "Geometry", "NIfTI"]),
         .testTarget(name: "TransformFilesTests", dependencies: ["CHDF5", "Geometry", "NIfTI", "TransformFiles"]),
         .testTarget(name: "TabularTests", dependencies: ["Tabular"]),
         .testTarget(name: "ParcellationTests", dependencies: ["TestSupport", "Parcellation"]),

@@ -1,20 +1,8 @@
 import Foundation
 import Geometry
 import Testing
+import TestSupport
 @testable import NIfTI
-
-/// The exact bytes of a gzip-compressed NIfTI file, inflated (header, extensions and voxels),
-/// written beside it as `.nii`: the same image, uncompressed.
-func gunzipped(_ path: String) throws -> String {
-    let header = try NIfTIFile.readHeader(path)
-    let total = header.dataOffset + header.voxelCount * header.datatype.size
-    let stream = try InflateStream(path: path, offset: 0, reportPath: path, expectedBytes: total)
-    var bytes = [UInt8](repeating: 0, count: total)
-    try bytes.withUnsafeMutableBytes { try stream.read(into: $0.baseAddress!, count: total, alreadyRead: 0) }
-    let out = String(path.dropLast(3))
-    try Data(bytes).write(to: URL(fileURLWithPath: out))
-    return out
-}
 
 @Suite("Uncompressed .nii read through a memory map")
 struct UncompressedReadTests {

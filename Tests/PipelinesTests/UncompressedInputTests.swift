@@ -1,19 +1,8 @@
 import Foundation
 import Pipelines
 import Testing
+import TestSupport
 @testable import NIfTI
-
-/// The image at `path` (.nii.gz) inflated byte for byte to a .nii beside it.
-private func gunzipped(_ path: String) throws -> String {
-    let header = try NIfTIFile.readHeader(path)
-    let total = header.dataOffset + header.voxelCount * header.datatype.size
-    let stream = try InflateStream(path: path, offset: 0, reportPath: path, expectedBytes: total)
-    var bytes = [UInt8](repeating: 0, count: total)
-    try bytes.withUnsafeMutableBytes { try stream.read(into: $0.baseAddress!, count: total, alreadyRead: 0) }
-    let out = String(path.dropLast(3))
-    try Data(bytes).write(to: URL(fileURLWithPath: out))
-    return out
-}
 
 /// Output bytes (sidecars aside: they name the input) of a pipeline's files, by file name.
 private func contents(_ files: [String]) -> [String: Data] {
