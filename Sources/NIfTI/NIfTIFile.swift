@@ -247,7 +247,7 @@ public final class NIfTIVolumeReader {
         readsAhead && stream != nil ? max(1, threads - 1) : threads
     }
 
-    /// Inflate the next volume on a background thread during the caller's work on this one
+    /// Inflate the following volumes on a thread of their own, one ahead of the caller's work
     /// (default false; one more volume of memory). The volumes returned do not depend on it.
     public var readsAhead = false
 
